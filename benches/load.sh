@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Load benchmark: ratebench beside wrk (Debian's package, closed loop) and oha (crates.io,
+# open loop with --latency-correction) against the same loopback target, the target pinned
+# to one core and the generator to the other. Prints CPU µs per request, achieved rate,
+# reported p50/p99 and peak memory side by side.
+#
+#   bash benches/load.sh              # the standard set (~2 minutes)
+#   SWEEP=1 bash benches/load.sh      # also the highest rate ratebench holds within 1 %
+#   MEMORY=1 bash benches/load.sh     # also peak memory after 15 s and 60 s at 10k/s
+#   ONLY=script bash benches/load.sh  # only the scripting rows (also: ONLY=stream)
+#
+# Missing tools are installed when possible (apt-get install wrk; cargo install oha) and
+# skipped otherwise. Nothing leaves 127.0.0.1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET_CORE=${TARGET_CORE:-1}
+GEN_CORE=${GEN_CORE:-0}
+PORT=${PORT:-18099}
+URL="http://127.0.0.1:$PORT/"
+DUR=${DUR:-10}
+
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || true; }
+command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked >/dev/null 2>&1 || true
+OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
+[ -x "$OHA" ] || OHA=""
+command -v wrk >/dev/null && WRK=wrk || WRK=""
+
+cargo build --release -q || exit 1
+RB=target/release/ratebench
+
+taskset -c "$TARGET_CORE" "$RB" serve --addr "127.0.0.1:$PORT" --body-size 100 >/dev/null 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null' EXIT
+sleep 0.5
+
+tmp=$(mktemp -d)
+# Runs a command pinned to the generator core under /usr/bin/time; leaves its stdout in
+# $tmp/out and "elapsed user sys maxrss_kb" in $tmp/time.
+measure() {
+    taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"
+}
+cpu_us_per_req() { # requests
+    awk -v n="$1" '{ printf "%.1f", ($2 + $3) * 1e6 / n }' "$tmp/time"
+}
+rss_mb() { awk '{ printf "%.1f", $4 / 1024 }' "$tmp/time"; }
+to_ms() { # wrk-style duration (123.00us, 1.23ms, 1.2s) -> ms
+    awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
+}
+
+row() { printf "%-44s %12s %12s %10s %10s %9s\n" "$@"; }
+echo
+row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB"
+row "---" "----------" "----------" "------" "------" "-------"
+
+ratebench_run() { # label rate conns extra-args...
+    local label=$1 rate=$2 conns=$3; shift 3
+    measure "$RB" -R"$rate" -c"$conns" -t1 -d"${DUR}s" "$@" "$URL"
+    local done p50 p99 ach
+    done=$(awk '/^Accounting:/ { print $6 }' "$tmp/out")
+    ach=$(awk '/achieved \(sent\)/ { print $7 }' "$tmp/out")
+    p50=$(to_ms "$(awk '/ 50.000%/ { print $2 }' "$tmp/out")")
+    p99=$(to_ms "$(awk '/ 99.000%/ { print $2 }' "$tmp/out")")
+    row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)"
+    grep WARNING "$tmp/out" | sed 's/^/    /'
+}
+
+oha_run() { # label rate conns
+    local label=$1 rate=$2 conns=$3
+    [ -n "$OHA" ] || { row "$label" "(oha not installed)" "" "" "" ""; return; }
+    measure "$OHA" -z "${DUR}s" -q "$rate" -c "$conns" --latency-correction --no-tui --output-format json "$URL"
+    python3 - "$tmp/out" "$tmp/time" "$label" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+e, u, s, m = open(sys.argv[2]).read().split()
+n = sum(j.get("statusCodeDistribution", {}).values())
+p = j["latencyPercentiles"]
+print("%-44s %12.1f %12.1f %10.3f %10.3f %9.1f" % (sys.argv[3], (float(u) + float(s)) * 1e6 / max(n, 1),
+      j["summary"]["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, int(m) / 1024))
+PY
+}
+
+wrk_run() { # label conns
+    local label=$1 conns=$2
+    [ -n "$WRK" ] || { row "$label" "(wrk not installed)" "" "" "" ""; return; }
+    measure "$WRK" -t1 -c"$conns" -d"${DUR}s" --latency "$URL"
+    local n rps p50 p99
+    n=$(awk '/requests in/ { print $1 }' "$tmp/out")
+    rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
+    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$tmp/out")")
+    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$tmp/out")")
+    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)"
+}
+
+if [ -z "${ONLY:-}" ]; then
+ratebench_run "ratebench -R10k -c100" 10000 100
+ratebench_run "ratebench -R10k -c100 --spin 0" 10000 100 --spin 0
+oha_run "oha -q 10000 -c 100 --latency-correction" 10000 100
+ratebench_run "ratebench -R1000 -c10" 1000 10
+ratebench_run "ratebench -R1000 -c10 --spin 0" 1000 10 --spin 0
+ratebench_run "ratebench -R1000 -c10 --spin 1ms" 1000 10 --spin 1ms
+oha_run "oha -q 1000 -c 10 --latency-correction" 1000 10
+wrk_run "wrk -c1 (closed loop: the p50 floor)" 1
+wrk_run "wrk -c100 (closed loop: target capacity)" 100
+
+fi
+
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = script ]; then
+echo
+echo "scripting: the same 10k req/s without a script, with a static wrk-table script, with request():"
+ratebench_run "ratebench -R10k -c100 (no script)" 10000 100
+ratebench_run "ratebench -R10k -c100 -s lua/post.lua" 10000 100 -s lua/post.lua
+ratebench_run "ratebench -R10k -c100 -s lua/counter.lua" 10000 100 -s lua/counter.lua
+ratebench_run "ratebench -R60k -c100 (no script)" 60000 100
+ratebench_run "ratebench -R60k -c100 -s lua/counter.lua" 60000 100 -s lua/counter.lua
+
+fi
+
+# Streams: 50-token SSE answers (1 ms apart after a 0 ms first token) from serve's
+# OpenAI-compatible endpoint, on a second target pinned to the same core.
+stream_run() { # label rate conns
+    local label=$1 rate=$2 conns=$3
+    measure "$RB" -R"$rate" -c"$conns" -t1 -d"${DUR}s" -m POST --body '{"model":"m","stream":true}' \
+        "http://127.0.0.1:$((PORT + 1))/v1/chat/completions"
+    local tokens ach lag busy
+    tokens=$(awk '/^Streaming:/ { print $5 }' "$tmp/out")
+    ach=$(awk '/achieved \(sent\)/ { print $7 }' "$tmp/out")
+    lag=$(awk '/^Send lag:/ { print $6 }' "$tmp/out" | tr -d ,)
+    busy=$(awk '/^Generator:/ { print $4 }' "$tmp/out")
+    printf "%-44s %12s %12s %10s %10s %9s\n" "$label" "$(cpu_us_per_req "$tokens")/tok" "$ach" "$lag" "$busy" "$(rss_mb)"
+    grep WARNING "$tmp/out" | sed 's/^/    /'
+}
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = stream ]; then
+taskset -c "$TARGET_CORE" "$RB" serve --addr "127.0.0.1:$((PORT + 1))" --ttft 0 --token-interval 1ms --tokens 50 >/dev/null 2>&1 &
+STREAM_SERVER=$!
+trap 'kill $SERVER $STREAM_SERVER 2>/dev/null' EXIT
+sleep 0.3
+echo
+printf "%-44s %12s %12s %10s %10s %9s\n" "streams (50 tokens, 1 ms apart)" "cpu us/token" "achieved/s" "lag p99" "busy" "peak MB"
+stream_run "ratebench -R200 -c100 (10k tokens/s)" 200 100
+stream_run "ratebench -R500 -c100 (25k tokens/s)" 500 100
+stream_run "ratebench -R1000 -c200 (50k tokens/s)" 1000 200
+
+fi
+
+if [ "${SWEEP:-0}" = 1 ]; then
+    echo
+    echo "highest rate held within 1 % (ratebench, one generator core):"
+    for r in 60000 90000 120000 150000 180000; do
+        ratebench_run "ratebench -R$r -c100" "$r" 100
+    done
+fi
+if [ "${MEMORY:-0}" = 1 ]; then
+    echo
+    for d in 15 60; do
+        DUR=$d ratebench_run "ratebench -R10k -c100 -d${d}s (memory)" 10000 100
+    done
+fi
+rm -rf "$tmp"

@@ -1,0 +1,347 @@
+//! What each command does, wiring the pieces together: a load test (`run`), merging
+//! interval logs (`report`), the built-in target (`serve`) and the newcomer's tour (`demo`).
+//!
+//! The text report is always printed before any file is written, so a failed write (full
+//! disk, vanished directory) never loses it; write failures are then reported together
+//! (exit 1), and failed thresholds exit 99.
+//!
+//! Used by `main`; errors carry context for the one place that prints them.
+
+use crate::cli::{Cli, Command, ConfigError, DemoArgs, Outputs, ReportArgs, RunConfig, ServeArgs};
+use crate::engine::{self, RunOptions, RunResult};
+use crate::record::histogram::percentile;
+use crate::record::histogram::{new_hist, Hist};
+use crate::record::{Interval, IntervalStats};
+use crate::report::hdr::HlogWriter;
+use crate::report::threshold::Verdict;
+use crate::report::{self, fmt_us, Summary};
+use crate::serve;
+use anyhow::Context;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+/// One or more thresholds did not hold (exit 99).
+#[derive(Debug, thiserror::Error)]
+#[error("{0} of {1} thresholds failed: {2}")]
+pub struct ThresholdFailed(usize, usize, String);
+
+/// Some report files could not be written (the text report was printed).
+#[derive(Debug, thiserror::Error)]
+#[error("could not write {0}")]
+pub struct WriteFailed(String);
+
+/// The process exit code for a failed command: 2 bad input, 99 a threshold failed, 1 else.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<ConfigError>().is_some()
+        || e.downcast_ref::<crate::script::ScriptError>().is_some()
+        || matches!(
+            e.downcast_ref::<engine::RunError>(),
+            Some(engine::RunError::Script(_))
+        )
+    {
+        2
+    } else if e.downcast_ref::<ThresholdFailed>().is_some() {
+        99
+    } else {
+        1
+    }
+}
+
+/// Runs the command the user asked for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Serve(args)) => serve_cmd(&args),
+        Some(Command::Demo(args)) => demo(&args),
+        Some(Command::Report(args)) => report_cmd(&args),
+        None => {
+            let config = cli.run.validate()?;
+            load(&config)
+        }
+    }
+}
+
+fn serve_cmd(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = args.validate()?;
+    serve::run(config).map_err(anyhow::Error::msg)
+}
+
+/// Live progress on stderr, once a second, only on a terminal.
+struct Progress {
+    tty: bool,
+    total: Duration,
+    running: Hist,
+}
+
+impl Progress {
+    fn new(total: Duration) -> Progress {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            total,
+            running: new_hist(),
+        }
+    }
+
+    fn second(&mut self, iv: &Interval, s: &IntervalStats) {
+        if !self.tty {
+            return;
+        }
+        let _ = self.running.add(&iv.corrected);
+        let mut e = std::io::stderr();
+        let _ = write!(
+            e,
+            "\r\x1b[K[{:>4}s/{}s] sent {} req/s, {} errors, p99 {} this second, {} so far",
+            s.index + 1,
+            self.total.as_secs_f64().ceil(),
+            s.counts.sent,
+            s.counts.error_total(),
+            fmt_us(s.p99_us as f64),
+            fmt_us(percentile(&self.running, 99.0) as f64)
+        );
+        let _ = e.flush();
+    }
+
+    fn clear(&self) {
+        if self.tty {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Prints to stdout, or to stderr when stdout carries the JSON summary.
+fn out(to_stderr: bool, text: &str) {
+    if to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+/// Runs one load test, prints its report and writes the requested files.
+pub fn load(config: &RunConfig) -> anyhow::Result<()> {
+    load_result(config).map(|_| ())
+}
+
+/// `load`, handing back the run's numbers.
+fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
+    let to_stderr = config.output.json_to_stdout();
+    let mut hlog = match &config.hdr_log {
+        Some(p) => {
+            Some(HlogWriter::create(p).with_context(|| format!("--hdr-log {}", p.display()))?)
+        }
+        None => None,
+    };
+    // The script's setup state: loaded, and setup(thread) run, before any traffic.
+    let script = match &config.script {
+        Some(base) => {
+            let addr = engine::resolve(config)?;
+            let script = crate::script::Script::load(base, config.threads, addr)?;
+            if to_stderr && script.has_done() {
+                return Err(ConfigError::Missing(
+                    "--json - and the script's done() would both write to stdout: write the JSON to a file, e.g. --json run.json".into(),
+                )
+                .into());
+            }
+            Some(script)
+        }
+        None => None,
+    };
+    out(to_stderr, &report::text::header(config));
+    let mut progress = Progress::new(config.duration);
+    let result = engine::run(
+        config,
+        RunOptions {
+            handle_sigint: true,
+            on_interval: Box::new(|iv, s| {
+                progress.second(iv, s);
+                if let Some(h) = hlog.as_mut() {
+                    h.interval(iv, s);
+                }
+            }),
+            thread_setups: script.as_ref().map(|s| s.thread_setups()),
+        },
+    )
+    .with_context(|| format!("load test of {}", config.target.url))?;
+    progress.clear();
+    let summary = Summary::of(&result);
+    let mut failures = Vec::new();
+    if let (Some(h), Some(p)) = (hlog, &config.hdr_log) {
+        if let Err(e) = h.finish(&result, &summary) {
+            failures.push(format!("{}: {e}", p.display()));
+        }
+    }
+    let finished = finish(&result, &summary, &config.output, to_stderr, failures);
+    // done() runs after the report, as in wrk, whatever the thresholds said.
+    if let Some(script) = &script {
+        script
+            .done(&done_summary(&result), &result.thread_globals)
+            .map_err(anyhow::Error::msg)?;
+    }
+    finished?;
+    Ok(result)
+}
+
+/// Prints the text report, writes the files, and turns write failures and failed
+/// thresholds into errors (in that order of importance: a file the user asked for is lost
+/// data; a threshold is a verdict on data that exists).
+fn finish(
+    r: &RunResult,
+    s: &Summary,
+    o: &Outputs,
+    to_stderr: bool,
+    mut failures: Vec<String>,
+) -> anyhow::Result<()> {
+    let verdicts: Vec<Verdict> = o.thresholds.iter().map(|t| t.evaluate(r, s)).collect();
+    out(to_stderr, &report::text::render(r, s, &verdicts));
+    let mut write = |path: &Path, bytes: Result<Vec<u8>, String>| {
+        let result = bytes.and_then(|b| {
+            if path.as_os_str() == "-" {
+                let mut so = std::io::stdout();
+                so.write_all(&b)
+                    .and_then(|_| so.flush())
+                    .map_err(|e| e.to_string())
+            } else {
+                std::fs::write(path, b).map_err(|e| e.to_string())
+            }
+        });
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", path.display()));
+        }
+    };
+    if let Some(p) = &o.csv {
+        write(p, report::csv::percentiles(r).map_err(|e| e.to_string()));
+    }
+    if let Some(p) = &o.csv_timeseries {
+        write(p, report::csv::timeseries(r).map_err(|e| e.to_string()));
+    }
+    if let Some(p) = &o.json {
+        write(p, Ok(report::json::render(r, s, &verdicts).into_bytes()));
+    }
+    if let Some(p) = &o.html {
+        write(p, Ok(report::html::render(r, s, &verdicts).into_bytes()));
+    }
+    if !failures.is_empty() {
+        return Err(WriteFailed(failures.join("; ")).into());
+    }
+    let failed: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| !v.pass)
+        .map(|v| v.expr.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(ThresholdFailed(failed.len(), verdicts.len(), failed.join(", ")).into());
+    }
+    Ok(())
+}
+
+/// What a script's `done()` is told.
+fn done_summary(r: &RunResult) -> crate::script::DoneSummary {
+    use crate::engine::outcome::ErrorClass as E;
+    let t = &r.recorder.total;
+    let status_errors: u64 = r.recorder.status.iter().skip(400).sum();
+    let mut per_second = new_hist();
+    for i in &r.intervals {
+        per_second.saturating_record(i.counts.completed);
+    }
+    crate::script::DoneSummary {
+        duration_us: r.load_duration.as_micros() as u64,
+        requests: t.completed,
+        bytes: t.bytes,
+        errors: [
+            t.errors[E::Connect.index()],
+            t.errors[E::Read.index()],
+            t.errors[E::Write.index()],
+            status_errors,
+            t.errors[E::Timeout.index()],
+        ],
+        latency: r.recorder.corrected.clone(),
+        requests_per_s: per_second,
+    }
+}
+
+/// `ratebench report`: merge interval logs and report on them.
+fn report_cmd(args: &ReportArgs) -> anyhow::Result<()> {
+    let outputs = args.output.validate()?;
+    let mut result = report::hdr::read(&args.logs)?;
+    result.config.latency = args.spectra.latency;
+    result.config.u_latency = args.spectra.u_latency;
+    let to_stderr = outputs.json_to_stdout();
+    let names: Vec<String> = args.logs.iter().map(|p| p.display().to_string()).collect();
+    out(
+        to_stderr,
+        &format!(
+            "Report of {} interval log{} ({}) @ {}\n  {} threads and {} connections in all, target {} requests/s\n",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", "),
+            result.config.target.url,
+            result.config.threads,
+            result.config.connections,
+            result.config.rate
+        ),
+    );
+    let summary = Summary::of(&result);
+    finish(&result, &summary, &outputs, to_stderr, Vec::new())
+}
+
+/// `ratebench demo`: a stalling built-in server and a short test against it.
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let stall_at = Duration::from_secs(2);
+    let stall_for = Duration::from_secs(1);
+    let server = serve::spawn(crate::cli::ServeConfig {
+        addr: "127.0.0.1:0".parse().expect("valid address"),
+        delay: Duration::from_micros(100),
+        body_size: 100,
+        stall: Some(crate::cli::Stall {
+            length: stall_for,
+            at: stall_at,
+            every: None,
+        }),
+        tls: false,
+        threads: 1,
+        llm: Default::default(),
+        statuses: Vec::new(),
+    })
+    .map_err(anyhow::Error::msg)?;
+    // The demo's run, spelled as a user would type it, so every default applies.
+    let url = format!("http://{}/", server.addr);
+    let argv = [
+        "ratebench",
+        "-R",
+        &args.rate,
+        "-d",
+        &args.duration,
+        "-c20",
+        "-t1",
+        &url,
+    ];
+    let run_args = <Cli as clap::Parser>::try_parse_from(argv)
+        .map_err(|e| anyhow::anyhow!("demo arguments: {e}"))?
+        .run;
+    let config = run_args.validate()?;
+    println!(
+        "ratebench demo: a built-in server on {} answers in ~100us, but {}s after it starts it \
+         freezes every response for {}s.\nratebench keeps sending {} requests/s through the \
+         freeze (open loop) and times each from when it was due.\n",
+        server.addr,
+        stall_at.as_secs(),
+        stall_for.as_secs(),
+        config.rate
+    );
+    let result = load_result(&config)?;
+    let c = &result.recorder.corrected;
+    let u = &result.recorder.uncorrected;
+    let p = |h: &Hist, q: f64| fmt_us(percentile(h, q) as f64);
+    println!(
+        "\nWhat this shows:\n  corrected   p99 {:>10}  p99.9 {:>10}  — what users saw: requests due during the \
+         freeze waited for it to end\n  uncorrected p99 {:>10}  p99.9 {:>10}  — what a closed-loop tool reports: \
+         timed from the actual send, the freeze all but disappears\nRun your own: \
+         `ratebench serve --stall 1s@5s` in one shell, `ratebench -R1000 -d10s -L http://127.0.0.1:8080/` in another.",
+        p(c, 99.0),
+        p(c, 99.9),
+        p(u, 99.0),
+        p(u, 99.9),
+    );
+    Ok(())
+}

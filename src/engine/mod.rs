@@ -1,0 +1,327 @@
+//! The engine: one OS thread per `-t`, each with its own current-thread runtime,
+//! connections, share of the schedule and recorder; and the coordinator that starts them
+//! together, merges their per-second snapshots as they arrive and their recorders at the
+//! end.
+//!
+//! Before the clock starts, the target is resolved and one connection (TCP, and TLS for
+//! https) is opened and closed: an unreachable target or an untrusted certificate is a
+//! clear error, not a run full of connect errors. (It comes after the worker threads have
+//! run their scripts' init(), so a failing script sends nothing at all.)
+//!
+//! Used by `app` (run, demo) and by the integration tests.
+
+pub mod conn;
+pub mod outcome;
+pub mod worker;
+
+use crate::cli::RunConfig;
+use crate::pacer::Schedule;
+use crate::record::{Interval, IntervalStats, Recorder};
+use conn::{ConnectError, Connector};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// A stop request: `Soft` ends the schedule and waits out the grace period (first
+/// Ctrl-C); `Hard` skips the grace period (second Ctrl-C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    /// Keep going.
+    Run,
+    /// Stop sending; wait for in-flight requests up to the grace period.
+    Soft,
+    /// Stop now.
+    Hard,
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The host name did not resolve: check the URL.
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve {
+        /// host:port as given.
+        host: String,
+        /// The resolver's answer.
+        reason: String,
+    },
+    /// The target refused or failed the first connection: is it running, and trusted?
+    #[error("target not reachable: {0}")]
+    Unreachable(#[from] ConnectError),
+    /// The script failed in a worker's init() or first request(): fix the line named.
+    #[error("{0}")]
+    Script(String),
+    /// The machine refused a resource (threads, timers, sockets).
+    #[error("cannot set up the run: {0}")]
+    Setup(String),
+}
+
+/// Everything a run measured, merged across threads.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The configuration that ran.
+    pub config: RunConfig,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// All threads' measurements merged.
+    pub recorder: Recorder,
+    /// One row per second of the run, in order.
+    pub intervals: Vec<IntervalStats>,
+    /// Wall-clock time of the start of the load.
+    pub started_at: std::time::SystemTime,
+    /// How long requests were released (the duration, or less after Ctrl-C).
+    pub load_duration: Duration,
+    /// From the start to the end of the grace period.
+    pub elapsed: Duration,
+    /// Requests still queued or in flight when the grace period ended.
+    pub unfinished: u64,
+    /// Connections open at the end of the load.
+    pub open: usize,
+    /// Whether Ctrl-C (or a stop) ended the run early.
+    pub interrupted: bool,
+    /// Requests written before the schedule ended.
+    pub sent_in_window: u64,
+    /// Per worker thread, the share of the load window it was busy (0..=1): near 1 means
+    /// the generator itself was saturated.
+    pub busy: Vec<f64>,
+    /// Per worker thread, its script's final globals.
+    pub thread_globals: Vec<Vec<(String, crate::script::Portable)>>,
+}
+
+impl RunResult {
+    /// `scheduled = completed + errors + unfinished`: true unless the engine lost a request.
+    pub fn accounting_holds(&self) -> bool {
+        let t = &self.recorder.total;
+        t.scheduled == t.completed + t.error_total() + self.unfinished
+    }
+}
+
+/// Resolves the target's host and port to the first address.
+pub fn resolve(config: &RunConfig) -> Result<SocketAddr, RunError> {
+    let t = &config.target;
+    let host = format!("{}:{}", t.host, t.port);
+    (t.host.as_str(), t.port)
+        .to_socket_addrs()
+        .map_err(|e| RunError::Resolve {
+            host: host.clone(),
+            reason: e.to_string(),
+        })?
+        .next()
+        .ok_or(RunError::Resolve {
+            host,
+            reason: "no addresses".into(),
+        })
+}
+
+/// Opens and closes one connection, to fail early and clearly.
+fn preflight(connector: &Connector, timeout: Duration) -> Result<(), RunError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async {
+        match tokio::time::timeout(timeout, connector.connect()).await {
+            Ok(Ok(_sender)) => Ok(()),
+            Ok(Err(e)) => Err(RunError::Unreachable(e)),
+            Err(_) => Err(RunError::Setup(format!(
+                "connecting to the target took longer than --timeout ({timeout:?})"
+            ))),
+        }
+    })
+}
+
+/// A callback that sees each second's merged snapshot and its summary row.
+pub type IntervalSink<'a> = Box<dyn FnMut(&Interval, &IntervalStats) + 'a>;
+
+/// Options for how `run` interacts with its caller.
+pub struct RunOptions<'a> {
+    /// Stop on SIGINT (Ctrl-C): the first stops sending, a second skips the grace period.
+    pub handle_sigint: bool,
+    /// Called with each second's merged snapshot, in order (progress, interval logs).
+    pub on_interval: IntervalSink<'a>,
+    /// What the script's `setup()` gave each thread (None: no setup state ran).
+    pub thread_setups: Option<Vec<crate::script::ThreadSetup>>,
+}
+
+impl Default for RunOptions<'_> {
+    fn default() -> Self {
+        RunOptions {
+            handle_sigint: false,
+            on_interval: Box::new(|_, _| {}),
+            thread_setups: None,
+        }
+    }
+}
+
+/// Runs the load test described by `config`.
+pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult, RunError> {
+    let addr = resolve(config)?;
+    let connector = Arc::new(Connector::new(config, addr).map_err(RunError::Setup)?);
+
+    let threads = config.threads;
+    if config.script.is_some() && options.thread_setups.is_none() {
+        return Err(RunError::Setup(
+            "a script needs its setup() run first (app::load does it)".into(),
+        ));
+    }
+    let (stop_tx, stop_rx) = watch::channel(Stop::Run);
+    let (iv_tx, mut iv_rx) = mpsc::unbounded_channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let mut starts = Vec::with_capacity(threads);
+    let mut handles = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let (start_tx, start_rx) = oneshot::channel();
+        starts.push(start_tx);
+        let spec = worker::WorkerSpec {
+            schedule: Schedule::for_thread(config.rate, threads, t),
+            connections: config.connections / threads
+                + usize::from(t < config.connections % threads),
+            duration: config.duration,
+            timeout: config.timeout,
+            grace: config.grace,
+            spin: config.spin,
+            connector: connector.clone(),
+            rule: config.token_rule.clone(),
+            slos: config.slos.clone(),
+            script: match (&config.script, &options.thread_setups) {
+                (Some(base), Some(setups)) => Some((
+                    base.clone(),
+                    setups.get(t).cloned().unwrap_or_default(),
+                    t == 0,
+                )),
+                _ => None,
+            },
+            stop: stop_rx.clone(),
+            intervals: iv_tx.clone(),
+            ready: ready_tx.clone(),
+            start: start_rx,
+        };
+        let h = std::thread::Builder::new()
+            .name(format!("ratebench-{t}"))
+            .spawn(move || worker::run(spec))
+            .map_err(|e| RunError::Setup(format!("spawning worker thread: {e}")))?;
+        handles.push(h);
+    }
+    drop(iv_tx);
+    drop(ready_tx);
+    let mut failure = None;
+    for _ in 0..threads {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(m)) => failure = failure.or(Some(m)),
+            Err(_) => break, // a worker died; its join below reports it
+        }
+    }
+    if let Some(m) = failure {
+        drop(starts); // the other threads see the start never come, and end
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(RunError::Script(m));
+    }
+    // Scripts are ready (a failing init() stops the run before any connection of ours);
+    // now one connection of our own says clearly whether the target can be reached at all.
+    if let Err(e) = preflight(&connector, config.timeout) {
+        drop(starts);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(e);
+    }
+    // A common start a little ahead, so every thread is waiting when it comes.
+    let start = Instant::now() + Duration::from_millis(2);
+    let started_at = std::time::SystemTime::now() + Duration::from_millis(2);
+    for s in starts {
+        let _ = s.send(start);
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let mut pending: BTreeMap<u32, (Interval, usize)> = BTreeMap::new();
+    let mut stats = Vec::new();
+    let mut emit = |iv: &Interval, stats: &mut Vec<IntervalStats>| {
+        let s = iv.stats();
+        (options.on_interval)(iv, &s);
+        stats.push(s);
+    };
+    rt.block_on(async {
+        let mut sigint = Stop::Run;
+        loop {
+            let ctrl_c = async {
+                if options.handle_sigint && sigint < Stop::Hard {
+                    let _ = tokio::signal::ctrl_c().await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            tokio::select! {
+                iv = iv_rx.recv() => {
+                    let Some(iv) = iv else { break };
+                    let idx = iv.index;
+                    let entry = pending.entry(idx).or_insert_with(|| (Interval::new(idx), 0));
+                    entry.0.merge(&iv);
+                    entry.1 += 1;
+                    // Emit every second all threads have reported, in order.
+                    while let Some(e) = pending.first_entry() {
+                        if e.get().1 < threads { break; }
+                        let (iv, _) = e.remove();
+                        emit(&iv, &mut stats);
+                    }
+                }
+                _ = ctrl_c => {
+                    sigint = if sigint == Stop::Run { Stop::Soft } else { Stop::Hard };
+                    let _ = stop_tx.send(sigint);
+                }
+            }
+        }
+    });
+    for (_, (iv, _)) in std::mem::take(&mut pending) {
+        emit(&iv, &mut stats);
+    }
+
+    let mut recorder = Recorder {
+        slos: config.slos.clone(),
+        ..Recorder::new()
+    };
+    let mut unfinished = 0;
+    let mut open = 0;
+    let mut schedule_end = start;
+    let mut interrupted = false;
+    let mut sent_in_window = 0;
+    let mut busy = Vec::with_capacity(threads);
+    let mut thread_globals = Vec::with_capacity(threads);
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| RunError::Setup("a worker thread panicked".into()))?
+            .map_err(|e| RunError::Setup(format!("worker: {e}")))?;
+        recorder.merge(&r.recorder);
+        unfinished += r.unfinished;
+        open += r.open;
+        schedule_end = schedule_end.max(r.schedule_end);
+        interrupted |= r.interrupted;
+        sent_in_window += r.sent_in_window;
+        busy.push(r.busy);
+        thread_globals.push(r.globals);
+    }
+    Ok(RunResult {
+        config: config.clone(),
+        addr,
+        recorder,
+        intervals: stats,
+        started_at,
+        load_duration: schedule_end.saturating_duration_since(start),
+        elapsed: start.elapsed(),
+        unfinished,
+        open,
+        interrupted,
+        sent_in_window,
+        busy,
+        thread_globals,
+    })
+}

@@ -1,0 +1,150 @@
+//! The arrival schedule: when each request is due.
+//!
+//! `Schedule` maps a thread's sequence number to an intended send time, as an offset from
+//! the start of the run. It never reads the clock or hears from the server; that is what
+//! keeps the test open-loop. The aggregate stream is one request every 1/R, numbered
+//! 0, 1, 2, …; thread `t` of `T` owns the global numbers `t, t+T, t+2T, …`, so each thread
+//! is phase-shifted by `t/R` and all threads together send exactly one request every 1/R,
+//! for any rate and any `T` (also when R < T). Offsets are integer nanoseconds computed
+//! from the global number, never summed, so there is no drift.
+//!
+//! Used by `engine::worker` (when to send) and, through the intended time, by `record`
+//! (where latency starts).
+
+use crate::cli::units::Rate;
+use std::time::Duration;
+
+/// One thread's share of the arrival schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    rate: Rate,
+    threads: u64,
+    thread: u64,
+}
+
+impl Schedule {
+    /// The schedule of thread `thread` (from 0) of `threads`, sharing the total `rate`.
+    pub fn for_thread(rate: Rate, threads: usize, thread: usize) -> Schedule {
+        assert!(thread < threads, "thread index within the thread count");
+        Schedule {
+            rate,
+            threads: threads as u64,
+            thread: thread as u64,
+        }
+    }
+
+    /// The global sequence number of this thread's `n`-th request.
+    pub fn global(&self, n: u64) -> u64 {
+        n * self.threads + self.thread
+    }
+
+    /// When this thread's `n`-th request (from 0) is due, from the start of the run.
+    pub fn due(&self, n: u64) -> Duration {
+        let ns = self.rate.due_ns(self.global(n));
+        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// How many of this thread's requests are due within `[0, window)`.
+    pub fn count_within(&self, window: Duration) -> u64 {
+        let total = self.rate.count_within(window);
+        // Global numbers t, t+T, … below `total`.
+        if total > self.thread {
+            (total - self.thread).div_ceil(self.threads)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(rate: Rate, threads: usize, per_thread: u64) -> Vec<Duration> {
+        let mut due: Vec<Duration> = (0..threads)
+            .map(|t| Schedule::for_thread(rate, threads, t))
+            .flat_map(|s| (0..per_thread).map(move |n| s.due(n)))
+            .collect();
+        due.sort();
+        due
+    }
+
+    #[test]
+    fn threads_merge_into_one_even_stream() {
+        // 1000/s over 4 threads: each thread every 4 ms, phases 0, 1, 2, 3 ms,
+        // so the merged stream is one request per millisecond, exactly (integer ns).
+        let due = merged(Rate::per_second(1000), 4, 250);
+        assert_eq!(due.len(), 1000);
+        assert_eq!(due[0], Duration::ZERO);
+        assert!(due
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_millis(1)));
+    }
+
+    #[test]
+    fn uneven_rate_over_threads_stays_even() {
+        // 3/s over 2 threads: the aggregate is every 1/3 s; floor rounding makes the gaps
+        // 333333333 or 333333334 ns, never further apart.
+        let due = merged(Rate::per_second(3), 2, 30);
+        for w in due.windows(2) {
+            let gap = (w[1] - w[0]).as_nanos();
+            assert!(gap == 333_333_333 || gap == 333_333_334, "gap {gap}");
+        }
+    }
+
+    #[test]
+    fn rate_below_thread_count() {
+        // 0.5/s over 4 threads: one request every 2 s overall; thread t sends at 2t s,
+        // then every 8 s.
+        let rate = Rate::new(1, 2);
+        let s = Schedule::for_thread(rate, 4, 3);
+        assert_eq!(s.due(0), Duration::from_secs(6));
+        assert_eq!(s.due(1), Duration::from_secs(14));
+        let due = merged(rate, 4, 5);
+        assert!(due
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn no_drift_over_ten_million_requests() {
+        // 7 req/s is 142857142.857… ns apart: a float or integer-sum schedule drifts; ours
+        // puts request 7e7 at exactly 1e7 s, and every gap is within 1 ns of 1/7 s.
+        let rate = Rate::per_second(7);
+        let s = Schedule::for_thread(rate, 1, 0);
+        assert_eq!(s.due(70_000_000), Duration::from_secs(10_000_000));
+        let mut prev = s.due(0);
+        for n in 1..10_000_000u64 {
+            let d = s.due(n);
+            let gap = (d - prev).as_nanos();
+            assert!(gap == 142_857_142 || gap == 142_857_143, "gap {gap} at {n}");
+            prev = d;
+        }
+        // Across 3 threads, the merged 10^7-th request is where the single stream puts it.
+        let t = Schedule::for_thread(rate, 3, (10_000_000 % 3) as usize);
+        assert_eq!(t.due(10_000_000 / 3), s.due(10_000_000));
+    }
+
+    #[test]
+    fn counts_split_exactly() {
+        // 2000/s for 3 s is 6000 requests: over 4 threads, 1500 each; over 7 threads,
+        // 6000 = 7*857 + 1, so thread 0 gets 858 and the others 857.
+        let rate = Rate::per_second(2000);
+        let w = Duration::from_secs(3);
+        let four: Vec<u64> = (0..4)
+            .map(|t| Schedule::for_thread(rate, 4, t).count_within(w))
+            .collect();
+        assert_eq!(four, vec![1500; 4]);
+        let seven: u64 = (0..7)
+            .map(|t| Schedule::for_thread(rate, 7, t).count_within(w))
+            .sum();
+        assert_eq!(seven, 6000);
+        assert_eq!(Schedule::for_thread(rate, 7, 0).count_within(w), 858);
+        // Each thread's last request is inside the window and the next is not.
+        for t in 0..7 {
+            let s = Schedule::for_thread(rate, 7, t);
+            let n = s.count_within(w);
+            assert!(s.due(n - 1) < w && s.due(n) >= w);
+        }
+    }
+}

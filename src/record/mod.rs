@@ -1,0 +1,402 @@
+//! What one worker thread measured: its histograms and counters, merged once at the end.
+//!
+//! The correction is one line in `Recorder::record`: corrected latency is `done - intended`
+//! (the time a user waited since the request should have gone out), uncorrected is
+//! `done - sent`, and send lag is `sent - intended` only when a connection was free (so it
+//! is the generator's own delay, not queueing behind a slow server).
+//!
+//! Used by `engine::worker` (one `Recorder` per thread, no locks) and `report` (the merge).
+
+pub mod histogram;
+pub mod interval;
+
+use crate::engine::conn::StreamStats;
+use crate::engine::outcome::{ErrorClass, Outcome};
+use crate::stream::{Slo, SloMetric};
+use histogram::{new_hist, record, Hist};
+pub use interval::{Interval, IntervalStats};
+use std::time::Duration;
+
+/// Request counters, kept for the whole run and for the current one-second interval.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Requests whose intended time fell in the period.
+    pub scheduled: u64,
+    /// Requests actually written in the period.
+    pub sent: u64,
+    /// Requests that got a complete response (any status).
+    pub completed: u64,
+    /// Failed requests, by `ErrorClass::index`.
+    pub errors: [u64; 6],
+    /// Response bytes read.
+    pub bytes: u64,
+    /// Output tokens of event streams.
+    pub tokens: u64,
+}
+
+impl Counts {
+    /// Total failed requests over all classes.
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Counts) {
+        self.scheduled += other.scheduled;
+        self.sent += other.sent;
+        self.completed += other.completed;
+        for (a, b) in self.errors.iter_mut().zip(other.errors) {
+            *a += b;
+        }
+        self.bytes += other.bytes;
+        self.tokens += other.tokens;
+    }
+}
+
+/// Measurements of streamed (`text/event-stream`) responses; allocated at the first stream,
+/// so runs without streams pay nothing for them.
+#[derive(Debug, Clone)]
+pub struct StreamRecorder {
+    /// Time to first byte (response head) from the intended send time, µs.
+    pub ttfb: Hist,
+    /// Time to first token from the intended send time, µs.
+    pub ttft: Hist,
+    /// Time to first token from the actual send, µs.
+    pub ttft_uncorrected: Hist,
+    /// Every gap between consecutive content events, µs.
+    pub itl: Hist,
+    /// Time per output token after the first, (e2e − TTFT) / (tokens − 1), µs.
+    pub tpot: Hist,
+    /// Output tokens per stream (a count, not a time).
+    pub tokens_per_request: Hist,
+    /// Streamed responses seen (completed or not).
+    pub streams: u64,
+    /// Of those, how many reported `usage.completion_tokens`.
+    pub with_usage: u64,
+    /// Of those, how many disagreed with the count of content events.
+    pub usage_mismatch: u64,
+}
+
+impl Default for StreamRecorder {
+    fn default() -> Self {
+        StreamRecorder::new()
+    }
+}
+
+impl StreamRecorder {
+    fn new() -> StreamRecorder {
+        StreamRecorder {
+            ttfb: new_hist(),
+            ttft: new_hist(),
+            ttft_uncorrected: new_hist(),
+            itl: new_hist(),
+            tpot: new_hist(),
+            tokens_per_request: new_hist(),
+            streams: 0,
+            with_usage: 0,
+            usage_mismatch: 0,
+        }
+    }
+
+    fn merge(&mut self, o: &StreamRecorder) {
+        for (mine, theirs) in [
+            (&mut self.ttfb, &o.ttfb),
+            (&mut self.ttft, &o.ttft),
+            (&mut self.ttft_uncorrected, &o.ttft_uncorrected),
+            (&mut self.itl, &o.itl),
+            (&mut self.tpot, &o.tpot),
+            (&mut self.tokens_per_request, &o.tokens_per_request),
+        ] {
+            mine.add(theirs).expect("same HDR settings");
+        }
+        self.streams += o.streams;
+        self.with_usage += o.with_usage;
+        self.usage_mismatch += o.usage_mismatch;
+    }
+}
+
+/// One thread's measurements (or, after `merge`, the whole run's).
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    /// Latency from the intended send time (coordinated-omission corrected), µs.
+    pub corrected: Hist,
+    /// Latency from the actual send time, µs.
+    pub uncorrected: Hist,
+    /// Actual minus intended send time for requests that found a free connection, µs.
+    pub send_lag: Hist,
+    /// How late the pacer released each request (its wake-up minus the due time), µs:
+    /// the generator's own delay whether or not a connection was free.
+    pub release_lag: Hist,
+    /// Whole-run counters.
+    pub total: Counts,
+    /// Responses per HTTP status code (index = code, 0..=999).
+    pub status: Vec<u64>,
+    /// Requests that found every connection busy and waited in the FIFO queue.
+    pub queued: u64,
+    /// Connections opened (initial ones and re-opens).
+    pub connects: u64,
+    /// Connections re-opened after the server closed one or a request failed on it.
+    pub reconnects: u64,
+    /// The current interval (swapped out every second by the worker).
+    pub interval: Interval,
+    /// Streamed responses' measurements, once there has been one.
+    pub stream: Option<Box<StreamRecorder>>,
+    /// Goodput targets each completed request is checked against.
+    pub slos: Vec<Slo>,
+    /// Completed requests that met every goodput target.
+    pub slo_met: u64,
+    /// The first few script error messages (the rest are only counted).
+    pub script_messages: Vec<String>,
+    /// HTTP requests sent beyond one per scheduled request (a script's pipelined strings).
+    pub extra_requests: u64,
+}
+
+/// How many script error messages are kept for the report.
+pub const SCRIPT_MESSAGES_KEPT: usize = 5;
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Recorder {
+        Recorder {
+            corrected: new_hist(),
+            uncorrected: new_hist(),
+            send_lag: new_hist(),
+            release_lag: new_hist(),
+            total: Counts::default(),
+            status: vec![0; 1000],
+            queued: 0,
+            connects: 0,
+            reconnects: 0,
+            interval: Interval::new(0),
+            stream: None,
+            slos: Vec::new(),
+            slo_met: 0,
+            script_messages: Vec::new(),
+            extra_requests: 0,
+        }
+    }
+
+    /// Keeps a script error message, if fewer than `SCRIPT_MESSAGES_KEPT` are kept already.
+    pub fn script_message(&mut self, m: String) {
+        if self.script_messages.len() < SCRIPT_MESSAGES_KEPT && !self.script_messages.contains(&m) {
+            self.script_messages.push(m);
+        }
+    }
+
+    /// Records one gap between two content events of a stream, as it happens.
+    pub fn record_gap(&mut self, gap: Duration) {
+        let s = self
+            .stream
+            .get_or_insert_with(|| Box::new(StreamRecorder::new()));
+        record(&mut s.itl, gap);
+    }
+
+    fn record_stream(&mut self, o: &Outcome, st: &StreamStats) {
+        let s = self
+            .stream
+            .get_or_insert_with(|| Box::new(StreamRecorder::new()));
+        s.streams += 1;
+        if let Some(fb) = o.first_byte {
+            record(&mut s.ttfb, fb.saturating_duration_since(o.intended));
+        }
+        if let Some(ft) = st.first_token {
+            let ttft = ft.saturating_duration_since(o.intended);
+            record(&mut s.ttft, ttft);
+            record(self.interval.ttft.get_or_insert_with(new_hist), ttft);
+            if let Some(sent) = o.sent {
+                record(&mut s.ttft_uncorrected, ft.saturating_duration_since(sent));
+            }
+        }
+        let tokens = st.tokens();
+        s.tokens_per_request.saturating_record(tokens);
+        if let Some(u) = st.usage_tokens {
+            s.with_usage += 1;
+            if u != st.content_events {
+                s.usage_mismatch += 1;
+            }
+        }
+        if let (Ok(_), Some(ft), true) = (o.result, st.first_token, tokens >= 2) {
+            record(
+                &mut s.tpot,
+                o.done.saturating_duration_since(ft) / (tokens - 1) as u32,
+            );
+        }
+        self.total.tokens += tokens;
+        self.interval.counts.tokens += tokens;
+    }
+
+    /// Whether a completed request met every goodput target.
+    fn meets_slos(&self, o: &Outcome) -> bool {
+        let st = o.stream.as_ref();
+        self.slos.iter().all(|slo| {
+            let value = match slo.metric {
+                SloMetric::E2e => Some(o.done.saturating_duration_since(o.intended)),
+                SloMetric::Ttft => st
+                    .and_then(|s| s.first_token)
+                    .map(|t| t.saturating_duration_since(o.intended)),
+                SloMetric::Itl => st.filter(|s| s.content_events > 0).map(|s| s.max_gap),
+                SloMetric::Tpot => st.and_then(|s| {
+                    let n = s.tokens();
+                    let ft = s.first_token?;
+                    (n >= 2).then(|| o.done.saturating_duration_since(ft) / (n - 1) as u32)
+                }),
+            };
+            value.is_some_and(|v| v < slo.limit)
+        })
+    }
+
+    /// Counts a request whose intended time has come, released by the pacer `lag` late.
+    pub fn scheduled(&mut self, lag: Duration) {
+        self.total.scheduled += 1;
+        self.interval.counts.scheduled += 1;
+        record(&mut self.release_lag, lag);
+    }
+
+    /// Counts a request written to a connection.
+    pub fn sent(&mut self) {
+        self.total.sent += 1;
+        self.interval.counts.sent += 1;
+    }
+
+    /// Records how one request ended.
+    pub fn record(&mut self, o: &Outcome) {
+        if let Some(st) = &o.stream {
+            self.record_stream(o, st);
+        }
+        if o.result.is_ok() && !self.slos.is_empty() && self.meets_slos(o) {
+            self.slo_met += 1;
+        }
+        match o.result {
+            Ok(status) => {
+                self.total.completed += 1;
+                self.interval.counts.completed += 1;
+                self.status[usize::from(status).min(999)] += 1;
+                self.record_latency(o);
+            }
+            Err(class) => {
+                self.total.errors[class.index()] += 1;
+                self.interval.counts.errors[class.index()] += 1;
+                // A timeout is a latency the user experienced, at least this long: keep it
+                // in the distribution so timeouts never hide the tail.
+                if class == ErrorClass::Timeout {
+                    self.record_latency(o);
+                }
+            }
+        }
+        if let (Some(sent), true) = (o.sent, o.conn_was_free) {
+            record(
+                &mut self.send_lag,
+                sent.saturating_duration_since(o.intended),
+            );
+        }
+        self.total.bytes += o.bytes;
+        self.interval.counts.bytes += o.bytes;
+    }
+
+    /// The correction, in one place: corrected from the intended time, uncorrected from
+    /// the actual send.
+    fn record_latency(&mut self, o: &Outcome) {
+        let corrected = o.done.saturating_duration_since(o.intended);
+        record(&mut self.corrected, corrected);
+        record(&mut self.interval.corrected, corrected);
+        if let Some(sent) = o.sent {
+            let uncorrected = o.done.saturating_duration_since(sent);
+            record(&mut self.uncorrected, uncorrected);
+            record(&mut self.interval.uncorrected, uncorrected);
+        }
+    }
+
+    /// Takes the current interval, starting a fresh one numbered `next_index`.
+    pub fn take_interval(&mut self, next_index: u32) -> Interval {
+        std::mem::replace(&mut self.interval, Interval::new(next_index))
+    }
+
+    /// Adds another thread's measurements into this one (intervals are merged separately).
+    pub fn merge(&mut self, other: &Recorder) {
+        for (mine, theirs) in [
+            (&mut self.corrected, &other.corrected),
+            (&mut self.uncorrected, &other.uncorrected),
+            (&mut self.send_lag, &other.send_lag),
+            (&mut self.release_lag, &other.release_lag),
+        ] {
+            mine.add(theirs).expect("same HDR settings");
+        }
+        self.total.add(&other.total);
+        for (a, b) in self.status.iter_mut().zip(&other.status) {
+            *a += b;
+        }
+        self.queued += other.queued;
+        self.slo_met += other.slo_met;
+        self.extra_requests += other.extra_requests;
+        for m in &other.script_messages {
+            self.script_message(m.clone());
+        }
+        if let Some(o) = &other.stream {
+            self.stream
+                .get_or_insert_with(|| Box::new(StreamRecorder::new()))
+                .merge(o);
+        }
+        self.connects += other.connects;
+        self.reconnects += other.reconnects;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn outcome(t0: Instant, intended_ms: u64, sent_ms: u64, done_ms: u64, free: bool) -> Outcome {
+        let at = |ms| t0 + Duration::from_millis(ms);
+        Outcome {
+            intended: at(intended_ms),
+            sent: Some(at(sent_ms)),
+            conn_was_free: free,
+            done: at(done_ms),
+            result: Ok(200),
+            bytes: 100,
+            first_byte: None,
+            stream: None,
+        }
+    }
+
+    #[test]
+    fn corrected_uncorrected_and_lag() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new();
+        // Due at 0, queued behind a busy connection until 40 ms, answered at 50 ms:
+        // the user waited 50 ms, the server took 10 ms, no send lag (it was queueing).
+        r.record(&outcome(t0, 0, 40, 50, false));
+        // (HDR reports the top of the 0.1 % bucket a value fell in, hence `equivalent`.)
+        assert!(r.corrected.equivalent(r.corrected.max(), 50_000));
+        assert!(r.uncorrected.equivalent(r.uncorrected.max(), 10_000));
+        assert_eq!(r.send_lag.len(), 0);
+        // Due at 100, free connection, sent 2 ms late, answered at 103: lag 2 ms.
+        r.record(&outcome(t0, 100, 102, 103, true));
+        assert_eq!(r.send_lag.max(), 2_000);
+        assert_eq!(r.total.completed, 2);
+        assert_eq!(r.status[200], 2);
+    }
+
+    #[test]
+    fn timeouts_stay_in_the_distribution() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new();
+        let mut o = outcome(t0, 0, 0, 2000, true);
+        o.result = Err(ErrorClass::Timeout);
+        r.record(&o);
+        o.result = Err(ErrorClass::Read);
+        r.record(&o);
+        assert_eq!(r.total.errors[ErrorClass::Timeout.index()], 1);
+        assert_eq!(r.total.errors[ErrorClass::Read.index()], 1);
+        // Only the timeout is a latency; the reset is not.
+        assert_eq!(r.corrected.len(), 1);
+        assert!(r.corrected.equivalent(r.corrected.max(), 2_000_000));
+    }
+}

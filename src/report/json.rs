@@ -1,0 +1,506 @@
+//! The JSON summary (`--json FILE`, `--json -`): configuration, accounting, status codes,
+//! errors, rates, percentiles and the per-second series, in a stable, versioned schema
+//! (`schema: "ratebench-summary/1"`, documented in the README; fields are only ever added).
+//!
+//! Header values that look secret (Authorization, cookies, API keys, tokens) are replaced by
+//! `<redacted>` before they reach any file.
+//!
+//! Used by `app` (writing) and `report::hdr` (the same pieces travel inside interval logs).
+
+use super::threshold::Verdict;
+use super::Summary;
+use crate::cli::RunConfig;
+use crate::engine::outcome::ErrorClass;
+use crate::engine::RunResult;
+use crate::record::histogram::percentile;
+use crate::record::histogram::Hist;
+use crate::record::{Counts, IntervalStats};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The schema identifier; bumped only for incompatible changes.
+pub const SCHEMA: &str = "ratebench-summary/1";
+
+/// The whole summary document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Document {
+    /// Always `SCHEMA`.
+    pub schema: String,
+    /// `ratebench <version>`.
+    pub tool: String,
+    /// What was run.
+    pub config: ConfigDoc,
+    /// Wall-clock start of the load, seconds since the Unix epoch.
+    pub started_at_unix_s: f64,
+    /// Seconds requests were released for (the duration, or less after Ctrl-C).
+    pub load_duration_s: f64,
+    /// Seconds from the start to the end of the grace period.
+    pub elapsed_s: f64,
+    /// Whether Ctrl-C ended the run early.
+    pub interrupted: bool,
+    /// scheduled = completed + errors + unfinished.
+    pub accounting: AccountingDoc,
+    /// Completed responses per HTTP status code.
+    pub status_codes: BTreeMap<String, u64>,
+    /// Failed requests per class.
+    pub errors: ErrorsDoc,
+    /// Connection counts.
+    pub connections: ConnectionsDoc,
+    /// Response bytes read.
+    pub bytes: u64,
+    /// Rates over the load duration.
+    pub rates: RatesDoc,
+    /// Latency distributions, in milliseconds.
+    pub latency_ms: LatencyDoc,
+    /// Streamed (`text/event-stream`) responses: tokens, TTFT, ITL, goodput.
+    pub streaming: StreamingDoc,
+    /// Per worker thread, the share of the load window it was busy (0..1).
+    pub threads_busy: Vec<f64>,
+    /// The report's warnings.
+    pub warnings: Vec<String>,
+    /// Threshold verdicts (empty without --threshold).
+    pub thresholds: Vec<VerdictDoc>,
+    /// One row per second of the run.
+    pub series: Vec<SecondDoc>,
+}
+
+/// The configuration, with secret-looking header values redacted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfigDoc {
+    /// Target URL.
+    pub url: String,
+    /// Request method.
+    pub method: String,
+    /// Target rate, requests/s (summed over merged logs).
+    pub rate_per_s: f64,
+    /// -c
+    pub connections: usize,
+    /// -t
+    pub threads: usize,
+    /// -d, seconds.
+    pub duration_s: f64,
+    /// --timeout, seconds.
+    pub timeout_s: f64,
+    /// --grace, seconds.
+    pub grace_s: f64,
+    /// Extra request headers as [name, value].
+    pub headers: Vec<[String; 2]>,
+    /// Request body size in bytes.
+    pub body_bytes: usize,
+}
+
+/// The accounting line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccountingDoc {
+    /// Requests whose due time came.
+    pub scheduled: u64,
+    /// Got a complete response (any status).
+    pub completed: u64,
+    /// Failed (sum of `errors`).
+    pub errors: u64,
+    /// Still queued or in flight when the grace period ended.
+    pub unfinished: u64,
+    /// Written to a connection (at any time).
+    pub sent: u64,
+    /// Written before the load duration ended.
+    pub sent_in_window: u64,
+    /// Found every connection busy and waited.
+    pub queued: u64,
+}
+
+/// Failed requests per class.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct ErrorsDoc {
+    /// TCP/TLS connect failed.
+    pub connect: u64,
+    /// Reset or closed before a complete response.
+    pub read: u64,
+    /// Sending failed.
+    pub write: u64,
+    /// No complete response within --timeout.
+    pub timeout: u64,
+    /// Not HTTP/1.1.
+    pub protocol: u64,
+    /// The Lua script's request() or response() failed.
+    #[serde(default)]
+    pub script: u64,
+}
+
+impl ErrorsDoc {
+    /// From a counter array indexed by `ErrorClass::index`.
+    pub fn from_counts(e: &[u64; 6]) -> ErrorsDoc {
+        let g = |c: ErrorClass| e[c.index()];
+        ErrorsDoc {
+            connect: g(ErrorClass::Connect),
+            read: g(ErrorClass::Read),
+            write: g(ErrorClass::Write),
+            timeout: g(ErrorClass::Timeout),
+            protocol: g(ErrorClass::Protocol),
+            script: g(ErrorClass::Script),
+        }
+    }
+}
+
+/// Connection counts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionsDoc {
+    /// -c
+    pub asked: usize,
+    /// Open when the load ended.
+    pub open_at_end: usize,
+    /// Opened in total.
+    pub opened: u64,
+    /// Of those, re-opens.
+    pub reconnects: u64,
+}
+
+/// Rates over the load duration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RatesDoc {
+    /// -R
+    pub target_per_s: f64,
+    /// Requests written per second.
+    pub achieved_per_s: f64,
+    /// Requests completed per second.
+    pub completed_per_s: f64,
+    /// Response bytes per second.
+    pub bytes_per_s: f64,
+}
+
+/// The four distributions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencyDoc {
+    /// From the intended send time.
+    pub corrected: Percentiles,
+    /// From the actual send time.
+    pub uncorrected: Percentiles,
+    /// Actual minus intended send time, on a free connection.
+    pub send_lag: Percentiles,
+    /// Pacer wake-up minus due time.
+    pub release_lag: Percentiles,
+}
+
+/// One distribution's summary, milliseconds (count is a count).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Percentiles {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest.
+    pub min: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Standard deviation.
+    pub stdev: f64,
+    /// Largest.
+    pub max: f64,
+    /// 50th percentile.
+    pub p50: f64,
+    /// 75th.
+    pub p75: f64,
+    /// 90th.
+    pub p90: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p99_9: f64,
+    /// 99.99th.
+    pub p99_99: f64,
+    /// 99.999th.
+    pub p99_999: f64,
+}
+
+impl Percentiles {
+    /// Summarises a µs histogram in ms.
+    pub fn of(h: &Hist) -> Percentiles {
+        Percentiles::scaled(h, 1000.0)
+    }
+
+    /// Summarises a histogram of counts, unscaled.
+    pub fn of_counts(h: &Hist) -> Percentiles {
+        Percentiles::scaled(h, 1.0)
+    }
+
+    fn scaled(h: &Hist, div: f64) -> Percentiles {
+        let ms = |us: u64| us as f64 / div;
+        let q = |p: f64| ms(percentile(h, p));
+        Percentiles {
+            count: h.len(),
+            min: ms(h.min()),
+            mean: h.mean() / div,
+            stdev: h.stdev() / div,
+            max: ms(h.max()),
+            p50: q(50.0),
+            p75: q(75.0),
+            p90: q(90.0),
+            p99: q(99.0),
+            p99_9: q(99.9),
+            p99_99: q(99.99),
+            p99_999: q(99.999),
+        }
+    }
+}
+
+/// Streamed responses' measurements (all zero when no response was a stream).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StreamingDoc {
+    /// Streamed responses seen.
+    pub streams: u64,
+    /// Output tokens in all (`usage.completion_tokens` where sent, else content events).
+    pub tokens: u64,
+    /// Output tokens per second of the load duration.
+    pub tokens_per_s: f64,
+    /// Streams that reported `usage.completion_tokens`.
+    pub with_usage: u64,
+    /// Of those, streams whose usage differed from the count of content events.
+    pub usage_mismatch: u64,
+    /// Time to first byte from the intended send time, ms.
+    pub ttfb_ms: Percentiles,
+    /// Time to first token from the intended send time, ms.
+    pub ttft_ms: Percentiles,
+    /// Time to first token from the actual send, ms.
+    pub ttft_uncorrected_ms: Percentiles,
+    /// Gaps between consecutive tokens, ms.
+    pub itl_ms: Percentiles,
+    /// Time per output token after the first, ms.
+    pub tpot_ms: Percentiles,
+    /// Output tokens per stream (counts, not ms).
+    pub tokens_per_request: Percentiles,
+    /// Goodput targets (`--slo`), as typed.
+    pub slos: Vec<String>,
+    /// Completed requests that met every target.
+    pub slo_met: u64,
+    /// `slo_met` as a percentage of scheduled requests.
+    pub goodput_share: f64,
+    /// `slo_met` per second of the load duration.
+    pub goodput_per_s: f64,
+}
+
+/// A threshold and how it came out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerdictDoc {
+    /// As typed.
+    pub expr: String,
+    /// Measured value.
+    pub actual: f64,
+    /// Unit of `actual` (`ms`, `%`, `req/s`, or empty for counts).
+    pub unit: String,
+    /// Whether it held.
+    pub pass: bool,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SecondDoc {
+    /// Second of the run, from 0.
+    pub second: u32,
+    /// Requests due in this second (the intended rate).
+    pub scheduled: u64,
+    /// Requests written in this second (the achieved rate).
+    pub sent: u64,
+    /// Requests completed in this second.
+    pub completed: u64,
+    /// Requests failed in this second, by class.
+    pub errors: ErrorsDoc,
+    /// Response bytes read in this second.
+    pub bytes: u64,
+    /// Corrected latency of requests that ended in this second, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// 99.9th percentile, ms.
+    pub p99_9_ms: f64,
+    /// Largest, ms.
+    pub max_ms: f64,
+    /// Uncorrected 99th percentile, ms.
+    pub uncorrected_p99_ms: f64,
+    /// Output tokens of streams in this second.
+    pub tokens: u64,
+    /// 99th percentile time to first token of this second's streams, ms.
+    pub ttft_p99_ms: f64,
+}
+
+impl SecondDoc {
+    /// From a merged interval row.
+    pub fn of(s: &IntervalStats) -> SecondDoc {
+        let ms = |us: u64| us as f64 / 1000.0;
+        SecondDoc {
+            second: s.index,
+            scheduled: s.counts.scheduled,
+            sent: s.counts.sent,
+            completed: s.counts.completed,
+            errors: ErrorsDoc::from_counts(&s.counts.errors),
+            bytes: s.counts.bytes,
+            p50_ms: ms(s.p50_us),
+            p90_ms: ms(s.p90_us),
+            p99_ms: ms(s.p99_us),
+            p99_9_ms: ms(s.p999_us),
+            max_ms: ms(s.max_us),
+            uncorrected_p99_ms: ms(s.uncorrected_p99_us),
+            tokens: s.counts.tokens,
+            ttft_p99_ms: ms(s.ttft_p99_us),
+        }
+    }
+
+    /// The counters of this row.
+    pub fn counts(&self) -> Counts {
+        let e = &self.errors;
+        Counts {
+            scheduled: self.scheduled,
+            sent: self.sent,
+            completed: self.completed,
+            errors: [e.connect, e.read, e.write, e.timeout, e.protocol, e.script],
+            bytes: self.bytes,
+            tokens: self.tokens,
+        }
+    }
+}
+
+/// Whether a header's value should never be written to a file.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "api-key",
+        "apikey",
+        "password",
+        "x-api-key",
+        "session",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+}
+
+impl ConfigDoc {
+    /// The configuration as it may be written down (secrets redacted).
+    pub fn of(c: &RunConfig) -> ConfigDoc {
+        ConfigDoc {
+            url: c.target.url.clone(),
+            method: c.method.to_string(),
+            rate_per_s: c.rate.as_f64(),
+            connections: c.connections,
+            threads: c.threads,
+            duration_s: c.duration.as_secs_f64(),
+            timeout_s: c.timeout.as_secs_f64(),
+            grace_s: c.grace.as_secs_f64(),
+            headers: c
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    let value = if is_secret(k.as_str()) {
+                        "<redacted>".to_string()
+                    } else {
+                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                    };
+                    [k.to_string(), value]
+                })
+                .collect(),
+            body_bytes: c.body.len(),
+        }
+    }
+}
+
+/// Builds the document for a run.
+pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
+    let rec = &r.recorder;
+    let t = &rec.total;
+    let mut config = ConfigDoc::of(&r.config);
+    config.rate_per_s = s.target_rate;
+    Document {
+        schema: SCHEMA.into(),
+        tool: format!("ratebench {}", env!("CARGO_PKG_VERSION")),
+        config,
+        started_at_unix_s: r
+            .started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64()),
+        load_duration_s: r.load_duration.as_secs_f64(),
+        elapsed_s: r.elapsed.as_secs_f64(),
+        interrupted: r.interrupted,
+        accounting: AccountingDoc {
+            scheduled: t.scheduled,
+            completed: t.completed,
+            errors: t.error_total(),
+            unfinished: r.unfinished,
+            sent: t.sent,
+            sent_in_window: r.sent_in_window,
+            queued: rec.queued,
+        },
+        status_codes: rec
+            .status
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect(),
+        errors: ErrorsDoc::from_counts(&t.errors),
+        connections: ConnectionsDoc {
+            asked: r.config.connections,
+            open_at_end: r.open,
+            opened: rec.connects,
+            reconnects: rec.reconnects,
+        },
+        bytes: t.bytes,
+        rates: RatesDoc {
+            target_per_s: s.target_rate,
+            achieved_per_s: s.achieved_rate,
+            completed_per_s: s.completed_rate,
+            bytes_per_s: s.bytes_rate,
+        },
+        latency_ms: LatencyDoc {
+            corrected: Percentiles::of(&rec.corrected),
+            uncorrected: Percentiles::of(&rec.uncorrected),
+            send_lag: Percentiles::of(&rec.send_lag),
+            release_lag: Percentiles::of(&rec.release_lag),
+        },
+        streaming: streaming_doc(r, s),
+        threads_busy: r.busy.clone(),
+        warnings: s.warnings.clone(),
+        thresholds: verdicts
+            .iter()
+            .map(|v| VerdictDoc {
+                expr: v.expr.clone(),
+                actual: v.actual,
+                unit: v.unit.to_string(),
+                pass: v.pass,
+            })
+            .collect(),
+        series: r.intervals.iter().map(SecondDoc::of).collect(),
+    }
+}
+
+fn streaming_doc(r: &RunResult, s: &Summary) -> StreamingDoc {
+    let rec = &r.recorder;
+    let empty = crate::record::histogram::new_hist();
+    let st = rec.stream.as_deref();
+    let h = |f: fn(&crate::record::StreamRecorder) -> &Hist| st.map_or(&empty, f);
+    StreamingDoc {
+        streams: st.map_or(0, |x| x.streams),
+        tokens: rec.total.tokens,
+        tokens_per_s: s.tokens_rate,
+        with_usage: st.map_or(0, |x| x.with_usage),
+        usage_mismatch: st.map_or(0, |x| x.usage_mismatch),
+        ttfb_ms: Percentiles::of(h(|x| &x.ttfb)),
+        ttft_ms: Percentiles::of(h(|x| &x.ttft)),
+        ttft_uncorrected_ms: Percentiles::of(h(|x| &x.ttft_uncorrected)),
+        itl_ms: Percentiles::of(h(|x| &x.itl)),
+        tpot_ms: Percentiles::of(h(|x| &x.tpot)),
+        tokens_per_request: Percentiles::of_counts(h(|x| &x.tokens_per_request)),
+        slos: rec.slos.iter().map(|x| x.expr.clone()).collect(),
+        slo_met: rec.slo_met,
+        goodput_share: s.goodput_share,
+        goodput_per_s: s.goodput_rate,
+    }
+}
+
+/// The document as pretty-printed JSON text.
+pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
+    let mut text =
+        serde_json::to_string_pretty(&document(r, s, verdicts)).expect("plain data serializes");
+    text.push('\n');
+    text
+}

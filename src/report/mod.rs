@@ -1,0 +1,192 @@
+//! The merged numbers of a run, and the judgements drawn from them (achieved rate,
+//! warnings), shared by every output format; one file per format renders them.
+//!
+//! Used by `app` after `engine::run`.
+
+pub mod csv;
+pub mod hdr;
+pub mod html;
+pub mod json;
+pub mod text;
+pub mod threshold;
+
+use crate::engine::outcome::ErrorClass;
+use crate::engine::RunResult;
+use crate::record::histogram::percentile;
+use crate::record::histogram::Hist;
+use std::time::Duration;
+
+/// A worker thread busy more than this share of the load window had no headroom left: the
+/// generator itself was the bottleneck.
+pub const BUSY_WARN: f64 = 0.95;
+
+/// Send lag above this at p99 means the generator itself was late (CPU, scheduling), so
+/// measured latencies include its own delay.
+pub const SEND_LAG_WARN: Duration = Duration::from_millis(1);
+
+/// Numbers derived from a run, for every format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Target requests per second.
+    pub target_rate: f64,
+    /// Requests written per second of the load window.
+    pub achieved_rate: f64,
+    /// Completed requests per second of the load window.
+    pub completed_rate: f64,
+    /// Response bytes per second of the load window.
+    pub bytes_rate: f64,
+    /// Output tokens of streams per second of the load window.
+    pub tokens_rate: f64,
+    /// Requests that met every `--slo`, as a percentage of scheduled.
+    pub goodput_share: f64,
+    /// Requests that met every `--slo`, per second of the load window.
+    pub goodput_rate: f64,
+    /// Problems a reader must know about, most important first.
+    pub warnings: Vec<String>,
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+/// Formats microseconds the way wrk does: `123.00us`, `1.23ms`, `1.23s`, `2.05m`.
+pub fn fmt_us(v: f64) -> String {
+    if v < 1_000.0 {
+        format!("{v:.2}us")
+    } else if v < 1_000_000.0 {
+        format!("{:.2}ms", v / 1e3)
+    } else if v < 60_000_000.0 {
+        format!("{:.2}s", v / 1e6)
+    } else {
+        format!("{:.2}m", v / 60e6)
+    }
+}
+
+/// Formats a byte count with binary units as wrk does: `512.00B`, `1.21MB`.
+pub fn fmt_bytes(v: f64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = v;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.2}{}", units[i])
+}
+
+/// The share of recorded values within one standard deviation of the mean, in percent.
+pub fn within_stdev(h: &Hist) -> f64 {
+    if h.is_empty() {
+        return 0.0;
+    }
+    let (mean, sd) = (h.mean(), h.stdev());
+    let (lo, hi) = (mean - sd, mean + sd);
+    let within: u64 = h
+        .iter_recorded()
+        .filter(|v| {
+            let x = v.value_iterated_to() as f64;
+            x >= lo && x <= hi
+        })
+        .map(|v| v.count_at_value())
+        .sum();
+    100.0 * within as f64 / h.len() as f64
+}
+
+impl Summary {
+    /// Derives the summary of `r`.
+    pub fn of(r: &RunResult) -> Summary {
+        let t = &r.recorder.total;
+        let secs = r.load_duration.as_secs_f64().max(1e-9);
+        let target_rate = r.config.rate.as_f64();
+        let achieved_rate = r.sent_in_window as f64 / secs;
+        let completed_rate = t.completed as f64 / secs;
+        let mut warnings = Vec::new();
+
+        // The generator is late if requests went out late on free connections (send lag),
+        // or if the pacer itself woke late (release lag: when the thread is saturated,
+        // connections stay busy and send lag alone would not show it).
+        let lag_p99 =
+            percentile(&r.recorder.send_lag, 99.0).max(percentile(&r.recorder.release_lag, 99.0));
+        let busiest = r.busy.iter().cloned().fold(0.0, f64::max);
+        let saturated = busiest > BUSY_WARN;
+        let lagging = lag_p99 > us(SEND_LAG_WARN);
+        let shortfall = t.scheduled.saturating_sub(r.sent_in_window);
+        let short = shortfall > 1 && shortfall as f64 > 0.01 * t.scheduled as f64;
+        if short && (lagging || saturated) {
+            warnings.push(format!(
+                "target rate not achieved — the generator fell behind: {achieved_rate:.1} of \
+                 {target_rate} req/s sent, busiest thread {:.0}% busy, send/release lag p99 {}; \
+                 latencies include ratebench's own delay (use more threads -t on more cores, \
+                 or a lower rate)",
+                busiest * 100.0,
+                fmt_us(lag_p99 as f64)
+            ));
+        } else if short {
+            warnings.push(format!(
+                "target rate not achieved: {achieved_rate:.1} of {target_rate} req/s sent; \
+                 {} requests found every connection busy and waited (the server is slower than \
+                 -R allows with -c {}; the wait is in the corrected latency — raise -c to \
+                 offer the full rate)",
+                r.recorder.queued, r.config.connections
+            ));
+        } else if saturated {
+            warnings.push(format!(
+                "the generator ran at its limit (busiest thread {:.0}% busy): latencies may \
+                 include its own delay; add threads (-t) on more cores",
+                busiest * 100.0
+            ));
+        } else if lagging {
+            warnings.push(format!(
+                "the generator fell behind its schedule at times: send/release lag p99 {} (> {}); \
+                 latencies include ratebench's own delay",
+                fmt_us(lag_p99 as f64),
+                fmt_us(us(SEND_LAG_WARN) as f64)
+            ));
+        }
+        if r.unfinished > 0 {
+            warnings.push(format!(
+                "{} requests were still queued or in flight when the grace period ({:?}) ended; \
+                 they are counted as unfinished, not in the latency distribution",
+                r.unfinished, r.config.grace
+            ));
+        }
+        let timeouts = t.errors[ErrorClass::Timeout.index()];
+        if timeouts > 0 {
+            warnings.push(format!(
+                "{timeouts} requests timed out (--timeout {:?}); they are in the latency \
+                 distribution at the time they were abandoned",
+                r.config.timeout
+            ));
+        }
+        if r.open < r.config.connections && !r.interrupted {
+            warnings.push(format!(
+                "only {} of {} connections were open at the end of the load",
+                r.open, r.config.connections
+            ));
+        }
+        if !r.accounting_holds() {
+            warnings.push(format!(
+                "internal accounting mismatch: scheduled {} != completed {} + errors {} + \
+                 unfinished {} (please report this bug)",
+                t.scheduled,
+                t.completed,
+                t.error_total(),
+                r.unfinished
+            ));
+        }
+        Summary {
+            target_rate,
+            achieved_rate,
+            completed_rate,
+            bytes_rate: t.bytes as f64 / secs,
+            tokens_rate: t.tokens as f64 / secs,
+            goodput_share: if t.scheduled == 0 {
+                0.0
+            } else {
+                100.0 * r.recorder.slo_met as f64 / t.scheduled as f64
+            },
+            goodput_rate: r.recorder.slo_met as f64 / secs,
+            warnings,
+        }
+    }
+}

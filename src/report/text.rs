@@ -1,0 +1,386 @@
+//! The text report on stdout, shaped like wrk2's so its readers feel at home, plus what
+//! wrk2 does not say: the accounting line, status codes, error classes, connections, send
+//! lag and the uncorrected latency beside the corrected one.
+//!
+//! `spectrum` writes HdrHistogram's percentile-distribution format (values in ms), which
+//! HdrHistogram's plotters read.
+//!
+//! Used by `app` (run, demo).
+
+use super::threshold::Verdict;
+use super::{fmt_bytes, fmt_us, within_stdev, Summary};
+use crate::engine::outcome::ErrorClass;
+use crate::engine::RunResult;
+use crate::record::histogram::percentile;
+use crate::record::histogram::{Hist, SIGFIGS};
+use std::fmt::Write;
+
+/// The percentiles of the short latency distribution, as in wrk2.
+pub const PERCENTILES: [f64; 8] = [50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0];
+
+/// The header printed before the run starts.
+pub fn header(r: &crate::cli::RunConfig) -> String {
+    format!(
+        "Running {} test @ {}\n  {} threads and {} connections, target {} requests/s \
+         (open loop; latency from each request's intended send time)\n",
+        humantime(r.duration),
+        r.target.url,
+        r.threads,
+        r.connections,
+        r.config_rate()
+    )
+}
+
+impl crate::cli::RunConfig {
+    fn config_rate(&self) -> String {
+        self.rate.to_string()
+    }
+}
+
+fn humantime(d: std::time::Duration) -> String {
+    let s = d.as_secs_f64();
+    if d.subsec_nanos() == 0 && s >= 60.0 && d.as_secs().is_multiple_of(60) {
+        format!("{}m", d.as_secs() / 60)
+    } else if d.subsec_millis() * 1_000_000 == d.subsec_nanos() && d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", fmt_secs(s))
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    let t = format!("{s:.3}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// HdrHistogram's percentile spectrum of `h` (µs), printed in milliseconds.
+pub fn spectrum(h: &Hist) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total = 0u64;
+    if !h.is_empty() {
+        for v in h.iter_quantiles(5) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let ms = h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0;
+            if q < 1.0 {
+                let _ = writeln!(
+                    out,
+                    "{ms:12.3} {q:14.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - q)
+                );
+            } else {
+                let _ = writeln!(out, "{ms:12.3} {q:14.12} {total:10}");
+            }
+        }
+    }
+    let sub_buckets = 2u64.pow((2.0 * 10f64.powi(SIGFIGS as i32)).log2().ceil() as u32);
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        sub_buckets
+    );
+    out
+}
+
+/// The text report after the run, with the thresholds' verdicts if any.
+pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
+    let rec = &r.recorder;
+    let t = &rec.total;
+    let c = &rec.corrected;
+    let mut o = String::new();
+
+    let _ = writeln!(o, "  Thread Stats   Avg      Stdev     Max   +/- Stdev");
+    let _ = writeln!(
+        o,
+        "    Latency {:>10} {:>10} {:>10} {:>8.2}%",
+        fmt_us(c.mean()),
+        fmt_us(c.stdev()),
+        fmt_us(c.max() as f64),
+        within_stdev(c)
+    );
+    // Completions per full second of the load (all threads together).
+    let full = r.load_duration.as_secs() as usize;
+    let per_sec: Vec<f64> = r
+        .intervals
+        .iter()
+        .take(full)
+        .map(|i| i.counts.completed as f64)
+        .collect();
+    if !per_sec.is_empty() {
+        let n = per_sec.len() as f64;
+        let mean = per_sec.iter().sum::<f64>() / n;
+        let sd = (per_sec.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        let max = per_sec.iter().cloned().fold(0.0, f64::max);
+        let within = per_sec.iter().filter(|x| (**x - mean).abs() <= sd).count() as f64 / n * 100.0;
+        let _ = writeln!(
+            o,
+            "    Req/Sec {:>10} {:>10} {:>10} {:>8.2}%",
+            fmt_count(mean),
+            fmt_count(sd),
+            fmt_count(max),
+            within
+        );
+    }
+
+    let _ = writeln!(
+        o,
+        "  Latency Distribution (HdrHistogram - Recorded Latency)"
+    );
+    for p in PERCENTILES {
+        let v = percentile(c, p);
+        let _ = writeln!(o, " {p:7.3}% {:>10}", fmt_us(v as f64));
+    }
+    if r.config.latency {
+        let _ = writeln!(o, "\n  Detailed Percentile spectrum:");
+        o.push_str(&spectrum(c));
+    }
+    if r.config.u_latency {
+        let _ = writeln!(
+            o,
+            "\n  Uncorrected Latency (measured without taking delayed starts into account)"
+        );
+        o.push_str(&spectrum(&rec.uncorrected));
+    }
+    let u = &rec.uncorrected;
+    let _ = writeln!(
+        o,
+        "  Uncorrected (from actual send): p50 {}, p99 {}, p99.9 {}, max {}",
+        fmt_us(percentile(u, 50.0) as f64),
+        fmt_us(percentile(u, 99.0) as f64),
+        fmt_us(percentile(u, 99.9) as f64),
+        fmt_us(u.max() as f64),
+    );
+
+    let _ = writeln!(
+        o,
+        "  {} requests in {}s, {} read",
+        t.completed,
+        fmt_secs(r.load_duration.as_secs_f64()),
+        fmt_bytes(t.bytes as f64)
+    );
+    let _ = writeln!(o, "Requests/sec: {:>10.2}", s.completed_rate);
+    let _ = writeln!(o, "Transfer/sec: {:>10}", fmt_bytes(s.bytes_rate));
+    let _ = writeln!(
+        o,
+        "Target rate:  {:>10} req/s, achieved (sent) {:.2} req/s",
+        r.config.rate.to_string(),
+        s.achieved_rate
+    );
+
+    let _ = writeln!(
+        o,
+        "Accounting: scheduled {} = completed {} + errors {} + unfinished {}{}",
+        t.scheduled,
+        t.completed,
+        t.error_total(),
+        r.unfinished,
+        if r.interrupted { " (interrupted)" } else { "" }
+    );
+    let codes: Vec<String> = rec
+        .status
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| format!("{code}: {n}"))
+        .collect();
+    let _ = writeln!(
+        o,
+        "Status codes: {}",
+        if codes.is_empty() {
+            "none".into()
+        } else {
+            codes.join(", ")
+        }
+    );
+    if t.error_total() == 0 {
+        let _ = writeln!(o, "Errors: none");
+    } else {
+        let classes: Vec<String> = ErrorClass::ALL
+            .iter()
+            .map(|e| format!("{} {}", e.name(), t.errors[e.index()]))
+            .collect();
+        let _ = writeln!(o, "Errors: {} ({})", t.error_total(), classes.join(", "));
+    }
+    if rec.extra_requests > 0 {
+        let _ = writeln!(
+            o,
+            "Pipelined: {} HTTP requests in all ({} beyond one per scheduled request; each response is in the status codes)",
+            t.completed + t.error_total() + rec.extra_requests,
+            rec.extra_requests
+        );
+    }
+    for m in &rec.script_messages {
+        let _ = writeln!(o, "Script error: {m}");
+    }
+    let _ = writeln!(
+        o,
+        "Connections: {} asked, {} open at end of load, {} opened ({} reconnects)",
+        r.config.connections, r.open, rec.connects, rec.reconnects
+    );
+    let lag = &rec.send_lag;
+    let _ = writeln!(
+        o,
+        "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one); release lag p99 {}",
+        fmt_us(percentile(lag, 50.0) as f64),
+        fmt_us(percentile(lag, 99.0) as f64),
+        fmt_us(percentile(lag, 99.9) as f64),
+        fmt_us(lag.max() as f64),
+        lag.len(),
+        rec.queued,
+        fmt_us(percentile(&rec.release_lag, 99.0) as f64),
+    );
+    if let Some(st) = rec.stream.as_deref() {
+        streaming(&mut o, r, s, st);
+    }
+    let busy: Vec<String> = r
+        .busy
+        .iter()
+        .map(|b| format!("{:.0}%", b * 100.0))
+        .collect();
+    let _ = writeln!(
+        o,
+        "Generator: threads busy {} of the load window",
+        busy.join(", ")
+    );
+    for w in &s.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
+    for v in verdicts {
+        let _ = writeln!(
+            o,
+            "Threshold {}: {} (actual {:.3}{}{})",
+            v.expr,
+            if v.pass { "pass" } else { "FAIL" },
+            v.actual,
+            if v.unit.is_empty() { "" } else { " " },
+            v.unit
+        );
+    }
+    o
+}
+
+fn dist(o: &mut String, label: &str, h: &Hist) {
+    let _ = writeln!(
+        o,
+        "  {label:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}",
+        fmt_us(percentile(h, 50.0) as f64),
+        fmt_us(percentile(h, 90.0) as f64),
+        fmt_us(percentile(h, 99.0) as f64),
+        fmt_us(percentile(h, 99.9) as f64),
+        fmt_us(h.max() as f64),
+    );
+}
+
+/// The "Streaming" section, shown only when event streams were seen.
+fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::StreamRecorder) {
+    let rec = &r.recorder;
+    let _ = writeln!(
+        o,
+        "Streaming: {} event streams, {} output tokens",
+        st.streams, rec.total.tokens
+    );
+    dist(o, "TTFT (corrected)", &st.ttft);
+    dist(o, "TTFT (uncorrected)", &st.ttft_uncorrected);
+    dist(o, "TTFB (corrected)", &st.ttfb);
+    dist(o, "Inter-token latency", &st.itl);
+    dist(o, "Time per output token", &st.tpot);
+    let t = &st.tokens_per_request;
+    let _ = writeln!(
+        o,
+        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} of {} streams sent usage; {} disagreed with the events counted)",
+        "Output tokens/request",
+        percentile(t, 50.0),
+        percentile(t, 90.0),
+        percentile(t, 99.0),
+        t.min(),
+        t.max(),
+        st.with_usage,
+        st.streams,
+        st.usage_mismatch
+    );
+    let _ = writeln!(o, "  Output tokens/sec:     {:.2}", s.tokens_rate);
+    if !rec.slos.is_empty() {
+        let slos: Vec<&str> = rec.slos.iter().map(|x| x.expr.as_str()).collect();
+        let _ = writeln!(
+            o,
+            "  Goodput:               {} requests ({:.2}% of scheduled, {:.2}/s) met {}",
+            rec.slo_met,
+            s.goodput_share,
+            s.goodput_rate,
+            slos.join(" and ")
+        );
+    }
+}
+
+fn fmt_count(v: f64) -> String {
+    if v >= 1_000_000.0 {
+        format!("{:.2}M", v / 1e6)
+    } else if v >= 1_000.0 {
+        format!("{:.2}k", v / 1e3)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::histogram::new_hist;
+
+    #[test]
+    fn spectrum_is_hdrhistogram_format() {
+        let mut h = new_hist();
+        for v in 1..=1000u64 {
+            h.record(v).unwrap(); // 1 µs .. 1 ms, uniform
+        }
+        let s = spectrum(&h);
+        let mut lines = s.lines();
+        assert!(lines.next().unwrap().contains("1/(1-Percentile)"));
+        let rows: Vec<Vec<&str>> = s
+            .lines()
+            .filter(|l| {
+                l.trim_start()
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_digit())
+            })
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        // Median of 1..=1000 µs is 0.500 ms; the last row is 1.000 ms at percentile 1, count 1000.
+        let median = rows
+            .iter()
+            .find(|r| r[1].parse::<f64>().unwrap() >= 0.5)
+            .unwrap();
+        assert_eq!(median[0], "0.500");
+        let last = rows.last().unwrap();
+        assert_eq!((last[0], last[2]), ("1.000", "1000"));
+        assert!(s.contains("#[Mean    =        0.500"));
+        assert!(s.contains("Total count    =         1000]"));
+    }
+
+    #[test]
+    fn wrk_units() {
+        assert_eq!(fmt_us(123.0), "123.00us");
+        assert_eq!(fmt_us(1_230.0), "1.23ms");
+        assert_eq!(fmt_us(2_500_000.0), "2.50s");
+        assert_eq!(fmt_bytes(1536.0), "1.50KB");
+    }
+}

@@ -1,0 +1,214 @@
+//! Thresholds for CI, k6-style: `p99<250ms`, `p99.9<1s`, `errors<1%`, `rate>990`.
+//!
+//! Grammar: `METRIC OP VALUE`, no spaces needed.
+//! - METRIC: `pN` (corrected latency percentile, e.g. `p50`, `p99.9`), `max`, `mean` (a
+//!   duration VALUE: `250ms`, `1s`, `800us`); `errors` (a count, or a share of scheduled
+//!   requests with `%`; unfinished requests count as errors here, since a user never got an
+//!   answer); `rate` (achieved send rate, requests/s).
+//! - OP: `<`, `<=`, `>`, `>=`.
+//!
+//! Parsed before the run (a malformed threshold is a usage error) and evaluated on the
+//! merged numbers by `report`; any failure makes the process exit 99.
+
+use crate::cli::units::parse_duration;
+use crate::engine::RunResult;
+use crate::record::histogram::percentile;
+use crate::report::Summary;
+
+/// What a threshold measures.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Metric {
+    /// Corrected latency at this percentile (0–100), µs.
+    Percentile(f64),
+    /// Largest corrected latency, µs.
+    Max,
+    /// Mean corrected latency, µs.
+    Mean,
+    /// Failed plus unfinished requests, as a count.
+    Errors,
+    /// Failed plus unfinished requests, as a percentage of scheduled.
+    ErrorShare,
+    /// Achieved send rate, requests/s.
+    Rate,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// One condition that must hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// As typed.
+    pub expr: String,
+    /// What is measured.
+    pub metric: Metric,
+    /// How it is compared.
+    pub op: Op,
+    /// The limit, in the metric's unit (µs for latencies).
+    pub limit: f64,
+}
+
+/// A threshold's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The threshold as typed.
+    pub expr: String,
+    /// The measured value, in the metric's display unit (ms for latencies).
+    pub actual: f64,
+    /// The unit of `actual`.
+    pub unit: &'static str,
+    /// Whether it held.
+    pub pass: bool,
+}
+
+const HINT: &str = "expected METRIC OP VALUE, e.g. p99<250ms, p99.9<1s, max<2s, mean<10ms, \
+                    errors<1%, errors<=5, rate>990";
+
+impl Threshold {
+    /// Parses one threshold expression.
+    pub fn parse(s: &str) -> Result<Threshold, String> {
+        let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let at = t
+            .find(['<', '>'])
+            .ok_or_else(|| format!("no comparison (< <= > >=); {HINT}"))?;
+        let (name, rest) = t.split_at(at);
+        let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
+            (Op::Le, v)
+        } else if let Some(v) = rest.strip_prefix(">=") {
+            (Op::Ge, v)
+        } else if let Some(v) = rest.strip_prefix('<') {
+            (Op::Lt, v)
+        } else {
+            (Op::Gt, &rest[1..])
+        };
+        if value.is_empty() {
+            return Err(format!("no value after the comparison; {HINT}"));
+        }
+        let number = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+        let latency = |v: &str| {
+            parse_duration(v)
+                .map(|d| d.as_nanos() as f64 / 1000.0)
+                .map_err(|r| format!("latency limit {v:?}: {r}"))
+        };
+        let (metric, limit) = match name {
+            "max" => (Metric::Max, latency(value)?),
+            "mean" | "avg" => (Metric::Mean, latency(value)?),
+            "rate" => (
+                Metric::Rate,
+                number(value).ok_or_else(|| {
+                    format!("rate limit {value:?}: expected requests/s, e.g. rate>990")
+                })?,
+            ),
+            "errors" => match value.strip_suffix('%') {
+                Some(p) => (
+                    Metric::ErrorShare,
+                    number(p).filter(|x| *x <= 100.0).ok_or_else(|| {
+                        format!("error share {value:?}: expected a percentage, e.g. errors<1%")
+                    })?,
+                ),
+                None => (
+                    Metric::Errors,
+                    number(value).ok_or_else(|| {
+                        format!("error count {value:?}: expected a number, e.g. errors<=5")
+                    })?,
+                ),
+            },
+            p if p.starts_with('p') => {
+                let q = number(&p[1..]).filter(|q| *q <= 100.0).ok_or_else(|| {
+                    format!("percentile {p:?}: expected p0..p100, e.g. p99 or p99.9")
+                })?;
+                (Metric::Percentile(q), latency(value)?)
+            }
+            other => return Err(format!("unknown metric {other:?}; {HINT}")),
+        };
+        Ok(Threshold {
+            expr: s.trim().to_string(),
+            metric,
+            op,
+            limit,
+        })
+    }
+
+    /// Checks this threshold against a run.
+    pub fn evaluate(&self, r: &RunResult, s: &Summary) -> Verdict {
+        let c = &r.recorder.corrected;
+        let t = &r.recorder.total;
+        let failed = (t.error_total() + r.unfinished) as f64;
+        let (value, actual, unit) = match self.metric {
+            Metric::Percentile(q) => {
+                let v = percentile(c, q) as f64;
+                (v, v / 1000.0, "ms")
+            }
+            Metric::Max => (c.max() as f64, c.max() as f64 / 1000.0, "ms"),
+            Metric::Mean => (c.mean(), c.mean() / 1000.0, "ms"),
+            Metric::Errors => (failed, failed, ""),
+            Metric::ErrorShare => {
+                let share = if t.scheduled == 0 {
+                    0.0
+                } else {
+                    100.0 * failed / t.scheduled as f64
+                };
+                (share, share, "%")
+            }
+            Metric::Rate => (s.achieved_rate, s.achieved_rate, "req/s"),
+        };
+        let pass = match self.op {
+            Op::Lt => value < self.limit,
+            Op::Le => value <= self.limit,
+            Op::Gt => value > self.limit,
+            Op::Ge => value >= self.limit,
+        };
+        Verdict {
+            expr: self.expr.clone(),
+            actual,
+            unit,
+            pass,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grammar() {
+        let ok = [
+            ("p99<250ms", Metric::Percentile(99.0), Op::Lt, 250_000.0),
+            ("p99.9 < 1s", Metric::Percentile(99.9), Op::Lt, 1_000_000.0),
+            ("max<=2s", Metric::Max, Op::Le, 2_000_000.0),
+            ("mean<800us", Metric::Mean, Op::Lt, 800.0),
+            ("errors<1%", Metric::ErrorShare, Op::Lt, 1.0),
+            ("errors<=5", Metric::Errors, Op::Le, 5.0),
+            ("rate>990", Metric::Rate, Op::Gt, 990.0),
+            ("rate>=99.5", Metric::Rate, Op::Ge, 99.5),
+        ];
+        for (s, metric, op, limit) in ok {
+            let t = Threshold::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!((t.metric, t.op, t.limit), (metric, op, limit), "{s}");
+        }
+        for bad in [
+            "p99",
+            "p99<",
+            "p101<1s",
+            "p99<fast",
+            "latency<1s",
+            "errors<150%",
+            "rate>lots",
+            "<1s",
+            "p99=1s",
+        ] {
+            assert!(Threshold::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

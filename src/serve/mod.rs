@@ -1,0 +1,451 @@
+//! `ratebench serve`: the built-in target server, for demos, tests and experiments.
+//!
+//! A hyper HTTP/1.1 server (optionally HTTPS with a self-signed certificate) that answers
+//! every request with a body of a fixed size after a fixed service delay, and can *stall*:
+//! from `AT` after it starts, for `FOR`, every response is held until the stall ends (once,
+//! or every `PERIOD`) — the classic coordinated-omission experiment. Delays use the precise
+//! `clock::Timer`, so `--delay 200us` means 200 µs, not a millisecond tick.
+//!
+//! Used by `app` (the `serve` and `demo` commands) and by tests, which start it in-process
+//! on port 0 with `spawn`.
+
+use crate::cli::{ServeConfig, Stall};
+use crate::clock::{set_thread_timer_slack_min, sleep_until};
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::header::HeaderValue;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::sync::oneshot;
+
+impl Stall {
+    /// If `elapsed` (since server start) is inside a stall, when that stall ends.
+    pub fn end_at(&self, elapsed: Duration) -> Option<Duration> {
+        if elapsed < self.at {
+            return None;
+        }
+        let since = elapsed - self.at;
+        let begin = match self.every {
+            Some(p) => self.at + p * (since.as_nanos() / p.as_nanos()) as u32,
+            None => self.at,
+        };
+        let end = begin + self.length;
+        (elapsed < end).then_some(end)
+    }
+}
+
+/// Counters a test or the operator can read while the server runs.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Requests received.
+    pub requests: AtomicU64,
+}
+
+/// A server running on a background thread; dropping it shuts the server down.
+pub struct ServerHandle {
+    /// Where it listens (the real port when asked for port 0).
+    pub addr: SocketAddr,
+    /// Its counters.
+    pub stats: Arc<ServerStats>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .map_err(|e| format!("TLS server config: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+struct Service {
+    config: ServeConfig,
+    body: Bytes,
+    started: Instant,
+    stats: Arc<ServerStats>,
+    seed: u64,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A response body fed from a channel: the streaming endpoint's events, as they are made.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A well-mixed 64-bit hash (splitmix64): request `n`'s random draws, with no shared RNG.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A uniform draw in [lo, hi] from `h`.
+fn pick(lo: Duration, hi: Duration, h: u64) -> Duration {
+    if hi <= lo {
+        return lo;
+    }
+    lo + (hi - lo).mul_f64((h >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// One OpenAI chat-completion chunk as an SSE event.
+fn chunk(id: &str, model: &str, delta: &str, finish: &str, usage: &str) -> Bytes {
+    Bytes::from(format!(
+        "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"{model}\",\
+         \"choices\":[{{\"index\":0,\"delta\":{{{delta}}},\"finish_reason\":{finish}}}]{usage}}}\n\n"
+    ))
+}
+
+impl Service {
+    /// Holds until the current stall (if any) is over.
+    async fn stall(&self) {
+        hold_stall(self.config.stall, self.started).await;
+    }
+
+    /// The status request `n` gets instead of an answer, if any: each `--status` share is
+    /// met exactly, spread evenly (request n is chosen when ⌊(n+1)·p⌋ > ⌊n·p⌋).
+    fn forced_status(&self, n: u64) -> Option<u16> {
+        self.config
+            .statuses
+            .iter()
+            .find(|(_, p)| ((n + 1) as f64 * p).floor() > (n as f64 * p).floor())
+            .map(|(code, _)| *code)
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let n = self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(code) = self.forced_status(n) {
+            let text = format!(
+                "{{\"error\":{{\"message\":\"ratebench serve: status {code} (--status)\",\"type\":\"rate_limit\"}}}}"
+            );
+            let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+            *resp.status_mut() =
+                hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::TOO_MANY_REQUESTS);
+            if code == 429 || code == 503 {
+                resp.headers_mut()
+                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(resp);
+        }
+        if req.method() == hyper::Method::POST && req.uri().path() == "/v1/chat/completions" {
+            return Ok(self.chat(req, n).await);
+        }
+        if !self.config.delay.is_zero() {
+            sleep_until(Instant::now() + self.config.delay).await;
+        }
+        self.stall().await;
+        let mut resp = Response::new(Full::new(self.body.clone()).boxed());
+        resp.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        Ok(resp)
+    }
+
+    /// The OpenAI-compatible chat endpoint: streamed (SSE) when the request says
+    /// `"stream": true`, else one JSON completion once the whole answer is ready.
+    async fn chat(&self, req: Request<Incoming>, n: u64) -> Response<Body> {
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let stream = json
+            .get("stream")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let model: String = json
+            .get("model")
+            .and_then(|v| v.as_str())
+            .unwrap_or("ratebench-serve")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(*c))
+            .collect();
+        let llm = self.config.llm;
+        let h = mix(self.seed ^ n);
+        let ttft = pick(llm.ttft.0, llm.ttft.1, h);
+        let (lo, hi) = llm.tokens;
+        let tokens = lo + mix(h) % (hi - lo + 1);
+        let gap = move |i: u64| pick(llm.token_interval.0, llm.token_interval.1, mix(h ^ i));
+        let arrived = Instant::now();
+        let id = format!("chatcmpl-{n}");
+        let usage = format!(
+            "\"usage\":{{\"prompt_tokens\":1,\"completion_tokens\":{tokens},\"total_tokens\":{}}}",
+            tokens + 1
+        );
+        if !stream {
+            let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i));
+            sleep_until(at).await;
+            self.stall().await;
+            let content: String = (0..tokens).map(|i| format!("tok{i} ")).collect();
+            let text = format!(
+                "{{\"id\":\"{id}\",\"object\":\"chat.completion\",\"created\":0,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\
+                 \"message\":{{\"role\":\"assistant\",\"content\":\"{content}\"}},\"finish_reason\":\"stop\"}}],{usage}}}"
+            );
+            let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return resp;
+        }
+        let (tx, rx) = mpsc::channel(16);
+        let (started, stall) = (self.started, self.config.stall);
+        tokio::spawn(async move {
+            // The role comes first and carries no content, as OpenAI's does.
+            let role = chunk(
+                &id,
+                &model,
+                "\"role\":\"assistant\",\"content\":\"\"",
+                "null",
+                "",
+            );
+            if tx.send(role).await.is_err() {
+                return;
+            }
+            let mut at = arrived + ttft;
+            for i in 0..tokens {
+                if i > 0 {
+                    at += gap(i);
+                }
+                sleep_until(at).await;
+                hold_stall(stall, started).await;
+                let token = chunk(&id, &model, &format!("\"content\":\"tok{i} \""), "null", "");
+                if tx.send(token).await.is_err() {
+                    return; // the client went away
+                }
+            }
+            let _ = tx
+                .send(chunk(&id, &model, "", "\"stop\"", &format!(",{usage}")))
+                .await;
+            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+        });
+        let mut resp = Response::new(ChannelBody(rx).boxed());
+        let hd = resp.headers_mut();
+        hd.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        hd.insert(
+            hyper::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        resp
+    }
+}
+
+/// Holds until the stall in progress at this moment (if any) ends.
+async fn hold_stall(stall: Option<Stall>, started: Instant) {
+    if let Some(end) = stall.and_then(|s| s.end_at(started.elapsed())) {
+        sleep_until(started + end).await;
+    }
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    config: ServeConfig,
+    stats: Arc<ServerStats>,
+    mut shutdown: oneshot::Receiver<()>,
+) -> Result<(), String> {
+    let tls = if config.tls {
+        Some(tls_acceptor()?)
+    } else {
+        None
+    };
+    let service = Arc::new(Service {
+        body: Bytes::from(vec![b'x'; config.body_size]),
+        config,
+        started: Instant::now(),
+        stats: stats.clone(),
+        seed: mix(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)),
+    });
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(_) => continue, // e.g. EMFILE: keep serving the connections we have
+            },
+            _ = &mut shutdown => return Ok(()),
+        };
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        let _ = tcp.set_nodelay(true);
+        let service = service.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let service = service.clone();
+                async move { service.handle(req).await }
+            });
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
+                }
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .on_thread_start(set_thread_timer_slack_min)
+            .enable_all()
+            .build()
+    }
+}
+
+/// Starts the server on a background thread and returns once it is listening.
+pub fn spawn(config: ServeConfig) -> Result<ServerHandle, String> {
+    let std_listener = std::net::TcpListener::bind(config.addr)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
+    let stats = Arc::new(ServerStats::default());
+    let (tx, rx) = oneshot::channel();
+    let thread_stats = stats.clone();
+    let thread = std::thread::Builder::new()
+        .name("ratebench-serve".into())
+        .spawn(move || {
+            set_thread_timer_slack_min();
+            let Ok(rt) = runtime(config.threads) else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(std_listener) else {
+                    return;
+                };
+                let _ = serve_on(listener, config, thread_stats, rx).await;
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(ServerHandle {
+        addr,
+        stats,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+/// Runs the server in the foreground until Ctrl-C.
+pub fn run(config: ServeConfig) -> Result<(), String> {
+    let handle = spawn(config.clone())?;
+    let scheme = if config.tls { "https" } else { "http" };
+    eprintln!(
+        "ratebench serve: listening on {scheme}://{}/ (delay {:?}, body {} B{}); Ctrl-C stops",
+        handle.addr,
+        config.delay,
+        config.body_size,
+        match config.stall {
+            Some(s) => format!(
+                ", stall {:?} at {:?}{}",
+                s.length,
+                s.at,
+                s.every.map(|e| format!(" every {e:?}")).unwrap_or_default()
+            ),
+            None => String::new(),
+        }
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    drop(handle);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stall_windows() {
+        let s = |ms| Duration::from_millis(ms);
+        let once = Stall {
+            length: s(1000),
+            at: s(5000),
+            every: None,
+        };
+        assert_eq!(once.end_at(s(4999)), None);
+        assert_eq!(once.end_at(s(5000)), Some(s(6000)));
+        assert_eq!(once.end_at(s(5999)), Some(s(6000)));
+        assert_eq!(once.end_at(s(6000)), None);
+        assert_eq!(once.end_at(s(16000)), None);
+        // Every 10 s: 5–6 s, 15–16 s, 25–26 s, …
+        let rep = Stall {
+            every: Some(s(10_000)),
+            ..once
+        };
+        assert_eq!(rep.end_at(s(15_500)), Some(s(16_000)));
+        assert_eq!(rep.end_at(s(16_500)), None);
+        assert_eq!(rep.end_at(s(25_000)), Some(s(26_000)));
+    }
+}

@@ -1,0 +1,358 @@
+//! Server-Sent Events, parsed as they arrive: time to first token, inter-token gaps and
+//! token counts for streamed LLM responses (`text/event-stream`).
+//!
+//! `SseParser` takes body chunks of any size (an event may straddle chunks, a chunk may hold
+//! many events) and yields each event's `data` without buffering the whole body. `TokenRule`
+//! decides whether an event carries generated content — by default OpenAI's chat and
+//! completions chunks (`choices[].delta.content`, `choices[].delta.tool_calls[].function
+//! .arguments`, `choices[].text`) — and reads the final `usage.completion_tokens`.
+//!
+//! Used by `engine::conn` (per response) and tests.
+
+use serde::Deserialize;
+
+/// What one `data:` event said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// Carries generated content (a token, or several).
+    Content,
+    /// Carries no content (a role header, a keep-alive, a finish reason).
+    Empty,
+    /// `[DONE]`: the stream's end marker.
+    Done,
+    /// Not valid for the rule (e.g. not JSON when the rule reads JSON fields).
+    Malformed,
+}
+
+impl Event {
+    fn content_if(content: bool) -> Event {
+        if content {
+            Event::Content
+        } else {
+            Event::Empty
+        }
+    }
+}
+
+/// Which events count as generated content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRule {
+    /// OpenAI-compatible chat and completions chunks.
+    OpenAi,
+    /// Any `data:` event other than `[DONE]` (for APIs that stream plain text).
+    AnyData,
+    /// A JSON path with `*` for "every array element", e.g. `choices.*.delta.content`;
+    /// an event counts when any value there is a non-empty string.
+    Path(Vec<String>),
+}
+
+impl TokenRule {
+    /// Parses `--sse-token`: `openai`, `any`, or a dotted JSON path with `*`.
+    pub fn parse(s: &str) -> Result<TokenRule, String> {
+        match s.trim() {
+            "openai" => Ok(TokenRule::OpenAi),
+            "any" => Ok(TokenRule::AnyData),
+            "" => Err(
+                "empty rule: use openai, any, or a JSON path like choices.*.delta.content".into(),
+            ),
+            p => {
+                let parts: Vec<String> = p.split('.').map(String::from).collect();
+                if parts.iter().any(String::is_empty) {
+                    return Err(format!(
+                        "{p:?}: empty path segment; e.g. choices.*.delta.content"
+                    ));
+                }
+                Ok(TokenRule::Path(parts))
+            }
+        }
+    }
+
+    /// Classifies one event's data, and reads `usage.completion_tokens` if present.
+    pub fn classify(&self, data: &[u8]) -> (Event, Option<u64>) {
+        let trimmed = data.trim_ascii();
+        if trimmed == b"[DONE]" {
+            return (Event::Done, None);
+        }
+        match self {
+            TokenRule::AnyData => (Event::content_if(!trimmed.is_empty()), None),
+            TokenRule::OpenAi => match serde_json::from_slice::<Chunk>(trimmed) {
+                Ok(c) => {
+                    let content = c.choices.iter().any(|ch| {
+                        ch.text.as_deref().is_some_and(|t| !t.is_empty())
+                            || ch.delta.as_ref().is_some_and(|d| {
+                                d.content.as_deref().is_some_and(|t| !t.is_empty())
+                                    || d.tool_calls.iter().any(|tc| {
+                                        tc.function
+                                            .as_ref()
+                                            .and_then(|f| f.arguments.as_deref())
+                                            .is_some_and(|a| !a.is_empty())
+                                    })
+                            })
+                    });
+                    let usage = c.usage.and_then(|u| u.completion_tokens);
+                    (Event::content_if(content), usage)
+                }
+                Err(_) => (Event::Malformed, None),
+            },
+            TokenRule::Path(path) => match serde_json::from_slice::<serde_json::Value>(trimmed) {
+                Ok(v) => {
+                    let usage = v
+                        .pointer("/usage/completion_tokens")
+                        .and_then(|u| u.as_u64());
+                    let content = any_string_at(&v, path);
+                    (Event::content_if(content), usage)
+                }
+                Err(_) => (Event::Malformed, None),
+            },
+        }
+    }
+}
+
+fn any_string_at(v: &serde_json::Value, path: &[String]) -> bool {
+    match path.split_first() {
+        None => v.as_str().is_some_and(|s| !s.is_empty()),
+        Some((head, rest)) if head == "*" => v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| any_string_at(x, rest))),
+        Some((head, rest)) => v.get(head.as_str()).is_some_and(|x| any_string_at(x, rest)),
+    }
+}
+
+// The subset of an OpenAI chunk that matters; serde skips everything else without
+// allocating for it.
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<Choice<'a>>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Vec<ToolCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall<'a> {
+    #[serde(default, borrow)]
+    function: Option<Function<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Function<'a> {
+    #[serde(default, borrow)]
+    arguments: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Usage {
+    completion_tokens: Option<u64>,
+}
+
+/// An incremental SSE parser: feed it body chunks, it hands back complete events' data.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes of an unfinished line.
+    line: Vec<u8>,
+    /// The current event's data lines, joined with `\n`.
+    data: Vec<u8>,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> SseParser {
+        SseParser::default()
+    }
+
+    /// Feeds `chunk`; calls `on_event` with each event's data as it completes.
+    pub fn feed(&mut self, chunk: &[u8], mut on_event: impl FnMut(&[u8])) {
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            let (head, tail) = rest.split_at(nl);
+            rest = &tail[1..];
+            if self.line.is_empty() {
+                self.take_line(head, &mut on_event);
+            } else {
+                self.line.extend_from_slice(head);
+                let line = std::mem::take(&mut self.line);
+                self.take_line(&line, &mut on_event);
+                self.line = line;
+                self.line.clear();
+            }
+        }
+        self.line.extend_from_slice(rest);
+    }
+
+    /// Ends the stream: an event not closed by a blank line is dispatched, as browsers do
+    /// not, but servers that close right after their last event expect.
+    pub fn finish(&mut self, mut on_event: impl FnMut(&[u8])) {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.take_line(&line, &mut on_event);
+        }
+        self.dispatch(&mut on_event);
+    }
+
+    fn take_line(&mut self, line: &[u8], on_event: &mut impl FnMut(&[u8])) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            self.dispatch(on_event);
+            return;
+        }
+        if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.has_data {
+                self.data.push(b'\n');
+            }
+            self.data.extend_from_slice(value);
+            self.has_data = true;
+        }
+        // `event:`, `id:`, `retry:` and `:` comments do not carry tokens.
+    }
+
+    fn dispatch(&mut self, on_event: &mut impl FnMut(&[u8])) {
+        if self.has_data {
+            on_event(&self.data);
+            self.data.clear();
+            self.has_data = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(chunks: &[&[u8]]) -> Vec<String> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, |d| out.push(String::from_utf8_lossy(d).into_owned()));
+        }
+        p.finish(|d| out.push(String::from_utf8_lossy(d).into_owned()));
+        out
+    }
+
+    #[test]
+    fn events_across_and_within_chunks() {
+        let whole = b"data: a\n\ndata: b\r\n\r\n: comment\nevent: x\ndata: c1\ndata: c2\n\ndata: [DONE]\n\n";
+        let want = vec!["a", "b", "c1\nc2", "[DONE]"];
+        assert_eq!(events(&[whole]), want);
+        // The same bytes one at a time: same events.
+        let bytes: Vec<&[u8]> = whole.chunks(1).collect();
+        assert_eq!(events(&bytes), want);
+        // A last event without its blank line still counts at the end of the stream.
+        assert_eq!(events(&[b"data: x\n\ndata: y"]), vec!["x", "y"]);
+    }
+
+    #[test]
+    fn openai_rule() {
+        let r = TokenRule::OpenAi;
+        let role = br#"{"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+        let tok = br#"{"choices":[{"index":0,"delta":{"content":"Hel\"lo"}}]}"#;
+        let tool = br#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"a\""}}]}}]}"#;
+        let legacy = br#"{"choices":[{"text":"hi","index":0}]}"#;
+        let last = br#"{"choices":[{"delta":{},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":50,"total_tokens":59}}"#;
+        assert_eq!(r.classify(role), (Event::Empty, None));
+        assert_eq!(r.classify(tok), (Event::Content, None));
+        assert_eq!(r.classify(tool), (Event::Content, None));
+        assert_eq!(r.classify(legacy), (Event::Content, None));
+        assert_eq!(r.classify(last), (Event::Empty, Some(50)));
+        assert_eq!(r.classify(b" [DONE] "), (Event::Done, None));
+        assert_eq!(r.classify(b"{not json"), (Event::Malformed, None));
+    }
+
+    #[test]
+    fn configurable_rules() {
+        let anthropic = TokenRule::parse("delta.text").unwrap();
+        assert_eq!(
+            anthropic
+                .classify(br#"{"type":"content_block_delta","delta":{"text":"x"}}"#)
+                .0,
+            Event::Content
+        );
+        assert_eq!(anthropic.classify(br#"{"type":"ping"}"#).0, Event::Empty);
+        let any = TokenRule::parse("any").unwrap();
+        assert_eq!(any.classify(b"plain words").0, Event::Content);
+        assert!(TokenRule::parse("a..b").is_err());
+    }
+}
+
+/// A per-request goodput target (`--slo 'ttft<500ms'`): a request counts as good when it
+/// completed and met every target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// As typed.
+    pub expr: String,
+    /// What is limited.
+    pub metric: SloMetric,
+    /// The limit (exclusive).
+    pub limit: std::time::Duration,
+}
+
+/// What a goodput target limits, per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SloMetric {
+    /// Time to first token, from the intended send time.
+    Ttft,
+    /// The longest gap between two tokens of the request.
+    Itl,
+    /// Time per output token after the first: (e2e − TTFT) / (tokens − 1).
+    Tpot,
+    /// End-to-end latency from the intended send time.
+    E2e,
+}
+
+impl Slo {
+    /// Parses `ttft<500ms`, `itl<50ms`, `tpot<20ms` or `e2e<2s`.
+    pub fn parse(s: &str) -> Result<Slo, String> {
+        let hint = "expected ttft|itl|tpot|e2e < DURATION, e.g. ttft<500ms or itl<50ms";
+        let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        let (name, value) = t.split_once('<').ok_or_else(|| format!("no '<'; {hint}"))?;
+        let metric = match name {
+            "ttft" => SloMetric::Ttft,
+            "itl" => SloMetric::Itl,
+            "tpot" => SloMetric::Tpot,
+            "e2e" => SloMetric::E2e,
+            other => return Err(format!("unknown metric {other:?}; {hint}")),
+        };
+        let limit =
+            crate::cli::units::parse_duration(value).map_err(|r| format!("{value:?}: {r}"))?;
+        Ok(Slo {
+            expr: s.trim().to_string(),
+            metric,
+            limit,
+        })
+    }
+}
+
+#[cfg(test)]
+mod slo_tests {
+    use super::*;
+
+    #[test]
+    fn slo_grammar() {
+        let s = Slo::parse("ttft < 500ms").unwrap();
+        assert_eq!(
+            (s.metric, s.limit),
+            (SloMetric::Ttft, std::time::Duration::from_millis(500))
+        );
+        assert_eq!(Slo::parse("itl<50ms").unwrap().metric, SloMetric::Itl);
+        for bad in ["ttft>1s", "latency<1s", "ttft<soon", "ttft"] {
+            assert!(Slo::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The command line as users meet it: bad input rejected before any traffic, TLS trust,
+//! Ctrl-C, and the newcomer's demo.
+
+mod common;
+use common::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+#[test]
+fn bad_input_exits_2_naming_the_flag_and_sends_nothing() {
+    let target = counting_listener();
+    let url = format!("http://{}/", target.addr);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["-R1000", "http//missing-colon"], "URL"),
+        (vec!["-R1000", "ftp://127.0.0.1/"], "unsupported scheme"),
+        (vec!["-R1000", "-d", "10x", &url], "-d/--duration"),
+        (vec!["-R", "0", &url], "-R/--rate"),
+        (vec!["-R1000", "-c", "0", &url], "-c/--connections"),
+        (vec!["-R1000", "-c", "2", "-t", "4", &url], "-t/--threads"),
+        (vec![&url], "-R/--rate"),
+    ];
+    for (args, flag) in &cases {
+        let out = run_bin(args, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got {stderr}"
+        );
+        assert!(
+            stderr.contains(flag),
+            "{args:?}: {stderr} should name {flag}"
+        );
+        assert!(stderr.starts_with("ratebench: error: "), "{stderr}");
+    }
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        0,
+        "no connection was made"
+    );
+}
+
+#[test]
+fn https_needs_trust_or_k() {
+    let server = serve(|c| c.tls = true);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = run_bin(&["-R100", "-d1s", &url], Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("certificate") && stderr.contains("-k"),
+        "{stderr}"
+    );
+    assert_eq!(server.stats.requests.load(Ordering::SeqCst), 0);
+
+    let r = run(&["-R100", "-d1s", "-c2", "-t1", "-k", &url]);
+    assert_eq!(r.recorder.total.scheduled, 100);
+    assert_eq!(r.recorder.status[200], 100);
+    assert_eq!(server.stats.requests.load(Ordering::SeqCst), 100);
+}
+
+#[test]
+fn sigint_stops_the_run_and_prints_the_report() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let child = bin()
+        .args(["-R100", "-d60s", "-c2", "-t1", &url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to the child we started.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = wait_limited(child, Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Accounting:"))
+        .expect("accounting line");
+    assert!(line.ends_with("(interrupted)"), "{line}");
+    // "Accounting: scheduled N = completed C + errors E + unfinished U (interrupted)"
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n.len(), 4, "{line}");
+    assert_eq!(n[0], n[1] + n[2] + n[3], "{line}");
+    // About 1.5 s at 100/s were scheduled, nowhere near the 6000 of the full minute.
+    assert!((100..=300).contains(&n[0]), "{line}");
+    assert!(stdout.contains("Latency Distribution"));
+}
+
+#[test]
+fn demo_runs_and_shows_the_correction() {
+    let out = run_bin(&["demo", "-d", "4s"], Duration::from_secs(30));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Accounting: scheduled 4000 = completed 4000 + errors 0 + unfinished 0"),
+        "{stdout}"
+    );
+    // The 1 s freeze covers 1000 of 4000 requests, whose corrected latencies spread over
+    // 0..1 s: the slowest 1 % (40) are the first 40 of those, so p99 = 1 s × (1 − 40/1000)
+    // = 960 ms. Uncorrected, only the ≤ 20 requests in flight saw it (0.5 %): p99 stays low.
+    let p99 = |label: &str| {
+        let line = stdout.lines().find(|l| l.contains(label)).expect(label);
+        wrk_ms(line.split_whitespace().nth(2).unwrap())
+    };
+    let (corrected, uncorrected) = (p99("corrected   p99"), p99("uncorrected p99"));
+    assert!(
+        (corrected - 960.0).abs() <= 0.15 * 960.0,
+        "corrected p99 {corrected} ms"
+    );
+    assert!(uncorrected < 100.0, "uncorrected p99 {uncorrected} ms");
+}
+
+/// Parses wrk's duration format (`123.00us`, `1.23ms`, `1.23s`) into milliseconds.
+fn wrk_ms(s: &str) -> f64 {
+    let (num, scale) = if let Some(v) = s.strip_suffix("us") {
+        (v, 1e-3)
+    } else if let Some(v) = s.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = s.strip_suffix('s') {
+        (v, 1e3)
+    } else {
+        panic!("not a wrk duration: {s}")
+    };
+    num.parse::<f64>().unwrap() * scale
+}
+
+#[test]
+fn progress_only_on_a_terminal() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    // Piped stderr: not a terminal, so not a byte of progress.
+    let out = run_bin(
+        &["-R100", "-d2s", "-c2", "-t1", &url],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Under a pseudo-terminal (util-linux `script`), one progress line per second.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping the terminal half: `script` (util-linux) is not installed");
+        return;
+    }
+    let cmd = format!(
+        "{} -R100 -d2s -c2 -t1 {url}",
+        env!("CARGO_BIN_EXE_ratebench")
+    );
+    let child = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_limited(child, Duration::from_secs(20));
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("[   1s/2s] sent 100 req/s, 0 errors, p99"),
+        "{tty}"
+    );
+    assert!(tty.contains("so far"), "{tty}");
+}
+
+#[test]
+fn method_headers_and_body_arrive_as_given() {
+    let server = raw_server(Behaviour::Ok);
+    let dir = tmpdir("body");
+    let body_file = dir.join("req.json");
+    std::fs::write(&body_file, r#"{"prompt":"héllo"}"#).unwrap();
+    let url = format!("http://{}/v1/items?x=1", server.addr);
+    let r = run(&[
+        "-R10",
+        "-d1s",
+        "-c1",
+        "-t1",
+        "-m",
+        "PUT",
+        "-H",
+        "X-One: 1",
+        "-H",
+        "X-Two:2",
+        "-H",
+        "Content-Type: application/json",
+        "--body-file",
+        body_file.to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(r.recorder.total.completed, 10);
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.len(), 10);
+    let req = &seen[0];
+    // The bytes on the wire: method and path with query, the URL's Host, our headers
+    // (the space-less one too), an exact Content-Length, and the body byte for byte.
+    assert!(req.starts_with("PUT /v1/items?x=1 HTTP/1.1\r\n"), "{req}");
+    let lower = req.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!("host: {}\r\n", server.addr)),
+        "{req}"
+    );
+    assert!(
+        lower.contains("x-one: 1\r\n") && lower.contains("x-two: 2\r\n"),
+        "{req}"
+    );
+    assert!(
+        lower.contains("content-type: application/json\r\n"),
+        "{req}"
+    );
+    let body = r#"{"prompt":"héllo"}"#;
+    assert!(
+        lower.contains(&format!("content-length: {}\r\n", body.len())),
+        "{req}"
+    );
+    assert!(req.ends_with(&format!("\r\n\r\n{body}")), "{req}");
+    // Every request is the same.
+    assert!(seen.iter().all(|s| s == req));
+}

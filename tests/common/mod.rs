@@ -1,0 +1,256 @@
+//! Shared test vocabulary: in-process targets on 127.0.0.1:0 (ratebench's own `serve`, and
+//! raw TCP servers that misbehave on cue and count what they received), and runners for
+//! ratebench in-process and as the built binary.
+#![allow(dead_code)]
+
+use clap::Parser;
+use ratebench::cli::{Cli, ServeConfig};
+use ratebench::engine::{self, RunOptions, RunResult};
+use ratebench::serve::{self, ServerHandle};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The built-in server on a free loopback port.
+pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
+    let mut c = ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        delay: Duration::ZERO,
+        body_size: 100,
+        stall: None,
+        tls: false,
+        threads: 1,
+        llm: Default::default(),
+        statuses: Vec::new(),
+    };
+    f(&mut c);
+    serve::spawn(c).expect("serve starts")
+}
+
+/// Runs ratebench in-process with a command line as a user types it (without the program name).
+pub fn run(args: &[&str]) -> RunResult {
+    let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
+        .expect("command line parses");
+    let config = cli.run.validate().expect("command line is valid");
+    let r = engine::run(&config, RunOptions::default()).expect("run starts");
+    let t = &r.recorder.total;
+    // Principle 3 holds in every run a test makes.
+    assert_eq!(
+        t.scheduled,
+        t.completed + t.error_total() + r.unfinished,
+        "scheduled = completed + errors + unfinished"
+    );
+    r
+}
+
+/// The built binary.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ratebench"))
+}
+
+/// Runs the binary to completion, failing the test if it takes longer than `limit`.
+pub fn run_bin(args: &[&str], limit: Duration) -> Output {
+    let child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    wait_limited(child, limit)
+}
+
+/// Waits for `child`, killing it (and failing) after `limit`.
+pub fn wait_limited(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ratebench did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How a raw test server treats each request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// `200 OK`, keep-alive.
+    Ok,
+    /// `200 OK` with `Connection: close`, then close.
+    CloseAfterOne,
+    /// `200 OK` without saying so, then close (a keep-alive connection closed under the client).
+    SilentClose,
+    /// Read the request, never answer.
+    NeverAnswer,
+    /// Answer with bytes that are not HTTP, then close.
+    Garbage,
+    /// Start an event stream, send two tokens, then close mid-stream.
+    CutStream,
+    /// A complete event stream whose second event is not JSON.
+    MalformedStream,
+}
+
+const SSE_HEAD: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+const TOKEN_EVENT: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
+
+/// One HTTP/1.1 chunk.
+fn http_chunk(s: &str) -> String {
+    format!("{:x}\r\n{s}\r\n", s.len())
+}
+
+/// A raw TCP server on 127.0.0.1:0 that answers GETs as told and records arrivals.
+pub struct RawServer {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicU64>,
+    pub requests: Arc<AtomicU64>,
+    pub arrivals: Arc<Mutex<Vec<Instant>>>,
+    /// The first 16 requests exactly as they came off the wire.
+    pub seen: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr); // wake the accept loop
+    }
+}
+
+pub fn raw_server(behaviour: Behaviour) -> RawServer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let s = RawServer {
+        addr,
+        accepted: Arc::default(),
+        requests: Arc::default(),
+        arrivals: Arc::default(),
+        seen: Arc::default(),
+        stop: Arc::default(),
+    };
+    let (accepted, requests, arrivals, seen, stop) = (
+        s.accepted.clone(),
+        s.requests.clone(),
+        s.arrivals.clone(),
+        s.seen.clone(),
+        s.stop.clone(),
+    );
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let Ok(mut conn) = conn else { continue };
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let (requests, arrivals, seen, stop) = (
+                requests.clone(),
+                arrivals.clone(),
+                seen.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                let _ = conn.set_nodelay(true);
+                let _ = conn.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    // Every test request is a GET: a request ends at the blank line.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        // A request is its head plus Content-Length bytes of body.
+                        let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+                        let body_len = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + body_len {
+                            break; // the body is still on its way
+                        }
+                        let raw: Vec<u8> = buf.drain(..end + 4 + body_len).collect();
+                        {
+                            let mut seen = seen.lock().unwrap();
+                            if seen.len() < 16 {
+                                seen.push(String::from_utf8_lossy(&raw).into_owned());
+                            }
+                        }
+                        arrivals.lock().unwrap().push(Instant::now());
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let stream_reply;
+                        let reply: &[u8] = match behaviour {
+                            Behaviour::CutStream => {
+                                stream_reply = format!("{SSE_HEAD}{}", http_chunk(&TOKEN_EVENT.repeat(2)));
+                                stream_reply.as_bytes()
+                            }
+                            Behaviour::MalformedStream => {
+                                let events = format!("{TOKEN_EVENT}data: {{not json\n\n{TOKEN_EVENT}data: [DONE]\n\n");
+                                stream_reply = format!("{SSE_HEAD}{}0\r\n\r\n", http_chunk(&events));
+                                stream_reply.as_bytes()
+                            }
+                            Behaviour::Ok => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                            Behaviour::CloseAfterOne => {
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                            }
+                            Behaviour::SilentClose => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                            Behaviour::NeverAnswer => b"",
+                            Behaviour::Garbage => b"SSH-2.0-this is not http\r\n\r\n",
+                        };
+                        if conn.write_all(reply).is_err() {
+                            return;
+                        }
+                        if matches!(
+                            behaviour,
+                            Behaviour::CloseAfterOne
+                                | Behaviour::SilentClose
+                                | Behaviour::Garbage
+                                | Behaviour::CutStream
+                        ) {
+                            return; // drop closes
+                        }
+                    }
+                    match conn.read(&mut chunk) {
+                        Ok(0) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        }
+    });
+    s
+}
+
+/// A listener that only counts connection attempts (to prove nothing was sent).
+pub fn counting_listener() -> RawServer {
+    raw_server(Behaviour::Ok)
+}
+
+/// Microseconds as HDR reports them, in milliseconds.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A fresh directory for one test's files.
+pub fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ratebench-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

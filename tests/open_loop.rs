@@ -1,0 +1,177 @@
+//! Open loop: the schedule alone decides when requests go out, and latency is measured from
+//! that schedule (coordinated-omission correction).
+
+mod common;
+use common::*;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// These tests measure time; running them one at a time keeps them from loading each other.
+static TIMING: Mutex<()> = Mutex::new(());
+
+#[test]
+fn rate_is_exact_and_evenly_spaced_across_threads() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    let server = raw_server(Behaviour::Ok);
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R2000", "-d3s", "-c20", "-t2", &url]);
+    let t = &r.recorder.total;
+    // 2000/s for 3 s: due at 0, 0.5 ms, …, 2999.5 ms — 6000 requests (±1 allowed).
+    assert!(t.scheduled.abs_diff(6000) <= 1, "scheduled {}", t.scheduled);
+    assert_eq!(
+        t.completed, t.scheduled,
+        "an idle target answers every request"
+    );
+    assert_eq!(r.recorder.status[200], t.completed);
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst),
+        t.scheduled
+    );
+
+    // The aggregate stream on the wire: two threads phase-shifted by 1/R, so consecutive
+    // arrivals are ~500 µs apart. Without the phase offset the two threads would send in
+    // pairs: half of all gaps near 0 and the rest near 1 ms.
+    let mut arrivals = server.arrivals.lock().unwrap().clone();
+    arrivals.sort();
+    let mut gaps: Vec<u128> = arrivals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_micros())
+        .collect();
+    gaps.sort();
+    let median = gaps[gaps.len() / 2];
+    let near_zero = gaps.iter().filter(|&&g| g < 125).count() as f64 / gaps.len() as f64;
+    assert!(
+        (400..=600).contains(&median),
+        "median gap {median} µs, expected ~500"
+    );
+    assert!(
+        near_zero < 0.2,
+        "{:.0}% of gaps under 125 µs: bursts, not an even stream",
+        near_zero * 100.0
+    );
+
+    // Per second, exactly 2000 were due.
+    let per_sec: Vec<u64> = r
+        .intervals
+        .iter()
+        .take(3)
+        .map(|i| i.counts.scheduled)
+        .collect();
+    for s in &per_sec {
+        assert!(s.abs_diff(2000) <= 2, "scheduled per second {per_sec:?}");
+    }
+}
+
+#[test]
+fn stall_shows_in_corrected_latency_not_in_uncorrected() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // The server freezes every response for 500 ms, 1.5 s after it starts, in a 4 s run at
+    // 1000/s. The 500 requests due during the freeze wait for its end: their corrected
+    // latencies spread evenly over 0..500 ms. Of 4000 requests, the slowest 1 % (40) are the
+    // first 40 of those 500, so the corrected p99 is 500 ms × (1 − 40/500) = 460 ms.
+    let stall = Duration::from_millis(500);
+    let total = 4000.0;
+    let in_stall = 500.0;
+    let expected_p99_ms = stall.as_millis() as f64 * (1.0 - (0.01 * total) / in_stall);
+    assert_eq!(expected_p99_ms, 460.0);
+
+    let server = serve(|c| {
+        c.stall = Some(ratebench::cli::Stall {
+            length: stall,
+            at: Duration::from_millis(1500),
+            every: None,
+        })
+    });
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R1000", "-d4s", "-c10", "-t1", &url]);
+    assert_eq!(r.recorder.total.scheduled, 4000);
+    assert_eq!(r.recorder.total.completed, 4000);
+    let corrected_p99 = ms(r.recorder.corrected.value_at_quantile(0.99));
+    let uncorrected_p99 = ms(r.recorder.uncorrected.value_at_quantile(0.99));
+    assert!(
+        (corrected_p99 - expected_p99_ms).abs() <= 0.15 * expected_p99_ms,
+        "corrected p99 {corrected_p99} ms, expected {expected_p99_ms} ms ± 15 %"
+    );
+    // Uncorrected, only the ≤ 10 requests in flight on the 10 connections when the freeze
+    // began saw it (0.25 % < 1 %): the p99 stays near the service time, far below the stall.
+    assert!(
+        uncorrected_p99 < 50.0,
+        "uncorrected p99 {uncorrected_p99} ms"
+    );
+    // Those requests waited for a connection: the engine counted them as queued.
+    assert!(r.recorder.queued >= 400, "queued {}", r.recorder.queued);
+}
+
+#[test]
+fn a_saturated_generator_says_so() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // One HTTP/1.1 request costs a thread several µs of CPU in syscalls alone (write, read,
+    // epoll), so one thread cannot send a million per second: it must fall behind, and say
+    // so rather than report the server's latency.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R1M", "-d1s", "-c10", "-t1", "--grace", "0s", &url]);
+    let s = ratebench::report::Summary::of(&r);
+    assert!(s.achieved_rate < 500_000.0, "achieved {}", s.achieved_rate);
+    assert!(
+        s.warnings[0].starts_with("target rate not achieved — the generator fell behind"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        r.busy[0] > ratebench::report::BUSY_WARN,
+        "busy {:?}",
+        r.busy
+    );
+    // With no grace period, what was due but not done is unfinished, not lost.
+    assert!(r.unfinished > 0);
+}
+
+#[test]
+fn too_few_connections_for_the_rate_is_not_blamed_on_the_generator() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 2 connections and a 50 ms service time carry at most 2 / 0.05 s = 40 req/s; at
+    // 200/s, four of every five requests must wait for a connection.
+    let server = serve(|c| c.delay = Duration::from_millis(50));
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R200", "-d1s", "-c2", "-t1", "--grace", "0s", &url]);
+    let s = ratebench::report::Summary::of(&r);
+    assert!(
+        s.achieved_rate <= 40.0 * 1.1 + 2.0,
+        "achieved {}",
+        s.achieved_rate
+    );
+    assert!(r.recorder.queued >= 150, "queued {}", r.recorder.queued);
+    assert!(
+        s.warnings[0].starts_with("target rate not achieved:")
+            && s.warnings[0].contains("raise -c"),
+        "{:?}",
+        s.warnings
+    );
+    assert!(
+        r.busy[0] < ratebench::report::BUSY_WARN,
+        "busy {:?}",
+        r.busy
+    );
+}
+
+#[test]
+fn rates_below_one_per_thread_are_exact() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 2/s over 2 threads for 2 s: due at 0, 0.5, 1, 1.5 s — 4 requests, 2 per thread.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R2", "-d2s", "-c2", "-t2", &url]);
+    assert_eq!(r.recorder.total.scheduled, 4);
+    assert_eq!(r.recorder.total.completed, 4);
+    // 30/m = one every 2 s; in 3 s: due at 0 and 2 s.
+    let r = run(&["-R30/m", "-d3s", "-c1", "-t1", &url]);
+    assert_eq!(r.recorder.total.scheduled, 2);
+    assert_eq!(
+        server
+            .stats
+            .requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        6
+    );
+}

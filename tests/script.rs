@@ -1,0 +1,515 @@
+//! Lua scripts with wrk's API: what arrives at the server is what the script built, hooks
+//! see real responses, values cross threads by copy, and script errors are clear before the
+//! run or counted during it. Every script in `lua/` runs here.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn lua(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("lua")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn script(dir: &Path, name: &str, text: &str) -> String {
+    let p: PathBuf = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Runs the binary; returns (exit code, stdout, stderr).
+fn rb(args: &[&str]) -> (i32, String, String) {
+    let out = run_bin(args, Duration::from_secs(30));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The numbers of the accounting line: scheduled, completed, errors, unfinished.
+fn accounting(stdout: &str) -> [u64; 4] {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Accounting:"))
+        .expect("accounting line");
+    let n: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n[0], n[1] + n[2] + n[3], "{line}");
+    [n[0], n[1], n[2], n[3]]
+}
+
+#[test]
+fn post_lua_sends_method_headers_and_body_from_the_wrk_table() {
+    let server = raw_server(Behaviour::Ok);
+    let url = format!("http://{}/api", server.addr);
+    let (code, out, err) = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &lua("post.lua"), &url]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(accounting(&out)[1], 20);
+    let seen = server.seen.lock().unwrap();
+    let body = r#"{"name":"ratebench","items":[1,2,3]}"#;
+    for req in seen.iter() {
+        assert!(req.starts_with("POST /api HTTP/1.1\r\n"), "{req}");
+        let lower = req.to_ascii_lowercase();
+        assert!(
+            lower.contains("content-type: application/json\r\n"),
+            "{req}"
+        );
+        assert!(
+            lower.contains(&format!("host: {}\r\n", server.addr)),
+            "{req}"
+        );
+        assert!(req.ends_with(&format!("\r\n\r\n{body}")), "{req}");
+    }
+}
+
+#[test]
+fn counter_lua_builds_a_new_path_per_request() {
+    let server = raw_server(Behaviour::Ok);
+    let url = format!("http://{}/", server.addr);
+    let (code, out, _) = rb(&[
+        "-R16",
+        "-d1s",
+        "-c1",
+        "-t1",
+        "-s",
+        &lua("counter.lua"),
+        &url,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(accounting(&out)[1], 16);
+    // One thread: thread 0's request() runs once before the run (to check it, as wrk does),
+    // so the paths on the wire are /1 … /16.
+    let seen = server.seen.lock().unwrap();
+    let paths: Vec<&str> = seen.iter().map(|r| r.split(' ').nth(1).unwrap()).collect();
+    let want: Vec<String> = (1..=16).map(|i| format!("/{i}")).collect();
+    assert_eq!(paths, want);
+}
+
+#[test]
+fn auth_lua_uses_what_the_first_response_said() {
+    let server = raw_server(Behaviour::Ok); // answers "ok"
+    let url = format!("http://{}/", server.addr);
+    let (code, _, err) = rb(&["-R20", "-d1s", "-c1", "-t1", "-s", &lua("auth.lua"), &url]);
+    assert_eq!(code, 0, "{err}");
+    let seen = server.seen.lock().unwrap();
+    assert!(seen[0].starts_with("GET /authenticate "), "{}", seen[0]);
+    let last = seen.last().unwrap();
+    assert!(
+        last.starts_with("GET /resource ")
+            && last
+                .to_ascii_lowercase()
+                .contains("authorization: bearer ok\r\n"),
+        "{last}"
+    );
+}
+
+#[test]
+fn report_lua_done_sees_the_text_reports_numbers() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let (code, out, err) = rb(&[
+        "-R100",
+        "-d1s",
+        "-c2",
+        "-t2",
+        "-s",
+        &lua("report.lua"),
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let completed = accounting(&out)[1];
+    assert!(out.contains(&format!("\nrequests,{completed}\n")), "{out}");
+    assert!(out.contains("\nerrors,0\n"), "{out}");
+    // done()'s p50 (µs) is the text report's p50.
+    let p50_text = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("50.000%"))
+        .unwrap();
+    let p50_done = out.lines().find(|l| l.starts_with("50%,")).unwrap();
+    let us = p50_done.trim_start_matches("50%,");
+    assert_eq!(
+        p50_text.split_whitespace().nth(1).unwrap(),
+        format!("{us}.00us"),
+        "{out}"
+    );
+}
+
+#[test]
+fn setup_lua_values_cross_threads_both_ways() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let (code, out, err) = rb(&["-R100", "-d1s", "-c2", "-t2", "-s", &lua("setup.lua"), &url]);
+    assert_eq!(code, 0, "{err}");
+    // thread:set("id") in setup() is the thread's global; thread:get in done() reads the
+    // worker's final counters: their responses add up to the run's completed requests.
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("thread ")).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("thread 1 ") && lines[1].starts_with("thread 2 "),
+        "{out}"
+    );
+    let responses: u64 = lines
+        .iter()
+        .map(|l| l.split_whitespace().nth(7).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(responses, accounting(&out)[1]);
+}
+
+#[test]
+fn pipeline_lua_sends_three_requests_per_scheduled_one() {
+    let server = raw_server(Behaviour::Ok);
+    let url = format!("http://{}/", server.addr);
+    let (code, out, err) = rb(&[
+        "-R10",
+        "-d1s",
+        "-c2",
+        "-t1",
+        "-s",
+        &lua("pipeline.lua"),
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(accounting(&out)[1], 10);
+    assert_eq!(server.requests.load(Ordering::SeqCst), 30);
+    assert!(out.contains("Pipelined: 30 HTTP requests in all"), "{out}");
+    assert!(out.contains("Status codes: 200: 30"), "{out}");
+    let seen = server.seen.lock().unwrap();
+    let paths: Vec<&str> = seen
+        .iter()
+        .take(3)
+        .map(|r| r.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(paths, ["/?foo", "/?bar", "/?baz"]);
+}
+
+#[test]
+fn stop_lua_stops_its_thread() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    // 200/s for 3 s would be 600; the thread stops itself after 100 responses.
+    let (code, out, _) = rb(&["-R200", "-d3s", "-c2", "-t1", "-s", &lua("stop.lua"), &url]);
+    assert_eq!(code, 0);
+    let [scheduled, ..] = accounting(&out);
+    assert!(out.contains("(interrupted)"), "{out}");
+    // 100 responses, plus whatever was due while the 100th was in flight (≤ a few).
+    assert!((100..=110).contains(&scheduled), "{out}");
+    assert!(server.stats.requests.load(Ordering::SeqCst) <= 110);
+}
+
+#[test]
+fn delay_lua_is_a_think_time_not_a_schedule_change() {
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    // 100/s on 10 connections, each thinking 10–50 ms after a response: the schedule still
+    // releases exactly 100 requests in the second.
+    let (code, out, _) = rb(&[
+        "-R100",
+        "-d1s",
+        "-c10",
+        "-t1",
+        "-s",
+        &lua("delay.lua"),
+        &url,
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(accounting(&out), [100, 100, 0, 0]);
+
+    // The think time is real: 2 connections that each rest 200 ms after a response carry at
+    // most 2 × 1 s / 0.2 s = 10 of the 20 requests due in the second without waiting, so at
+    // least 8 wait for a busy connection; the schedule still releases all 20.
+    let dir = tmpdir("script-delay");
+    let s = script(&dir, "d.lua", "function delay() return 200 end\n");
+    let (code, out, _) = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &s, &url]);
+    assert_eq!(code, 0);
+    assert_eq!(accounting(&out), [20, 20, 0, 0]);
+    let lag = out.lines().find(|l| l.starts_with("Send lag:")).unwrap();
+    let waited: u64 = lag
+        .split("; ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(waited >= 8, "{lag}");
+}
+
+#[test]
+fn openai_chat_lua_builds_a_weighted_json_mix() {
+    let server = serve(|c| {
+        c.llm = ratebench::cli::LlmConfig {
+            ttft: (Duration::from_millis(5), Duration::from_millis(5)),
+            token_interval: (Duration::from_millis(1), Duration::from_millis(1)),
+            tokens: (4, 4),
+        }
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let s = lua("openai_chat.lua");
+    let args = [
+        "-R50",
+        "-d1s",
+        "-c10",
+        "-t1",
+        "-s",
+        &s,
+        &url,
+        "--",
+        "models=big:1,small:3",
+        "max_tokens=16",
+        "seed=7",
+    ];
+    let (code, out, err) = rb(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(accounting(&out)[1], 50);
+    assert!(
+        out.contains("Streaming: 50 event streams, 200 output tokens"),
+        "{out}"
+    );
+    // The bodies on the wire: valid JSON, streaming, the models of the mix.
+    let raw = raw_server(Behaviour::Ok);
+    let rurl = format!("http://{}/v1/chat/completions", raw.addr);
+    let args = [
+        "-R16",
+        "-d1s",
+        "-c1",
+        "-t1",
+        "-s",
+        &s,
+        &rurl,
+        "--",
+        "models=big:1,small:3",
+        "max_tokens=16",
+        "seed=7",
+    ];
+    assert_eq!(rb(&args).0, 0);
+    let seen = raw.seen.lock().unwrap();
+    let mut models = std::collections::BTreeMap::new();
+    for req in seen.iter() {
+        assert!(req.starts_with("POST /v1/chat/completions "), "{req}");
+        let body = req.split("\r\n\r\n").nth(1).unwrap();
+        let j: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            (j["stream"].as_bool(), j["max_tokens"].as_u64()),
+            (Some(true), Some(16))
+        );
+        assert_eq!(j["messages"][0]["role"], "user");
+        *models
+            .entry(j["model"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        models.keys().all(|m| m == "big" || m == "small"),
+        "{models:?}"
+    );
+}
+
+#[test]
+fn thread_set_reaches_init_and_request_and_response_sees_statuses() {
+    let dir = tmpdir("script-set");
+    // setup() gives each thread a tag and a nested table; init() and request() use them.
+    let s = script(
+        &dir,
+        "t.lua",
+        r#"
+        local n = 0
+        function setup(thread) n = n + 1; thread:set("tag", "t" .. n); thread:set("cfg", { depth = { 2 } }) end
+        function init(args) path = "/" .. tag .. "/" .. cfg.depth[1] end
+        function request() return wrk.format(nil, path) end
+        "#,
+    );
+    // thread:get in done() reads each worker's counters from response().
+    let s2 = script(
+        &dir,
+        "u.lua",
+        r#"
+        local threads = {}
+        function setup(thread) table.insert(threads, thread) end
+        function init(args) ok, failed, bodies = 0, 0, 0 end
+        function response(status, headers, body)
+          if status == 200 then ok = ok + 1 else failed = failed + 1 end
+          if body == string.rep("x", 100) then bodies = bodies + 1 end
+        end
+        function done(s)
+          local ok, failed, bodies = 0, 0, 0
+          for _, t in ipairs(threads) do
+            ok = ok + t:get("ok"); failed = failed + t:get("failed"); bodies = bodies + t:get("bodies")
+          end
+          print(string.format("seen ok=%d failed=%d bodies=%d", ok, failed, bodies))
+        end
+        "#,
+    );
+    let server = serve(|c| c.statuses = vec![(503, 0.25)]);
+    let url = format!("http://{}/", server.addr);
+    let (code, out, err) = rb(&["-R40", "-d1s", "-c2", "-t2", "-s", &s2, &url]);
+    assert!(out.contains("Status codes: 200: 30, 503: 10"), "{out}");
+    assert_eq!(code, 0, "{err}");
+    // 40 requests: every fourth is 503; the rest carry serve's 100-byte body of x's.
+    assert!(out.contains("seen ok=30 failed=10 bodies=30"), "{out}");
+    // And the paths built from setup's values: /t1/2 and /t2/2.
+    let raw = raw_server(Behaviour::Ok);
+    let url = format!("http://{}/", raw.addr);
+    assert_eq!(rb(&["-R8", "-d1s", "-c2", "-t2", "-s", &s, &url]).0, 0);
+    let seen = raw.seen.lock().unwrap();
+    let mut paths: Vec<&str> = seen.iter().map(|r| r.split(' ').nth(1).unwrap()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths, ["/t1/2", "/t2/2"]);
+}
+
+#[test]
+fn json_round_trips_arrays_objects_and_utf8() {
+    let dir = tmpdir("script-json");
+    let s = script(
+        &dir,
+        "j.lua",
+        r#"
+        local text = '{"a":[1,2.5,"x",[]],"b":{"c":"grüße ✓"},"d":{},"e":true,"f":null}'
+        local v = json.decode(text)
+        assert(v.a[2] == 2.5 and v.b.c == "grüße ✓" and v.e == true and v.f == json.null)
+        local again = json.encode(v)
+        assert(again == text, again)
+        assert(json.encode({ 1, 2, 3 }) == "[1,2,3]")
+        assert(json.encode({ k = "v" }) == '{"k":"v"}')
+        function done() print("json ok") end
+        "#,
+    );
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let (code, out, err) = rb(&["-R2", "-d1s", "-c1", "-t1", "-s", &s, &url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("json ok"), "{out}");
+}
+
+#[test]
+fn script_errors_are_clear_before_traffic_and_counted_during_it() {
+    let target = counting_listener();
+    let url = format!("http://{}/", target.addr);
+    let dir = tmpdir("script-errors");
+    // A syntax error: exit 2 before any connection, naming the file and line.
+    let bad = script(&dir, "syntax.lua", "x = 1\nfunction request(\n");
+    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &bad, &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("syntax.lua:") && err.lines().count() == 1,
+        "{err}"
+    );
+    // A runtime error in init(): exit 2 with the hook, file and line.
+    let init = script(
+        &dir,
+        "init.lua",
+        "function init(args)\n  error('no config')\nend\n",
+    );
+    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &init, &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("init()") && err.contains("init.lua:2") && err.contains("no config"),
+        "{err}"
+    );
+    // A runtime error in setup().
+    let setup = script(
+        &dir,
+        "setup.lua",
+        "function setup(t)\n  t:set('f', print)\nend\n",
+    );
+    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &setup, &url]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("setup()") && err.contains("can cross threads"),
+        "{err}"
+    );
+    // done() prints to stdout, so it cannot share stdout with --json -.
+    let (code, _, err) = rb(&[
+        "-R10",
+        "-d1s",
+        "-s",
+        &lua("report.lua"),
+        "--json",
+        "-",
+        &url,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--json -") && err.contains("done()"), "{err}");
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+
+    // During the run: every third request() fails; the run goes on and counts them.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let flaky = script(
+        &dir,
+        "flaky.lua",
+        "n = 0\nfunction request()\n  n = n + 1\n  if n % 3 == 0 then error('boom ' .. n) end\n  return wrk.format()\nend\n",
+    );
+    let (code, out, err) = rb(&["-R30", "-d1s", "-c2", "-t1", "-s", &flaky, &url]);
+    assert_eq!(code, 0, "{err}");
+    let [scheduled, completed, errors, unfinished] = accounting(&out);
+    assert_eq!((scheduled, unfinished), (30, 0));
+    // n counts from 2 (thread 0's check call is n = 1): of n = 2..31, ten are multiples of 3.
+    assert_eq!((completed, errors), (20, 10), "{out}");
+    assert!(out.contains("script 10"), "{out}");
+    let messages: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("Script error:"))
+        .collect();
+    assert_eq!(
+        messages.len(),
+        5,
+        "the first five messages, the rest counted: {out}"
+    );
+    assert!(
+        messages[0].contains("flaky.lua:4") && messages[0].contains("boom 3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn addr_lua_and_thread_addr_choose_where_a_thread_connects() {
+    let server = serve(|_| {});
+    let url = format!("http://localhost:{}/", server.addr.port());
+    let (code, out, err) = rb(&["-R20", "-d1s", "-c2", "-t2", "-s", &lua("addr.lua"), &url]);
+    assert_eq!(code, 0, "{err}");
+    // localhost may also resolve to ::1, where nothing listens: only 127.0.0.1 is kept.
+    let uses: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("thread uses "))
+        .collect();
+    assert_eq!(
+        uses,
+        vec![format!("thread uses {}", server.addr); 2],
+        "{out}"
+    );
+    assert_eq!(accounting(&out)[1], 20);
+
+    // thread.addr set to another server: the thread's requests go there.
+    let a = raw_server(Behaviour::Ok);
+    let b = raw_server(Behaviour::Ok);
+    let dir = tmpdir("script-addr");
+    let s = script(
+        &dir,
+        "to_b.lua",
+        &format!(
+            "function setup(thread)\n  thread.addr = wrk.lookup('127.0.0.1', {})[1]\nend\n",
+            b.addr.port()
+        ),
+    );
+    let url = format!("http://{}/", a.addr);
+    assert_eq!(rb(&["-R10", "-d1s", "-c1", "-t1", "-s", &s, &url]).0, 0);
+    assert_eq!(b.requests.load(Ordering::SeqCst), 10);
+    assert_eq!(
+        a.requests.load(Ordering::SeqCst),
+        0,
+        "the URL's server only saw the preflight connection"
+    );
+}

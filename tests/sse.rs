@@ -1,0 +1,244 @@
+//! Streamed LLM responses (Server-Sent Events): time to first token, inter-token latency,
+//! token counts and goodput, against the built-in OpenAI-compatible endpoint whose timing
+//! is known exactly.
+
+mod common;
+use common::*;
+use ratebench::cli::{LlmConfig, Stall};
+use ratebench::engine::outcome::ErrorClass;
+use ratebench::record::histogram::{percentile, Hist};
+use std::sync::Mutex;
+use std::time::Duration;
+
+static TIMING: Mutex<()> = Mutex::new(());
+
+const STREAM_BODY: &str =
+    r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+fn ms(h: &Hist, p: f64) -> f64 {
+    percentile(h, p) as f64 / 1000.0
+}
+
+fn llm(ttft_ms: u64, interval_ms: u64, tokens: u64) -> LlmConfig {
+    let d = Duration::from_millis;
+    LlmConfig {
+        ttft: (d(ttft_ms), d(ttft_ms)),
+        token_interval: (d(interval_ms), d(interval_ms)),
+        tokens: (tokens, tokens),
+    }
+}
+
+#[test]
+fn measurements_match_the_configured_stream() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 50 ms to the first token, then 19 more 10 ms apart: each answer takes 240 ms, so at
+    // 20/s about 5 are in flight; 10 connections are plenty.
+    let server = serve(|c| c.llm = llm(50, 10, 20));
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let r = run(&[
+        "-R20",
+        "-d2s",
+        "-c10",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        STREAM_BODY,
+        &url,
+    ]);
+    let t = &r.recorder.total;
+    assert_eq!((t.scheduled, t.completed), (40, 40));
+    let st = r.recorder.stream.as_deref().expect("streams were seen");
+    assert_eq!(st.streams, 40);
+    // Token counts: the server's usage and the events counted agree, 20 each.
+    assert_eq!((st.with_usage, st.usage_mismatch), (40, 0));
+    assert_eq!(t.tokens, 40 * 20);
+    assert_eq!(
+        (st.tokens_per_request.min(), st.tokens_per_request.max()),
+        (20, 20)
+    );
+    // TTFT: the server waits 50 ms after the request arrives, which is after it was due, so
+    // no TTFT can be below 50 ms; above it, only timer wake-ups, loopback and our own send
+    // lag (each well under a millisecond; 5 ms allowed for a shared, noisy machine).
+    assert!(st.ttft.min() >= 50_000, "TTFT min {} µs", st.ttft.min());
+    assert!(
+        ms(&st.ttft, 99.0) < 55.0,
+        "TTFT p99 {} ms",
+        ms(&st.ttft, 99.0)
+    );
+    assert!(ms(&st.ttft_uncorrected, 50.0) >= 50.0);
+    // ITL: the server schedules token i at arrival + 50 ms + i × 10 ms, so gaps are 10 ms
+    // with timer jitter, and each stream's 19 gaps add up to 190 ms.
+    assert_eq!(st.itl.len(), 40 * 19);
+    let itl50 = ms(&st.itl, 50.0);
+    assert!((9.5..=10.5).contains(&itl50), "ITL p50 {itl50} ms");
+    assert!(
+        (st.itl.mean() / 1000.0 - 10.0).abs() < 0.2,
+        "ITL mean {} µs",
+        st.itl.mean()
+    );
+    // TPOT = (e2e − TTFT) / 19 ≈ 10 ms; e2e = 240 ms (+ the same small delays).
+    let tpot50 = ms(&st.tpot, 50.0);
+    assert!((9.5..=10.6).contains(&tpot50), "TPOT p50 {tpot50} ms");
+    let e2e50 = ms(&r.recorder.corrected, 50.0);
+    assert!((240.0..=250.0).contains(&e2e50), "e2e p50 {e2e50} ms");
+    // Tokens per second: 20 requests/s × 20 tokens.
+    let s = ratebench::report::Summary::of(&r);
+    assert!(
+        (s.tokens_rate - 400.0).abs() < 1.0,
+        "{} tokens/s",
+        s.tokens_rate
+    );
+
+    // Without "stream": true the same endpoint answers one JSON document: no streams.
+    let r = run(&[
+        "-R10",
+        "-d1s",
+        "-c4",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        r#"{"model":"m"}"#,
+        &url,
+    ]);
+    assert!(r.recorder.stream.is_none());
+    assert_eq!(r.recorder.status[200], 10);
+    assert!(
+        r.recorder.corrected.min() >= 240_000,
+        "the whole answer waits for its last token"
+    );
+}
+
+#[test]
+fn goodput_counts_requests_meeting_every_target() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    let server = serve(|c| c.llm = llm(30, 5, 10));
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    // TTFT ≥ 30 ms always: ttft<1s holds for all, ttft<20ms for none.
+    let all = &[
+        "-R20",
+        "-d1s",
+        "-c10",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        STREAM_BODY,
+        "--slo",
+        "ttft<1s",
+        "--slo",
+        "itl<500ms",
+    ];
+    let r = run(&[&all[..], &[url.as_str()]].concat());
+    assert_eq!(r.recorder.slo_met, 20);
+    let none = &[
+        "-R20",
+        "-d1s",
+        "-c10",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        STREAM_BODY,
+        "--slo",
+        "ttft<20ms",
+    ];
+    let r = run(&[&none[..], &[url.as_str()]].concat());
+    assert_eq!(r.recorder.slo_met, 0);
+    assert_eq!(ratebench::report::Summary::of(&r).goodput_share, 0.0);
+}
+
+#[test]
+fn a_stall_shows_in_corrected_ttft() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 20 ms to the first token; the server freezes for 400 ms, 1 s after it starts. A
+    // request that arrives as the freeze begins gets its first token when it ends: TTFT
+    // ≈ 400 ms. The 20 requests due during the freeze (at 50/s) spread over 20..420 ms;
+    // they are 13 % of 150, so the corrected p99 lies among them, above 300 ms.
+    let server = serve(|c| {
+        c.llm = llm(20, 5, 5);
+        c.stall = Some(Stall {
+            length: Duration::from_millis(400),
+            at: Duration::from_secs(1),
+            every: None,
+        });
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let r = run(&[
+        "-R50",
+        "-d3s",
+        "-c40",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        STREAM_BODY,
+        &url,
+    ]);
+    let st = r.recorder.stream.as_deref().unwrap();
+    assert_eq!(st.streams, 150);
+    assert!(
+        ms(&st.ttft, 99.0) > 300.0,
+        "corrected TTFT p99 {} ms",
+        ms(&st.ttft, 99.0)
+    );
+    assert!(
+        ms(&st.ttft, 100.0) <= 400.0 + 20.0 + 30.0,
+        "max {}",
+        ms(&st.ttft, 100.0)
+    );
+    assert!(
+        ms(&st.ttft, 50.0) < 30.0,
+        "outside the freeze TTFT stays ~20 ms"
+    );
+    // Streams in flight when it began saw a gap of up to 400 ms between two tokens.
+    assert!(st.itl.max() >= 300_000, "ITL max {} µs", st.itl.max());
+}
+
+#[test]
+fn rate_limited_answers_are_counted_per_status() {
+    let server = serve(|c| {
+        c.llm = llm(5, 1, 3);
+        c.statuses = vec![(429, 0.25)];
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let r = run(&[
+        "-R40",
+        "-d1s",
+        "-c10",
+        "-t1",
+        "-m",
+        "POST",
+        "--body",
+        STREAM_BODY,
+        &url,
+    ]);
+    // Exactly a quarter of the 40 requests get 429 (every fourth), the rest stream.
+    assert_eq!(r.recorder.status[429], 10);
+    assert_eq!(r.recorder.status[200], 30);
+    assert_eq!(r.recorder.stream.as_deref().unwrap().streams, 30);
+    // A 429 is an answer: completed, not an error (being open-loop, ratebench does not back off).
+    assert_eq!(r.recorder.total.completed, 40);
+}
+
+#[test]
+fn a_stream_cut_mid_way_is_a_protocol_error_with_its_partial_measurements() {
+    let server = raw_server(Behaviour::CutStream);
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R20", "-d1s", "-c4", "-t1", &url]);
+    let t = &r.recorder.total;
+    assert_eq!(t.scheduled, 20);
+    assert_eq!(t.completed, 0);
+    assert_eq!(t.errors[ErrorClass::Protocol.index()], 20);
+    // What arrived before the cut is kept: each stream's first token and its one gap.
+    let st = r.recorder.stream.as_deref().unwrap();
+    assert_eq!((st.streams, st.ttft.len(), st.itl.len()), (20, 20, 20));
+    assert_eq!(t.tokens, 40);
+
+    let server = raw_server(Behaviour::MalformedStream);
+    let url = format!("http://{}/", server.addr);
+    let r = run(&["-R20", "-d1s", "-c4", "-t1", &url]);
+    assert_eq!(r.recorder.total.errors[ErrorClass::Protocol.index()], 20);
+    assert_eq!(r.recorder.stream.as_deref().unwrap().ttft.len(), 20);
+}
