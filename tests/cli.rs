@@ -88,8 +88,9 @@ fn sigint_stops_the_run_and_prints_the_report() {
         .collect();
     assert_eq!(n.len(), 4, "{line}");
     assert_eq!(n[0], n[1] + n[2] + n[3], "{line}");
-    // About 1.5 s at 100/s were scheduled, nowhere near the 6000 of the full minute.
-    assert!((100..=300).contains(&n[0]), "{line}");
+    // At most 1.5 s at 100/s (151) were scheduled before the signal (plus however long a
+    // busy machine takes to deliver it), nowhere near the 6000 of the full minute.
+    assert!((1..=300).contains(&n[0]), "{line}");
     assert!(stdout.contains("Latency Distribution"));
 }
 

@@ -199,9 +199,11 @@ fn stop_lua_stops_its_thread() {
     assert_eq!(code, 0);
     let [scheduled, ..] = accounting(&out);
     assert!(out.contains("(interrupted)"), "{out}");
-    // 100 responses, plus whatever was due while the 100th was in flight (≤ a few).
-    assert!((100..=110).contains(&scheduled), "{out}");
-    assert!(server.stats.requests.load(Ordering::SeqCst) <= 110);
+    // 100 responses, plus whatever fell due (one every 5 ms) while the 100th was in flight
+    // and the thread was stopping: a few, or up to 50 if a busy machine held the thread for
+    // a quarter of a second; a thread that did not stop would reach 600.
+    assert!((100..=150).contains(&scheduled), "{out}");
+    assert!(server.stats.requests.load(Ordering::SeqCst) <= 150);
 }
 
 #[test]

@@ -112,7 +112,13 @@ impl Summary {
         let lagging = lag_p99 > us(SEND_LAG_WARN);
         let shortfall = t.scheduled.saturating_sub(r.sent_in_window);
         let short = shortfall > 1 && shortfall as f64 > 0.01 * t.scheduled as f64;
-        if short && (lagging || saturated) {
+        // Who is to blame for a shortfall: a thread with no headroom left is; otherwise, if
+        // most of what was due had to wait for a connection, the connections (the server) are,
+        // even when the machine also woke us late; only a late thread with free connections
+        // is the generator falling behind for want of CPU time it did not get.
+        let waited_for_connections = r.recorder.queued as f64 >= 0.5 * shortfall as f64;
+        let generator_short = short && (saturated || (lagging && !waited_for_connections));
+        if generator_short {
             warnings.push(format!(
                 "target rate not achieved — the generator fell behind: {achieved_rate:.1} of \
                  {target_rate} req/s sent, busiest thread {:.0}% busy, send/release lag p99 {}; \
@@ -129,16 +135,17 @@ impl Summary {
                  offer the full rate)",
                 r.recorder.queued, r.config.connections
             ));
-        } else if saturated {
+        }
+        if saturated && !generator_short {
             warnings.push(format!(
                 "the generator ran at its limit (busiest thread {:.0}% busy): latencies may \
                  include its own delay; add threads (-t) on more cores",
                 busiest * 100.0
             ));
-        } else if lagging {
+        } else if lagging && !generator_short {
             warnings.push(format!(
                 "the generator fell behind its schedule at times: send/release lag p99 {} (> {}); \
-                 latencies include ratebench's own delay",
+                 latencies include ratebench's own delay (a busy machine wakes it late)",
                 fmt_us(lag_p99 as f64),
                 fmt_us(us(SEND_LAG_WARN) as f64)
             ));

@@ -35,7 +35,18 @@ pub fn run(args: &[&str]) -> RunResult {
     let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
         .expect("command line parses");
     let config = cli.run.validate().expect("command line is valid");
-    let r = engine::run(&config, RunOptions::default()).expect("run starts");
+    // A script's setup state runs first, as `ratebench` itself does it (app::load).
+    let thread_setups = config.script.as_ref().map(|base| {
+        let addr = engine::resolve(&config).expect("target resolves");
+        ratebench::script::Script::load(base, config.threads, addr)
+            .expect("script loads")
+            .thread_setups()
+    });
+    let options = RunOptions {
+        thread_setups,
+        ..RunOptions::default()
+    };
+    let r = engine::run(&config, options).expect("run starts");
     let t = &r.recorder.total;
     // Principle 3 holds in every run a test makes.
     assert_eq!(
