@@ -197,3 +197,70 @@ impl Summary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::engine::RunResult;
+    use crate::record::Recorder;
+    use clap::Parser;
+
+    /// A one-second run at 200/s of which 40 were sent and completed, the rest unfinished.
+    fn short_run(queued: u64, lag: Duration, busy: f64) -> RunResult {
+        let cli = Cli::try_parse_from([
+            "ratebench",
+            "-R200",
+            "-d1s",
+            "-c2",
+            "-t1",
+            "http://127.0.0.1:9/",
+        ])
+        .unwrap();
+        let mut recorder = Recorder::new();
+        for _ in 0..200 {
+            recorder.scheduled(lag);
+        }
+        recorder.total.sent = 40;
+        recorder.total.completed = 40;
+        recorder.queued = queued;
+        RunResult {
+            config: cli.run.validate().unwrap(),
+            addr: "127.0.0.1:9".parse().unwrap(),
+            recorder,
+            intervals: Vec::new(),
+            started_at: std::time::SystemTime::now(),
+            load_duration: Duration::from_secs(1),
+            elapsed: Duration::from_secs(1),
+            unfinished: 160,
+            open: 2,
+            interrupted: false,
+            sent_in_window: 40,
+            busy: vec![busy],
+            thread_globals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_shortfall_is_blamed_on_what_caused_it() {
+        let late = Duration::from_millis(2);
+        let ontime = Duration::from_micros(10);
+        let first = |queued, lag, busy| Summary::of(&short_run(queued, lag, busy)).warnings;
+        // 160 of 200 missing, all of them waited for a connection: the connections are to
+        // blame, even though a busy machine also woke the thread 2 ms late (its own line).
+        let w = first(160, late, 0.1);
+        assert!(w[0].starts_with("target rate not achieved:") && w[0].contains("raise -c"));
+        assert!(w[1].starts_with("the generator fell behind its schedule at times"));
+        // Free connections, but the thread woke 2 ms late: the generator fell behind.
+        let w = first(0, late, 0.1);
+        assert!(w[0].starts_with("target rate not achieved — the generator fell behind"));
+        // A thread with no headroom is to blame whatever else happened.
+        let w = first(160, ontime, 0.99);
+        assert!(w[0].starts_with("target rate not achieved — the generator fell behind"));
+        assert!(!w.iter().any(|l| l.contains("ran at its limit")), "{w:?}");
+        // Connections alone, on time.
+        let w = first(160, ontime, 0.1);
+        assert!(w[0].contains("raise -c"));
+        assert!(!w[1].contains("generator"), "{w:?}");
+    }
+}
