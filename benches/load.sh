@@ -8,6 +8,7 @@
 #   SWEEP=1 bash benches/load.sh      # also the highest rate ratebench holds within 1 %
 #   MEMORY=1 bash benches/load.sh     # also peak memory after 15 s and 60 s at 10k/s
 #   ONLY=script bash benches/load.sh  # only the scripting rows (also: ONLY=stream)
+#   DUR=5 bash benches/load.sh        # seconds per run (default 10)
 #
 # Missing tools are installed when possible (apt-get install wrk; cargo install oha) and
 # skipped otherwise. Nothing leaves 127.0.0.1.
@@ -49,6 +50,14 @@ to_ms() { # wrk-style duration (123.00us, 1.23ms, 1.2s) -> ms
         else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
         else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
 }
+
+# The machine's own timer floor on the generator core (a C loop, no ratebench): send lag
+# and low-rate latencies cannot be better than this here.
+if gcc -O2 -o "$tmp/wake_floor" benches/wake_floor.c 2>/dev/null; then
+    echo
+    echo "timer floor (benches/wake_floor.c, generator core, ${DUR} s):"
+    taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR"
+fi
 
 row() { printf "%-44s %12s %12s %10s %10s %9s\n" "$@"; }
 echo

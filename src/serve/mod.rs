@@ -10,7 +10,7 @@
 //! on port 0 with `spawn`.
 
 use crate::cli::{ServeConfig, Stall};
-use crate::clock::{set_thread_timer_slack_min, sleep_until};
+use crate::clock::{set_thread_timer_slack_min, sleep_until, Timer};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -254,12 +254,22 @@ impl Service {
             if tx.send(role).await.is_err() {
                 return;
             }
+            // One timer for the whole stream: a timerfd per token would cost the target a
+            // descriptor's creation, registration and close per token.
+            let mut timer = Timer::new(Duration::ZERO).ok();
             let mut at = arrived + ttft;
             for i in 0..tokens {
                 if i > 0 {
                     at += gap(i);
                 }
-                sleep_until(at).await;
+                match timer.as_mut().map(|t| t.wait_until(at)) {
+                    Some(wait) => {
+                        if wait.await.is_err() {
+                            sleep_until(at).await;
+                        }
+                    }
+                    None => sleep_until(at).await,
+                }
                 hold_stall(stall, started).await;
                 let token = chunk(&id, &model, &format!("\"content\":\"tok{i} \""), "null", "");
                 if tx.send(token).await.is_err() {
