@@ -379,19 +379,12 @@ pub async fn exchange(
         progress.collected = Some((headers, Vec::new()));
     }
     let mut body = resp.into_body();
-    if !is_stream {
-        while let Some(frame) = body.frame().await {
-            if let Some(data) = frame?.data_ref() {
-                progress.bytes += data.len() as u64;
-                if let Some((_, b)) = progress.collected.as_mut() {
-                    b.extend_from_slice(data);
-                }
-            }
-        }
-        return Ok(());
-    }
-    progress.stream = Some(StreamStats::default());
-    let mut parser = SseParser::new();
+    // Event streams are parsed as they arrive; other bodies are only counted (and collected
+    // for a script's response()).
+    let mut sse = is_stream.then(|| {
+        progress.stream = Some(StreamStats::default());
+        SseParser::new()
+    });
     let mut on_event = |data: &[u8], stats: &mut StreamStats| {
         let (event, usage) = rule.classify(data);
         if usage.is_some() {
@@ -420,12 +413,14 @@ pub async fn exchange(
             if let Some((_, b)) = progress.collected.as_mut() {
                 b.extend_from_slice(data);
             }
-            let stats = progress.stream.as_mut().expect("set above");
-            parser.feed(data, |d| on_event(d, stats));
+            if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
+                parser.feed(data, |d| on_event(d, stats));
+            }
         }
     }
-    let stats = progress.stream.as_mut().expect("set above");
-    parser.finish(|d| on_event(d, stats));
+    if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
+        parser.finish(|d| on_event(d, stats));
+    }
     Ok(())
 }
 
