@@ -56,6 +56,131 @@ pub struct Timer {
     base_instant: Instant,
     base_ns: u128,
     spin: Duration,
+    lateness: RecentP90,
+}
+
+/// The most the spin window is widened to follow late wake-ups, and the longest response
+/// time a thread stays awake for.
+pub const MAX_ADAPTIVE_SPIN: Duration = Duration::from_millis(1);
+
+/// The 90th percentile of the last `WINDOW` durations recorded (wake-up lateness, response
+/// times), cheap enough to keep per request.
+#[derive(Debug, Clone)]
+pub struct RecentP90 {
+    samples: [u32; RecentP90::WINDOW],
+    len: usize,
+    next: usize,
+    p90: Duration,
+}
+
+impl RecentP90 {
+    const WINDOW: usize = 32;
+    /// Recompute the percentile every this many samples.
+    const EVERY: usize = 8;
+
+    /// Nothing recorded yet (the percentile reads 0).
+    pub fn new() -> RecentP90 {
+        RecentP90 {
+            samples: [0; RecentP90::WINDOW],
+            len: 0,
+            next: 0,
+            p90: Duration::ZERO,
+        }
+    }
+
+    /// Adds one duration (kept in whole microseconds).
+    pub fn record(&mut self, d: Duration) {
+        self.samples[self.next] = d.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.next = (self.next + 1) % RecentP90::WINDOW;
+        self.len = (self.len + 1).min(RecentP90::WINDOW);
+        if self.next.is_multiple_of(RecentP90::EVERY) {
+            let mut sorted = self.samples;
+            let seen = &mut sorted[..self.len];
+            seen.sort_unstable();
+            // The value with 90 % of samples at or below it.
+            let rank = (self.len * 9).div_ceil(10).max(1);
+            self.p90 = Duration::from_micros(u64::from(seen[rank - 1]));
+        }
+    }
+
+    /// The 90th percentile as of the last recomputation.
+    pub fn p90(&self) -> Duration {
+        self.p90
+    }
+
+    /// How many durations have been recorded, up to the window.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for RecentP90 {
+    fn default() -> Self {
+        RecentP90::new()
+    }
+}
+
+/// The spin window before a deadline `ahead` of now, for a configured `spin` and the p90 of
+/// recent wake-up lateness.
+///
+/// A virtual CPU that has been idle for a while is resumed later than one that slept
+/// briefly (on the development VM: a plain C `clock_nanosleep` loop wakes ~30 µs late after
+/// 100 µs of sleep but ~120 µs late after 10 ms), so a fixed window that suits 10k req/s
+/// leaves most sends late at 100 req/s. 0 stays 0 (sleep only); otherwise the window is at
+/// least `spin`, widened to the lateness — but never past `MAX_ADAPTIVE_SPIN` nor past half
+/// of the wait, so the widening spins at most half of the time the thread would have slept
+/// (at 10k req/s per thread, 100 µs apart, it adds nothing to the default 50 µs; at 100
+/// req/s it may add up to 1 ms of every 10 ms).
+pub fn spin_window(spin: Duration, lateness_p90: Duration, ahead: Duration) -> Duration {
+    if spin.is_zero() {
+        return Duration::ZERO;
+    }
+    spin.max(lateness_p90.min(MAX_ADAPTIVE_SPIN).min(ahead / 2))
+}
+
+thread_local! {
+    /// Requests this thread is staying awake for, and until when (see `await_response`).
+    static AWAITED: Cell<(u32, Option<Instant>)> = const { Cell::new((0, None)) };
+}
+
+/// Keeps this thread's `Timer` awake (spinning instead of sleeping) until `until` or until
+/// the response arrives, whichever is first: a thread that sleeps while a response is on
+/// its way is woken by it late — on a VM by tens of microseconds — and that delay would
+/// land in the measured latency. Pair every call with `response_arrived`.
+pub fn await_response(until: Instant) {
+    AWAITED.with(|a| {
+        let (n, u) = a.get();
+        a.set((n + 1, Some(u.map_or(until, |u| u.max(until)))));
+    });
+}
+
+/// One request passed to `await_response` has ended.
+pub fn response_arrived() {
+    AWAITED.with(|a| {
+        let (n, u) = a.get();
+        let n = n.saturating_sub(1);
+        a.set((n, if n == 0 { None } else { u }));
+    });
+}
+
+/// Until when the thread should stay awake for responses, if at all.
+fn awaited_until() -> Option<Instant> {
+    AWAITED.with(|a| a.get().1)
+}
+
+/// One `yield_now` round of a spin; a round that found no other work is idle time.
+async fn spin_once() {
+    let before = Instant::now();
+    tokio::task::yield_now().await;
+    let back = Instant::now();
+    if back - before <= IDLE_YIELD {
+        add_idle(back - before);
+    }
 }
 
 fn monotonic_ns() -> u128 {
@@ -67,7 +192,6 @@ fn monotonic_ns() -> u128 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
-
 /// Asks the kernel to wake this thread's timers on time (1 ns slack instead of 50 µs).
 pub fn set_thread_timer_slack_min() {
     // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer argument and touches no memory.
@@ -99,6 +223,7 @@ impl Timer {
             base_instant,
             base_ns,
             spin,
+            lateness: RecentP90::new(),
         })
     }
 
@@ -132,9 +257,21 @@ impl Timer {
         Ok(())
     }
 
-    /// Waits until `deadline`; returns at once if it has passed.
+    /// Waits until `deadline`; returns at once if it has passed. Sleeps in the timer until
+    /// the spin window before it (see `spin_window`), then yields in a loop until it; while
+    /// a response is awaited (`await_response`), yields instead of sleeping.
     pub async fn wait_until(&mut self, deadline: Instant) -> io::Result<()> {
-        let wake = deadline.checked_sub(self.spin).unwrap_or(deadline);
+        let ahead = deadline.saturating_duration_since(Instant::now());
+        let window = spin_window(self.spin, self.lateness.p90(), ahead);
+        let wake = deadline.checked_sub(window).unwrap_or(deadline);
+        // Stay awake for a response due before the wake-up.
+        while let Some(until) = awaited_until() {
+            let now = Instant::now();
+            if now >= until || now >= wake {
+                break;
+            }
+            spin_once().await;
+        }
         if Instant::now() < wake {
             self.arm(wake)?;
             loop {
@@ -148,6 +285,9 @@ impl Timer {
                 // that fails with EAGAIN at the start of the next wait.
                 guard.clear_ready();
                 if n == 8 {
+                    // The expiry woke us: how late, counted from the time it was armed for.
+                    self.lateness
+                        .record(Instant::now().saturating_duration_since(wake));
                     break;
                 }
                 if Instant::now() >= wake {
@@ -155,14 +295,8 @@ impl Timer {
                 }
             }
         }
-        let mut now = Instant::now();
-        while now < deadline {
-            tokio::task::yield_now().await;
-            let back = Instant::now();
-            if back - now <= IDLE_YIELD {
-                add_idle(back - now);
-            }
-            now = back;
+        while Instant::now() < deadline {
+            spin_once().await;
         }
         Ok(())
     }
@@ -178,5 +312,59 @@ pub async fn sleep_until(deadline: Instant) {
             tokio::time::sleep_until(deadline.into()).await
         }
         Err(_) => tokio::time::sleep_until(deadline.into()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spin_window_follows_recent_lateness() {
+        let us = Duration::from_micros;
+        const LONG: Duration = Duration::from_millis(10);
+        let mut l = RecentP90::new();
+        let window = |l: &RecentP90, spin, ahead| spin_window(spin, l.p90(), ahead);
+        // Before any wake-up, and while wake-ups are punctual: the configured window.
+        assert_eq!(window(&l, us(50), LONG), us(50));
+        for _ in 0..32 {
+            l.record(us(10));
+        }
+        assert_eq!(window(&l, us(50), LONG), us(50));
+        // 32 wake-ups, 28 of them 120 µs late and 4 of them 5 ms late: the 90th percentile
+        // (the 29th smallest of 32) is 5 ms, capped at 1 ms; once eight more at 120 µs have
+        // replaced the oldest, all 32 are 120 µs.
+        for i in 0..32 {
+            l.record(if i < 4 { us(5000) } else { us(120) });
+        }
+        assert_eq!(window(&l, us(50), LONG), MAX_ADAPTIVE_SPIN);
+        for _ in 0..8 {
+            l.record(us(120));
+        }
+        assert_eq!(window(&l, us(50), LONG), us(120));
+        // --spin 0 means sleep only, however late the wake-ups.
+        assert_eq!(window(&l, Duration::ZERO, LONG), Duration::ZERO);
+        // A wider --spin is kept.
+        assert_eq!(window(&l, us(500), LONG), us(500));
+        // The widening spins at most half the wait: 100 µs ahead, 50 µs; the configured
+        // window stays whatever the wait.
+        assert_eq!(window(&l, us(20), us(100)), us(50));
+        assert_eq!(window(&l, us(50), us(60)), us(50));
+    }
+
+    #[test]
+    fn awaited_responses_keep_the_thread_awake_until_the_last_arrives() {
+        let t0 = Instant::now();
+        let at = |us| t0 + Duration::from_micros(us);
+        assert_eq!(awaited_until(), None);
+        await_response(at(300));
+        await_response(at(200));
+        assert_eq!(awaited_until(), Some(at(300)), "the later of the two");
+        response_arrived();
+        assert_eq!(awaited_until(), Some(at(300)), "one still on its way");
+        response_arrived();
+        assert_eq!(awaited_until(), None);
+        response_arrived(); // unpaired: stays at none
+        assert_eq!(awaited_until(), None);
     }
 }

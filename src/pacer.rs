@@ -33,6 +33,11 @@ impl Schedule {
         }
     }
 
+    /// This thread's requests per second (its share of the total rate).
+    pub fn per_second(&self) -> f64 {
+        self.rate.as_f64() / self.threads as f64
+    }
+
     /// The global sequence number of this thread's `n`-th request.
     pub fn global(&self, n: u64) -> u64 {
         n * self.threads + self.thread

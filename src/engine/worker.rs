@@ -21,7 +21,7 @@
 use super::conn::{classify, exchange, Connector, Progress};
 use super::outcome::{ErrorClass, Outcome};
 use super::Stop;
-use crate::clock::{self, set_thread_timer_slack_min, Timer};
+use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer, MAX_ADAPTIVE_SPIN};
 use crate::pacer::Schedule;
 use crate::record::{Interval, Recorder};
 use crate::script::{Portable, ScriptBase, ThreadSetup, WorkerScript};
@@ -181,7 +181,21 @@ struct Shared {
     intervals: mpsc::UnboundedSender<Interval>,
     rule: TokenRule,
     script: Option<WorkerScript>,
+    /// Recent response times (send to end), for staying awake while one is on its way.
+    response_times: RefCell<RecentP90>,
+    /// This thread's requests per second.
+    rate: f64,
+    /// Whether the thread may spin at all (`--spin` > 0).
+    may_spin: bool,
+    /// The end of the load window (set at the start).
+    window_end: Cell<Option<Instant>>,
+    /// Requests written before the end of the load window (for the achieved rate).
+    sent_in_window: Cell<u64>,
 }
+
+/// The most of a thread's time spent awake waiting for responses: the expected response
+/// time × the thread's rate must stay under this share (a quarter of the core).
+const RESPONSE_SPIN_BUDGET: f64 = 0.25;
 
 impl Shared {
     /// Releases a due request: to an idle connection, else to the FIFO queue.
@@ -200,6 +214,25 @@ impl Shared {
             rec.queued += 1;
             self.queue.push(seq);
         }
+    }
+
+    /// Keeps the thread awake for the response to a request sent at `sent`, when responses
+    /// have been coming back within `MAX_ADAPTIVE_SPIN` and staying awake for them costs at
+    /// most `RESPONSE_SPIN_BUDGET` of the thread's time; says whether it did.
+    fn stay_awake_for_response(&self, sent: Instant) -> bool {
+        if !self.may_spin {
+            return false;
+        }
+        let recent = self.response_times.borrow();
+        let expected = recent.p90();
+        if recent.len() < 8 || expected.is_zero() || expected > MAX_ADAPTIVE_SPIN {
+            return false;
+        }
+        if self.rate * expected.as_secs_f64() > RESPONSE_SPIN_BUDGET {
+            return false;
+        }
+        clock::await_response(sent + expected);
+        true
     }
 
     /// The next request for connection `id`, or None when the run is over.
@@ -347,6 +380,10 @@ async fn attempt(
     let s = sender.as_mut().expect("connected above");
     let sent = Instant::now();
     shared.recorder.borrow_mut().sent();
+    if shared.window_end.get().is_some_and(|end| sent < end) {
+        shared.sent_in_window.set(shared.sent_in_window.get() + 1);
+    }
+    let awaited = shared.stay_awake_for_response(sent);
     let mut progress = Progress::default();
     let gap = |gap| shared.recorder.borrow_mut().record_gap(gap);
     let mut script_failed = None;
@@ -393,6 +430,12 @@ async fn attempt(
     };
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
     let done = Instant::now();
+    if awaited {
+        clock::response_arrived();
+    }
+    if matches!(result, Ok(Ok(()))) {
+        shared.response_times.borrow_mut().record(done - sent);
+    }
     let result = match result {
         Ok(Ok(())) if script_failed.is_some() => {
             let m = script_failed.take().expect("checked");
@@ -489,6 +532,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             }
         },
     };
+    let rate = schedule.per_second();
     let shared = Rc::new(Shared {
         queue: Backlog {
             schedule,
@@ -516,6 +560,11 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         intervals,
         rule,
         script,
+        response_times: RefCell::new(RecentP90::new()),
+        rate,
+        may_spin: !spin.is_zero(),
+        window_end: Cell::new(None),
+        sent_in_window: Cell::new(0),
     });
     let mut timer = Timer::new(spin)?;
 
@@ -533,6 +582,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     };
     let idle_at_start = clock::idle_time();
     shared.queue.start.set(start);
+    shared.window_end.set(Some(start + duration));
 
     // Per-second snapshots, by completion time.
     let finished = Rc::new(Cell::new(false));
@@ -578,6 +628,11 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             shared.dispatch(n, due, now);
             n += 1;
         }
+        // Let the connections just given a request send it before the pacer waits, so the
+        // wait knows whether to stay awake for their responses (`stay_awake_for_response`).
+        if shared.may_spin {
+            tokio::task::yield_now().await;
+        }
     }
     let mut schedule_end = start + duration;
     if stopped == Stop::Run {
@@ -593,7 +648,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     }
     shared.close();
     let open = shared.open.get();
-    let sent_in_window = shared.recorder.borrow().total.sent;
+    // Counted by send time: a saturated thread may reach this line well after the window.
+    let sent_in_window = shared.sent_in_window.get();
     let window = schedule_end.saturating_duration_since(start).as_secs_f64();
     let idle = (clock::idle_time() - idle_at_start).as_secs_f64();
     let busy = if window > 0.0 {
