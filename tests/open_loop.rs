@@ -44,8 +44,12 @@ fn rate_is_exact_and_evenly_spaced_across_threads() {
         (400..=600).contains(&median),
         "median gap {median} µs, expected ~500"
     );
+    // Paired sends would put half the gaps under 125 µs; an even stream puts none there,
+    // but a busy machine delays a send now and then, and the next one then follows close
+    // behind (seen: 22 % with three busy loops competing for the two cores), so the line is
+    // drawn at a third.
     assert!(
-        near_zero < 0.2,
+        near_zero < 1.0 / 3.0,
         "{:.0}% of gaps under 125 µs: bursts, not an even stream",
         near_zero * 100.0
     );
