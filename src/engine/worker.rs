@@ -220,19 +220,26 @@ impl Shared {
     /// have been coming back within `MAX_ADAPTIVE_SPIN` and staying awake for them costs at
     /// most `RESPONSE_SPIN_BUDGET` of the thread's time; says whether it did.
     fn stay_awake_for_response(&self, sent: Instant) -> bool {
+        match self.expected_response() {
+            Some(expected) => {
+                clock::await_response(sent + expected);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The response time worth staying awake for (see `stay_awake_for_response`), if any.
+    fn expected_response(&self) -> Option<Duration> {
         if !self.may_spin {
-            return false;
+            return None;
         }
         let recent = self.response_times.borrow();
         let expected = recent.p90();
         if recent.len() < 8 || expected.is_zero() || expected > MAX_ADAPTIVE_SPIN {
-            return false;
+            return None;
         }
-        if self.rate * expected.as_secs_f64() > RESPONSE_SPIN_BUDGET {
-            return false;
-        }
-        clock::await_response(sent + expected);
-        true
+        (self.rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
     }
 
     /// The next request for connection `id`, or None when the run is over.
@@ -630,7 +637,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         }
         // Let the connections just given a request send it before the pacer waits, so the
         // wait knows whether to stay awake for their responses (`stay_awake_for_response`).
-        if shared.may_spin {
+        // Only when it may: at high rates the extra round (a reactor poll) would cost.
+        if shared.expected_response().is_some() {
             tokio::task::yield_now().await;
         }
     }
