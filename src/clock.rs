@@ -6,7 +6,9 @@
 //! (`AsyncFd`), so the thread sleeps in `epoll` and other tasks keep running. The thread's
 //! timer slack is set to 1 ns (`PR_SET_TIMERSLACK`), which removes the kernel's default
 //! 50 µs of deliberate lateness. An optional spin window (`yield_now` until the deadline)
-//! trades a core for the last few microseconds.
+//! trades a core for the last few microseconds. While the worker awaits a fast response
+//! (`await_response`), the timer yields instead of sleeping, so the thread's own wake-up
+//! delay stays out of the measured latency.
 //!
 //! It also keeps the thread's *idle time* — parked in the reactor with nothing to do, or
 //! spinning through yields that found no other work — so the engine can tell a generator
@@ -56,15 +58,13 @@ pub struct Timer {
     base_instant: Instant,
     base_ns: u128,
     spin: Duration,
-    lateness: RecentP90,
 }
 
-/// The most the spin window is widened to follow late wake-ups, and the longest response
-/// time a thread stays awake for.
-pub const MAX_ADAPTIVE_SPIN: Duration = Duration::from_millis(1);
+/// The longest response time a thread stays awake for (see `await_response`).
+pub const MAX_AWAKE: Duration = Duration::from_millis(1);
 
-/// The 90th percentile of the last `WINDOW` durations recorded (wake-up lateness, response
-/// times), cheap enough to keep per request.
+/// The 90th percentile of the last `WINDOW` durations recorded (response times), cheap
+/// enough to keep per request.
 #[derive(Debug, Clone)]
 pub struct RecentP90 {
     samples: [u32; RecentP90::WINDOW],
@@ -123,24 +123,6 @@ impl Default for RecentP90 {
     fn default() -> Self {
         RecentP90::new()
     }
-}
-
-/// The spin window before a deadline `ahead` of now, for a configured `spin` and the p90 of
-/// recent wake-up lateness.
-///
-/// A virtual CPU that has been idle for a while is resumed later than one that slept
-/// briefly (on the development VM: a plain C `clock_nanosleep` loop wakes ~30 µs late after
-/// 100 µs of sleep but ~120 µs late after 10 ms), so a fixed window that suits 10k req/s
-/// leaves most sends late at 100 req/s. 0 stays 0 (sleep only); otherwise the window is at
-/// least `spin`, widened to the lateness — but never past `MAX_ADAPTIVE_SPIN` nor past half
-/// of the wait, so the widening spins at most half of the time the thread would have slept
-/// (at 10k req/s per thread, 100 µs apart, it adds nothing to the default 50 µs; at 100
-/// req/s it may add up to 1 ms of every 10 ms).
-pub fn spin_window(spin: Duration, lateness_p90: Duration, ahead: Duration) -> Duration {
-    if spin.is_zero() {
-        return Duration::ZERO;
-    }
-    spin.max(lateness_p90.min(MAX_ADAPTIVE_SPIN).min(ahead / 2))
 }
 
 thread_local! {
@@ -223,7 +205,6 @@ impl Timer {
             base_instant,
             base_ns,
             spin,
-            lateness: RecentP90::new(),
         })
     }
 
@@ -258,12 +239,10 @@ impl Timer {
     }
 
     /// Waits until `deadline`; returns at once if it has passed. Sleeps in the timer until
-    /// the spin window before it (see `spin_window`), then yields in a loop until it; while
-    /// a response is awaited (`await_response`), yields instead of sleeping.
+    /// the spin window before it, then yields in a loop until it; while a response is
+    /// awaited (`await_response`), yields instead of sleeping.
     pub async fn wait_until(&mut self, deadline: Instant) -> io::Result<()> {
-        let ahead = deadline.saturating_duration_since(Instant::now());
-        let window = spin_window(self.spin, self.lateness.p90(), ahead);
-        let wake = deadline.checked_sub(window).unwrap_or(deadline);
+        let wake = deadline.checked_sub(self.spin).unwrap_or(deadline);
         // Stay awake for a response due before the wake-up.
         while let Some(until) = awaited_until() {
             let now = Instant::now();
@@ -285,9 +264,6 @@ impl Timer {
                 // that fails with EAGAIN at the start of the next wait.
                 guard.clear_ready();
                 if n == 8 {
-                    // The expiry woke us: how late, counted from the time it was armed for.
-                    self.lateness
-                        .record(Instant::now().saturating_duration_since(wake));
                     break;
                 }
                 if Instant::now() >= wake {
@@ -320,36 +296,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_spin_window_follows_recent_lateness() {
+    fn recent_p90_is_the_90th_percentile_of_the_last_32() {
         let us = Duration::from_micros;
-        const LONG: Duration = Duration::from_millis(10);
-        let mut l = RecentP90::new();
-        let window = |l: &RecentP90, spin, ahead| spin_window(spin, l.p90(), ahead);
-        // Before any wake-up, and while wake-ups are punctual: the configured window.
-        assert_eq!(window(&l, us(50), LONG), us(50));
-        for _ in 0..32 {
-            l.record(us(10));
-        }
-        assert_eq!(window(&l, us(50), LONG), us(50));
-        // 32 wake-ups, 28 of them 120 µs late and 4 of them 5 ms late: the 90th percentile
-        // (the 29th smallest of 32) is 5 ms, capped at 1 ms; once eight more at 120 µs have
-        // replaced the oldest, all 32 are 120 µs.
+        let mut r = RecentP90::new();
+        assert_eq!(r.p90(), Duration::ZERO);
+        // 28 at 120 µs and 4 at 5 ms: the 29th smallest of 32 is 5 ms.
         for i in 0..32 {
-            l.record(if i < 4 { us(5000) } else { us(120) });
+            r.record(if i < 4 { us(5000) } else { us(120) });
         }
-        assert_eq!(window(&l, us(50), LONG), MAX_ADAPTIVE_SPIN);
+        assert_eq!((r.len(), r.p90()), (32, us(5000)));
+        // Eight more at 120 µs push out the oldest eight, the four slow ones among them.
         for _ in 0..8 {
-            l.record(us(120));
+            r.record(us(120));
         }
-        assert_eq!(window(&l, us(50), LONG), us(120));
-        // --spin 0 means sleep only, however late the wake-ups.
-        assert_eq!(window(&l, Duration::ZERO, LONG), Duration::ZERO);
-        // A wider --spin is kept.
-        assert_eq!(window(&l, us(500), LONG), us(500));
-        // The widening spins at most half the wait: 100 µs ahead, 50 µs; the configured
-        // window stays whatever the wait.
-        assert_eq!(window(&l, us(20), us(100)), us(50));
-        assert_eq!(window(&l, us(50), us(60)), us(50));
+        assert_eq!(r.p90(), us(120));
     }
 
     #[test]

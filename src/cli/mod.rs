@@ -151,10 +151,8 @@ pub struct RunArgs {
     #[arg(short = 'k', long = "insecure")]
     pub insecure: bool,
     /// Pacing: sleep in a kernel timer until this long before each due time, then
-    /// busy-wait (yielding to other tasks). Widened to the machine's recent wake-up
-    /// lateness (up to 1ms, at most half of each wait); the thread also stays awake for
-    /// responses expected within 1ms when that costs under a quarter of its time. 0 sleeps
-    /// only, and turns both off.
+    /// busy-wait (yielding to other tasks); the thread also stays awake for responses
+    /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
     #[arg(long = "spin", value_name = "T", default_value = "50us")]
     pub spin: String,
     /// Lua script with wrk's API (setup, init, request, response, delay, done).

@@ -21,7 +21,7 @@
 use super::conn::{classify, exchange, Connector, Progress};
 use super::outcome::{ErrorClass, Outcome};
 use super::Stop;
-use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer, MAX_ADAPTIVE_SPIN};
+use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer, MAX_AWAKE};
 use crate::pacer::Schedule;
 use crate::record::{Interval, Recorder};
 use crate::script::{Portable, ScriptBase, ThreadSetup, WorkerScript};
@@ -217,7 +217,7 @@ impl Shared {
     }
 
     /// Keeps the thread awake for the response to a request sent at `sent`, when responses
-    /// have been coming back within `MAX_ADAPTIVE_SPIN` and staying awake for them costs at
+    /// have been coming back within `MAX_AWAKE` and staying awake for them costs at
     /// most `RESPONSE_SPIN_BUDGET` of the thread's time; says whether it did.
     fn stay_awake_for_response(&self, sent: Instant) -> bool {
         match self.expected_response() {
@@ -236,7 +236,7 @@ impl Shared {
         }
         let recent = self.response_times.borrow();
         let expected = recent.p90();
-        if recent.len() < 8 || expected.is_zero() || expected > MAX_ADAPTIVE_SPIN {
+        if recent.len() < 8 || expected.is_zero() || expected > MAX_AWAKE {
             return None;
         }
         (self.rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
