@@ -128,6 +128,13 @@ impl Default for RecentP90 {
 thread_local! {
     /// Requests this thread is staying awake for, and until when (see `await_response`).
     static AWAITED: Cell<(u32, Option<Instant>)> = const { Cell::new((0, None)) };
+    /// `Timer` waits so far, and how many of them stayed awake for a response.
+    static WAITS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// This thread's `Timer` waits so far: (all, those that stayed awake for a response).
+pub fn wait_counts() -> (u64, u64) {
+    WAITS.with(|w| w.get())
 }
 
 /// Keeps this thread's `Timer` awake (spinning instead of sleeping) until `until` or until
@@ -174,6 +181,7 @@ fn monotonic_ns() -> u128 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
+
 /// Asks the kernel to wake this thread's timers on time (1 ns slack instead of 50 µs).
 pub fn set_thread_timer_slack_min() {
     // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer argument and touches no memory.
@@ -244,13 +252,19 @@ impl Timer {
     pub async fn wait_until(&mut self, deadline: Instant) -> io::Result<()> {
         let wake = deadline.checked_sub(self.spin).unwrap_or(deadline);
         // Stay awake for a response due before the wake-up.
+        let mut awake = false;
         while let Some(until) = awaited_until() {
             let now = Instant::now();
             if now >= until || now >= wake {
                 break;
             }
+            awake = true;
             spin_once().await;
         }
+        WAITS.with(|w| {
+            let (all, awake_waits) = w.get();
+            w.set((all + 1, awake_waits + u64::from(awake)));
+        });
         if Instant::now() < wake {
             self.arm(wake)?;
             loop {

@@ -201,3 +201,37 @@ fn rates_below_one_per_thread_are_exact() {
         6
     );
 }
+
+#[test]
+fn the_thread_stays_awake_for_fast_responses_only() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 200/s on one thread against an undelayed loopback target: responses take well under
+    // 1 ms, so staying awake for each costs 200 × < 1 ms < a quarter of the thread's time,
+    // and after the first 8 responses (the estimate) the pacer's waits stay awake for them.
+    // A pacer that went to sleep before its connection had sent the request (and asked it
+    // to stay awake) would count none.
+    let fast = serve(|_| {});
+    let url = format!("http://{}/", fast.addr);
+    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    let (waits, awake) = r.waits;
+    // At most one wait per due time (a late wake-up releases several without waiting).
+    assert!(
+        (1..=400).contains(&waits),
+        "{waits} waits for 400 due times"
+    );
+    // On a quiet machine nearly every wait after the first few stays awake; on a contended
+    // one responses slow past 1 ms now and then and it rightly turns off (seen: 94 of 399
+    // with four busy loops on the two cores). A thread that never manages it counts 0.
+    assert!(
+        awake * 10 >= waits,
+        "stayed awake in {awake} of {waits} waits"
+    );
+    // `--spin 0` never spins.
+    let r = run(&["-R200", "-d2s", "-c4", "-t1", "--spin", "0", &url]);
+    assert_eq!(r.waits.1, 0);
+    // A 5 ms service is past the 1 ms it will stay awake for.
+    let slow = serve(|c| c.delay = Duration::from_millis(5));
+    let url = format!("http://{}/", slow.addr);
+    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    assert_eq!(r.waits.1, 0);
+}

@@ -86,6 +86,9 @@ pub struct RunResult {
     /// Per worker thread, the share of the load window it was busy (0..=1): near 1 means
     /// the generator itself was saturated.
     pub busy: Vec<f64>,
+    /// All threads' pacer waits for due times, and how many of them stayed awake for a
+    /// response instead of sleeping.
+    pub waits: (u64, u64),
     /// Per worker thread, its script's final globals.
     pub thread_globals: Vec<Vec<(String, crate::script::Portable)>>,
 }
@@ -294,6 +297,7 @@ pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult,
     let mut interrupted = false;
     let mut sent_in_window = 0;
     let mut busy = Vec::with_capacity(threads);
+    let mut waits = (0, 0);
     let mut thread_globals = Vec::with_capacity(threads);
     for h in handles {
         let r = h
@@ -307,6 +311,7 @@ pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult,
         interrupted |= r.interrupted;
         sent_in_window += r.sent_in_window;
         busy.push(r.busy);
+        waits = (waits.0 + r.waits.0, waits.1 + r.waits.1);
         thread_globals.push(r.globals);
     }
     Ok(RunResult {
@@ -322,6 +327,7 @@ pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult,
         interrupted,
         sent_in_window,
         busy,
+        waits,
         thread_globals,
     })
 }

@@ -86,6 +86,8 @@ pub struct WorkerResult {
     pub sent_in_window: u64,
     /// Share of the load window the thread was busy (not parked, not spinning idle), 0..=1.
     pub busy: f64,
+    /// The pacer's waits for due times, and how many stayed awake for a response.
+    pub waits: (u64, u64),
     /// The script's globals at the end (for `thread:get` in `done()`).
     pub globals: Vec<(String, Portable)>,
 }
@@ -101,6 +103,7 @@ impl WorkerResult {
             interrupted: true,
             sent_in_window: 0,
             busy: 0.0,
+            waits: (0, 0),
             globals: Vec::new(),
         }
     }
@@ -183,8 +186,6 @@ struct Shared {
     script: Option<WorkerScript>,
     /// Recent response times (send to end), for staying awake while one is on its way.
     response_times: RefCell<RecentP90>,
-    /// This thread's requests per second.
-    rate: f64,
     /// Whether the thread may spin at all (`--spin` > 0).
     may_spin: bool,
     /// The end of the load window (set at the start).
@@ -239,7 +240,8 @@ impl Shared {
         if recent.len() < 8 || expected.is_zero() || expected > MAX_AWAKE {
             return None;
         }
-        (self.rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
+        let rate = self.queue.schedule.per_second();
+        (rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
     }
 
     /// The next request for connection `id`, or None when the run is over.
@@ -539,7 +541,6 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             }
         },
     };
-    let rate = schedule.per_second();
     let shared = Rc::new(Shared {
         queue: Backlog {
             schedule,
@@ -568,7 +569,6 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         rule,
         script,
         response_times: RefCell::new(RecentP90::new()),
-        rate,
         may_spin: !spin.is_zero(),
         window_end: Cell::new(None),
         sent_in_window: Cell::new(0),
@@ -588,6 +588,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         return Ok(WorkerResult::not_started(shared.recorder.take()));
     };
     let idle_at_start = clock::idle_time();
+    let waits_at_start = clock::wait_counts();
     shared.queue.start.set(start);
     shared.window_end.set(Some(start + duration));
 
@@ -660,6 +661,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let sent_in_window = shared.sent_in_window.get();
     let window = schedule_end.saturating_duration_since(start).as_secs_f64();
     let idle = (clock::idle_time() - idle_at_start).as_secs_f64();
+    let waits = clock::wait_counts();
+    let waits = (waits.0 - waits_at_start.0, waits.1 - waits_at_start.1);
     let busy = if window > 0.0 {
         (1.0 - idle / window).clamp(0.0, 1.0)
     } else {
@@ -702,6 +705,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         interrupted: stopped != Stop::Run,
         sent_in_window,
         busy,
+        waits,
         globals: shared
             .script
             .as_ref()

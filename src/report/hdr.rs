@@ -487,6 +487,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         interrupted,
         sent_in_window,
         busy,
+        waits: (0, 0), // not in the log
         thread_globals: Vec::new(),
     })
 }

@@ -136,13 +136,14 @@ impl Summary {
                 r.recorder.queued, r.config.connections
             ));
         }
-        if saturated && !generator_short {
+        // Whatever was not already blamed for a shortfall above.
+        if !generator_short && saturated {
             warnings.push(format!(
                 "the generator ran at its limit (busiest thread {:.0}% busy): latencies may \
                  include its own delay; add threads (-t) on more cores",
                 busiest * 100.0
             ));
-        } else if lagging && !generator_short {
+        } else if !generator_short && lagging {
             warnings.push(format!(
                 "the generator fell behind its schedule at times: send/release lag p99 {} (> {}); \
                  latencies include ratebench's own delay (a busy machine wakes it late)",
@@ -237,6 +238,7 @@ mod tests {
             interrupted: false,
             sent_in_window: 40,
             busy: vec![busy],
+            waits: (0, 0),
             thread_globals: Vec::new(),
         }
     }

@@ -255,11 +255,19 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         .iter()
         .map(|b| format!("{:.0}%", b * 100.0))
         .collect();
-    let _ = writeln!(
+    let _ = write!(
         o,
         "Generator: threads busy {} of the load window",
         busy.join(", ")
     );
+    let (waits, awake) = r.waits;
+    if awake > 0 {
+        let _ = write!(
+            o,
+            "; stayed awake for a response in {awake} of {waits} waits"
+        );
+    }
+    let _ = writeln!(o);
     for w in &s.warnings {
         let _ = writeln!(o, "WARNING: {w}");
     }

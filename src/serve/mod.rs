@@ -262,13 +262,12 @@ impl Service {
                 if i > 0 {
                     at += gap(i);
                 }
-                match timer.as_mut().map(|t| t.wait_until(at)) {
-                    Some(wait) => {
-                        if wait.await.is_err() {
-                            sleep_until(at).await;
-                        }
-                    }
-                    None => sleep_until(at).await,
+                let waited = match timer.as_mut() {
+                    Some(t) => t.wait_until(at).await.is_ok(),
+                    None => false,
+                };
+                if !waited {
+                    sleep_until(at).await;
                 }
                 hold_stall(stall, started).await;
                 let token = chunk(&id, &model, &format!("\"content\":\"tok{i} \""), "null", "");
