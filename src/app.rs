@@ -123,6 +123,20 @@ pub fn load(config: &RunConfig) -> anyhow::Result<()> {
     load_result(config).map(|_| ())
 }
 
+/// The run's script (if any), loaded with its setup(thread) run against the resolved
+/// target, before any traffic: what `RunOptions::thread_setups` is made from.
+pub fn load_script(config: &RunConfig) -> anyhow::Result<Option<crate::script::Script>> {
+    let Some(base) = &config.script else {
+        return Ok(None);
+    };
+    let addr = engine::resolve(config)?;
+    Ok(Some(crate::script::Script::load(
+        base,
+        config.threads,
+        addr,
+    )?))
+}
+
 /// `load`, handing back the run's numbers.
 fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
     let to_stderr = config.output.json_to_stdout();
@@ -132,21 +146,13 @@ fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
         }
         None => None,
     };
-    // The script's setup state: loaded, and setup(thread) run, before any traffic.
-    let script = match &config.script {
-        Some(base) => {
-            let addr = engine::resolve(config)?;
-            let script = crate::script::Script::load(base, config.threads, addr)?;
-            if to_stderr && script.has_done() {
-                return Err(ConfigError::Missing(
-                    "--json - and the script's done() would both write to stdout: write the JSON to a file, e.g. --json run.json".into(),
-                )
-                .into());
-            }
-            Some(script)
-        }
-        None => None,
-    };
+    let script = load_script(config)?;
+    if to_stderr && script.as_ref().is_some_and(|s| s.has_done()) {
+        return Err(ConfigError::Missing(
+            "--json - and the script's done() would both write to stdout: write the JSON to a file, e.g. --json run.json".into(),
+        )
+        .into());
+    }
     out(to_stderr, &report::text::header(config));
     let mut progress = Progress::new(config.duration);
     let result = engine::run(

@@ -35,13 +35,10 @@ pub fn run(args: &[&str]) -> RunResult {
     let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
         .expect("command line parses");
     let config = cli.run.validate().expect("command line is valid");
-    // A script's setup state runs first, as `ratebench` itself does it (app::load).
-    let thread_setups = config.script.as_ref().map(|base| {
-        let addr = engine::resolve(&config).expect("target resolves");
-        ratebench::script::Script::load(base, config.threads, addr)
-            .expect("script loads")
-            .thread_setups()
-    });
+    // A script's setup state runs first, as `ratebench` itself does it.
+    let thread_setups = ratebench::app::load_script(&config)
+        .expect("script loads")
+        .map(|s| s.thread_setups());
     let options = RunOptions {
         thread_setups,
         ..RunOptions::default()
