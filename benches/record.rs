@@ -4,8 +4,8 @@
 //! Run: `cargo bench --bench record`
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ratebench::cli::units::Rate;
-use ratebench::engine::outcome::Outcome;
+use ratebench::outcome::Outcome;
+use ratebench::pacer::Rate;
 use ratebench::pacer::Schedule;
 use ratebench::record::Recorder;
 use std::time::{Duration, Instant};

@@ -5,65 +5,114 @@
 //! disk, vanished directory) never loses it; write failures are then reported together
 //! (exit 1), and failed thresholds exit 99.
 //!
-//! Used by `main`; errors carry context for the one place that prints them.
+//! Every failure is one `Error`, whose variant fixes the exit code (`Error::exit_code`):
+//! `main` prints it once and exits with that code, never inspecting the chain.
+//!
+//! Used by `main`.
 
-use crate::cli::{Cli, Command, ConfigError, DemoArgs, Outputs, ReportArgs, RunConfig, ServeArgs};
-use crate::engine::{self, RunOptions, RunResult};
+use crate::cli::{Cli, Command, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs};
+use crate::engine::{self, Plan, RunError, RunOptions};
+use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_THRESHOLD};
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::{new_hist, Hist};
 use crate::record::{Interval, IntervalStats};
-use crate::report::hdr::HlogWriter;
+use crate::report::hdr::{HlogWriter, ReadError};
+use crate::report::text::Spectra;
 use crate::report::threshold::Verdict;
 use crate::report::{self, fmt_us, Summary};
-use crate::serve;
-use anyhow::Context;
+use crate::run::RunResult;
+use crate::script::{DoneSummary, HookError, Script, ScriptError};
+use crate::serve::{self, ServeConfig, ServeError, Stall};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
-/// One or more thresholds did not hold (exit 99).
+/// Why a command failed, with the context the user needs; the variant decides the exit
+/// code.
 #[derive(Debug, thiserror::Error)]
-#[error("{0} of {1} thresholds failed: {2}")]
-pub struct ThresholdFailed(usize, usize, String);
+pub enum Error {
+    /// Bad input (exit 2).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A script that cannot run (exit 2).
+    #[error("{0}")]
+    Script(#[from] ScriptError),
+    /// The load test could not start or run (exit 1, or 2 when its script or plan is bad).
+    #[error("load test of {url}: {source}")]
+    Run {
+        /// The target.
+        url: String,
+        /// What went wrong.
+        source: RunError,
+    },
+    /// The interval log could not be created (exit 1).
+    #[error("--hdr-log {path}: {source}")]
+    HdrLog {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Interval logs could not be read (exit 1).
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    /// The built-in server could not start (exit 1).
+    #[error("{0}")]
+    Serve(#[from] ServeError),
+    /// The script's done() failed after the report was printed (exit 1).
+    #[error("script {0}")]
+    Done(HookError),
+    /// Some report files could not be written; the text report was printed (exit 1).
+    #[error("could not write {0}")]
+    Write(String),
+    /// One or more thresholds did not hold (exit 99).
+    #[error("{failed} of {total} thresholds failed: {which}")]
+    Threshold {
+        /// How many failed.
+        failed: usize,
+        /// How many were checked.
+        total: usize,
+        /// The failed expressions.
+        which: String,
+    },
+}
 
-/// Some report files could not be written (the text report was printed).
-#[derive(Debug, thiserror::Error)]
-#[error("could not write {0}")]
-pub struct WriteFailed(String);
-
-/// The process exit code for a failed command: 2 bad input, 99 a threshold failed, 1 else.
-pub fn exit_code(e: &anyhow::Error) -> i32 {
-    if e.downcast_ref::<ConfigError>().is_some()
-        || e.downcast_ref::<crate::script::ScriptError>().is_some()
-        || matches!(
-            e.downcast_ref::<engine::RunError>(),
-            Some(engine::RunError::Script(_))
-        )
-    {
-        2
-    } else if e.downcast_ref::<ThresholdFailed>().is_some() {
-        99
-    } else {
-        1
+impl Error {
+    /// The process exit code: 2 bad input, 99 a threshold failed, 1 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(e) => e.exit_code(),
+            Error::Script(e) => e.exit_code(),
+            Error::Run { source, .. } => source.exit_code(),
+            Error::Serve(e) => e.exit_code(),
+            Error::Threshold { .. } => EXIT_THRESHOLD,
+            Error::HdrLog { .. } | Error::Read(_) | Error::Done(_) | Error::Write(_) => {
+                EXIT_RUNTIME
+            }
+        }
     }
 }
 
+/// A command's result.
+pub type Result<T> = std::result::Result<T, Error>;
+
 /// Runs the command the user asked for.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve_cmd(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Report(args)) => report_cmd(&args),
         None => {
-            let config = cli.run.validate()?;
-            load(&config)
+            let command = cli.run.validate()?;
+            load(&command)
         }
     }
 }
 
-fn serve_cmd(args: &ServeArgs) -> anyhow::Result<()> {
+fn serve_cmd(args: &ServeArgs) -> Result<()> {
     let config = args.validate()?;
-    serve::run(config).map_err(anyhow::Error::msg)
+    Ok(serve::run(config)?)
 }
 
 /// Live progress on stderr, once a second, only on a terminal.
@@ -119,31 +168,32 @@ fn out(to_stderr: bool, text: &str) {
 }
 
 /// Runs one load test, prints its report and writes the requested files.
-pub fn load(config: &RunConfig) -> anyhow::Result<()> {
-    load_result(config).map(|_| ())
+pub fn load(command: &RunCommand) -> Result<()> {
+    load_result(command).map(|_| ())
 }
 
 /// The run's script (if any), loaded with its setup(thread) run against the resolved
 /// target, before any traffic: what `RunOptions::thread_setups` is made from.
-pub fn load_script(config: &RunConfig) -> anyhow::Result<Option<crate::script::Script>> {
-    let Some(base) = &config.script else {
+pub fn load_script(plan: &Plan) -> Result<Option<Script>> {
+    let Some(base) = &plan.script else {
         return Ok(None);
     };
-    let addr = engine::resolve(config)?;
-    Ok(Some(crate::script::Script::load(
-        base,
-        config.threads,
-        addr,
-    )?))
+    let addr = engine::resolve(plan).map_err(|source| Error::Run {
+        url: plan.target.url.clone(),
+        source,
+    })?;
+    Ok(Some(Script::load(base, plan.threads, addr)?))
 }
 
 /// `load`, handing back the run's numbers.
-fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
-    let to_stderr = config.output.json_to_stdout();
-    let mut hlog = match &config.hdr_log {
-        Some(p) => {
-            Some(HlogWriter::create(p).with_context(|| format!("--hdr-log {}", p.display()))?)
-        }
+fn load_result(command: &RunCommand) -> Result<RunResult> {
+    let config = &command.plan;
+    let to_stderr = command.outputs.json_to_stdout();
+    let mut hlog = match &command.hdr_log {
+        Some(p) => Some(HlogWriter::create(p).map_err(|source| Error::HdrLog {
+            path: p.display().to_string(),
+            source,
+        })?),
         None => None,
     };
     let script = load_script(config)?;
@@ -153,7 +203,7 @@ fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
         )
         .into());
     }
-    out(to_stderr, &report::text::header(config));
+    out(to_stderr, &report::text::header(&config.meta()));
     let mut progress = Progress::new(config.duration);
     let result = engine::run(
         config,
@@ -168,21 +218,31 @@ fn load_result(config: &RunConfig) -> anyhow::Result<RunResult> {
             thread_setups: script.as_ref().map(|s| s.thread_setups()),
         },
     )
-    .with_context(|| format!("load test of {}", config.target.url))?;
+    .map_err(|source| Error::Run {
+        url: config.target.url.clone(),
+        source,
+    })?;
     progress.clear();
     let summary = Summary::of(&result);
     let mut failures = Vec::new();
-    if let (Some(h), Some(p)) = (hlog, &config.hdr_log) {
+    if let (Some(h), Some(p)) = (hlog, &command.hdr_log) {
         if let Err(e) = h.finish(&result, &summary) {
             failures.push(format!("{}: {e}", p.display()));
         }
     }
-    let finished = finish(&result, &summary, &config.output, to_stderr, failures);
+    let finished = finish(
+        &result,
+        &summary,
+        &command.outputs,
+        command.spectra,
+        to_stderr,
+        failures,
+    );
     // done() runs after the report, as in wrk, whatever the thresholds said.
     if let Some(script) = &script {
         script
             .done(&done_summary(&result), &result.thread_globals)
-            .map_err(anyhow::Error::msg)?;
+            .map_err(Error::Done)?;
     }
     finished?;
     Ok(result)
@@ -195,12 +255,13 @@ fn finish(
     r: &RunResult,
     s: &Summary,
     o: &Outputs,
+    spectra: Spectra,
     to_stderr: bool,
     mut failures: Vec<String>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let verdicts: Vec<Verdict> = o.thresholds.iter().map(|t| t.evaluate(r, s)).collect();
-    out(to_stderr, &report::text::render(r, s, &verdicts));
-    let mut write = |path: &Path, bytes: Result<Vec<u8>, String>| {
+    out(to_stderr, &report::text::render(r, s, &verdicts, spectra));
+    let mut write = |path: &Path, bytes: std::result::Result<Vec<u8>, String>| {
         let result = bytes.and_then(|b| {
             if path.as_os_str() == "-" {
                 let mut so = std::io::stdout();
@@ -228,7 +289,7 @@ fn finish(
         write(p, Ok(report::html::render(r, s, &verdicts).into_bytes()));
     }
     if !failures.is_empty() {
-        return Err(WriteFailed(failures.join("; ")).into());
+        return Err(Error::Write(failures.join("; ")));
     }
     let failed: Vec<&str> = verdicts
         .iter()
@@ -236,21 +297,25 @@ fn finish(
         .map(|v| v.expr.as_str())
         .collect();
     if !failed.is_empty() {
-        return Err(ThresholdFailed(failed.len(), verdicts.len(), failed.join(", ")).into());
+        return Err(Error::Threshold {
+            failed: failed.len(),
+            total: verdicts.len(),
+            which: failed.join(", "),
+        });
     }
     Ok(())
 }
 
 /// What a script's `done()` is told.
-fn done_summary(r: &RunResult) -> crate::script::DoneSummary {
-    use crate::engine::outcome::ErrorClass as E;
+fn done_summary(r: &RunResult) -> DoneSummary {
+    use ErrorClass as E;
     let t = &r.recorder.total;
     let status_errors: u64 = r.recorder.status.iter().skip(400).sum();
     let mut per_second = new_hist();
     for i in &r.intervals {
         per_second.saturating_record(i.counts.completed);
     }
-    crate::script::DoneSummary {
+    DoneSummary {
         duration_us: r.load_duration.as_micros() as u64,
         requests: t.completed,
         bytes: t.bytes,
@@ -267,11 +332,13 @@ fn done_summary(r: &RunResult) -> crate::script::DoneSummary {
 }
 
 /// `ratebench report`: merge interval logs and report on them.
-fn report_cmd(args: &ReportArgs) -> anyhow::Result<()> {
+fn report_cmd(args: &ReportArgs) -> Result<()> {
     let outputs = args.output.validate()?;
-    let mut result = report::hdr::read(&args.logs)?;
-    result.config.latency = args.spectra.latency;
-    result.config.u_latency = args.spectra.u_latency;
+    let result = report::hdr::read(&args.logs)?;
+    let spectra = Spectra {
+        corrected: args.spectra.latency,
+        uncorrected: args.spectra.u_latency,
+    };
     let to_stderr = outputs.json_to_stdout();
     let names: Vec<String> = args.logs.iter().map(|p| p.display().to_string()).collect();
     out(
@@ -281,25 +348,25 @@ fn report_cmd(args: &ReportArgs) -> anyhow::Result<()> {
             names.len(),
             if names.len() == 1 { "" } else { "s" },
             names.join(", "),
-            result.config.target.url,
-            result.config.threads,
-            result.config.connections,
-            result.config.rate
+            result.meta.url,
+            result.meta.threads,
+            result.meta.connections,
+            result.meta.rate
         ),
     );
     let summary = Summary::of(&result);
-    finish(&result, &summary, &outputs, to_stderr, Vec::new())
+    finish(&result, &summary, &outputs, spectra, to_stderr, Vec::new())
 }
 
 /// `ratebench demo`: a stalling built-in server and a short test against it.
-fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+fn demo(args: &DemoArgs) -> Result<()> {
     let stall_at = Duration::from_secs(2);
     let stall_for = Duration::from_secs(1);
-    let server = serve::spawn(crate::cli::ServeConfig {
+    let server = serve::spawn(ServeConfig {
         addr: "127.0.0.1:0".parse().expect("valid address"),
         delay: Duration::from_micros(100),
         body_size: 100,
-        stall: Some(crate::cli::Stall {
+        stall: Some(Stall {
             length: stall_for,
             at: stall_at,
             every: None,
@@ -308,8 +375,7 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         threads: 1,
         llm: Default::default(),
         statuses: Vec::new(),
-    })
-    .map_err(anyhow::Error::msg)?;
+    })?;
     // The demo's run, spelled as a user would type it, so every default applies.
     let url = format!("http://{}/", server.addr);
     let argv = [
@@ -323,9 +389,9 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         &url,
     ];
     let run_args = <Cli as clap::Parser>::try_parse_from(argv)
-        .map_err(|e| anyhow::anyhow!("demo arguments: {e}"))?
+        .map_err(|e| ConfigError::Missing(format!("demo arguments: {e}")))?
         .run;
-    let config = run_args.validate()?;
+    let command = run_args.validate()?;
     println!(
         "ratebench demo: a built-in server on {} answers in ~100us, but {}s after it starts it \
          freezes every response for {}s.\nratebench keeps sending {} requests/s through the \
@@ -333,9 +399,9 @@ fn demo(args: &DemoArgs) -> anyhow::Result<()> {
         server.addr,
         stall_at.as_secs(),
         stall_for.as_secs(),
-        config.rate
+        command.plan.rate
     );
-    let result = load_result(&config)?;
+    let result = load_result(&command)?;
     let c = &result.recorder.corrected;
     let u = &result.recorder.uncorrected;
     let p = |h: &Hist, q: f64| fmt_us(percentile(h, q) as f64);

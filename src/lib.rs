@@ -2,14 +2,22 @@
 //!
 //! The binary is a thin `main` over this library; tests and benches drive the same code.
 //! See `README.md` for the user's view and `app` for how the pieces fit.
+//!
+//! The modules form floors, each importing only from the floors below it:
+//! `app` → `cli` → `report` → `engine` (with its `Plan`) → `run` → `script`, `record` →
+//! `pacer`, `stream`, `serve`, `clock` → `units`, `outcome`, `error`.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod engine;
+pub mod error;
+pub mod outcome;
 pub mod pacer;
 pub mod record;
 pub mod report;
+pub mod run;
 pub mod script;
 pub mod serve;
 pub mod stream;
+pub mod units;

@@ -8,7 +8,7 @@ fn main() {
         Err(e) => e.exit(), // clap prints usage errors itself and exits 2
     };
     if let Err(e) = ratebench::app::run(cli) {
-        eprintln!("ratebench: error: {e:#}");
-        std::process::exit(ratebench::app::exit_code(&e));
+        eprintln!("ratebench: error: {e}");
+        std::process::exit(e.exit_code());
     }
 }

@@ -8,11 +8,84 @@
 //! for any rate and any `T` (also when R < T). Offsets are integer nanoseconds computed
 //! from the global number, never summed, so there is no drift.
 //!
+//! `Rate` lives here too: the exact fraction of requests per second the schedule is made of.
+//!
 //! Used by `engine::worker` (when to send) and, through the intended time, by `record`
 //! (where latency starts).
 
-use crate::cli::units::Rate;
+use crate::error::BadValue;
+use crate::units;
 use std::time::Duration;
+
+/// A request rate as an exact fraction: `per_sec_num / per_sec_den` requests per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    num: u128,
+    den: u128,
+}
+
+impl Rate {
+    /// A rate of `num / den` requests per second (`den` > 0).
+    pub fn new(num: u128, den: u128) -> Rate {
+        let (num, den) = units::reduce(num, den);
+        Rate { num, den }
+    }
+
+    /// Parses a rate as typed: `1000`, `2.5k`, `0.5`, `30/m` (see `units::parse_rate`).
+    pub fn parse(s: &str) -> Result<Rate, BadValue> {
+        let (num, den) = units::parse_rate(s)?;
+        Ok(Rate { num, den })
+    }
+
+    /// A whole number of requests per second.
+    pub fn per_second(n: u64) -> Rate {
+        Rate::new(n as u128, 1)
+    }
+
+    /// The rate as a float, for display and ratios only (never for scheduling).
+    pub fn as_f64(&self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+
+    /// Nanoseconds from the start of the run at which the `n`-th request (from 0) is due,
+    /// rounded down: `n * 1e9 * den / num`, exact in integers, so there is no drift.
+    pub fn due_ns(&self, n: u64) -> u128 {
+        (n as u128) * 1_000_000_000 * self.den / self.num
+    }
+
+    /// How many requests are due in `[0, window)`: the smallest `n` with `due_ns(n) >= window`.
+    pub fn count_within(&self, window: Duration) -> u64 {
+        // due_ns(n) >= w  <=>  n*1e9*den >= w*num (floor division is monotone) — solve for n
+        // then step back over the floor's rounding.
+        let w = window.as_nanos();
+        let mut n = (w * self.num / (1_000_000_000 * self.den)) as u64;
+        while n > 0 && self.due_ns(n - 1) >= w {
+            n -= 1;
+        }
+        while self.due_ns(n) < w {
+            n += 1;
+        }
+        n
+    }
+
+    /// Whether the rate is zero.
+    pub fn is_zero(&self) -> bool {
+        self.num == 0
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.as_f64();
+        if self.den == 1 {
+            write!(f, "{}", self.num)
+        } else if r >= 1.0 {
+            write!(f, "{r:.2}")
+        } else {
+            write!(f, "{r:.4}")
+        }
+    }
+}
 
 /// One thread's share of the arrival schedule.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +137,49 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_parse_to_exact_fractions() {
+        // (input, requests per second as num/den)
+        let ok = [
+            ("1000", Rate::new(1000, 1)),
+            ("2.5k", Rate::new(2500, 1)),
+            ("0.5", Rate::new(1, 2)),
+            ("30/m", Rate::new(1, 2)), // 30 per minute = 0.5/s
+            ("3600/h", Rate::new(1, 1)),
+            ("1M", Rate::new(1_000_000, 1)),
+        ];
+        for (s, want) in ok {
+            assert_eq!(Rate::parse(s), Ok(want), "{s}");
+        }
+        for bad in ["0", "0.0", "10q", "", "k", "-5", "5/d", "1e3"] {
+            assert!(Rate::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn rate_due_times_are_exact() {
+        // 3/s: due at 0, 333333333, 666666666, 1e9 ns: floor of exact thirds, and the 3e7-th
+        // request lands exactly on 1e7 s — no accumulated error.
+        let r = Rate::new(3, 1);
+        assert_eq!(r.due_ns(1), 333_333_333);
+        assert_eq!(r.due_ns(2), 666_666_666);
+        assert_eq!(r.due_ns(3), 1_000_000_000);
+        assert_eq!(r.due_ns(30_000_000), 10_000_000 * 1_000_000_000);
+    }
+
+    #[test]
+    fn count_within_window() {
+        // 2000/s for 3 s: due times 0, 0.5 ms, …, 2999.5 ms: 6000 of them.
+        assert_eq!(
+            Rate::new(2000, 1).count_within(Duration::from_secs(3)),
+            6000
+        );
+        // 0.5/s for 3 s: due at 0 s and 2 s.
+        assert_eq!(Rate::new(1, 2).count_within(Duration::from_secs(3)), 2);
+        // 3/s for 1 s: 0, 1/3, 2/3 s (the fourth is due exactly at 1 s, outside).
+        assert_eq!(Rate::new(3, 1).count_within(Duration::from_secs(1)), 3);
+    }
 
     fn merged(rate: Rate, threads: usize, per_thread: u64) -> Vec<Duration> {
         let mut due: Vec<Duration> = (0..threads)

@@ -7,8 +7,10 @@
 //! completions chunks (`choices[].delta.content`, `choices[].delta.tool_calls[].function
 //! .arguments`, `choices[].text`) — and reads the final `usage.completion_tokens`.
 //!
-//! Used by `engine::conn` (per response) and tests.
+//! Used by `engine::exchange` (per response), `record` (goodput targets) and tests.
 
+use crate::error::BadValue;
+use crate::units::parse_duration;
 use serde::Deserialize;
 
 /// What one `data:` event said.
@@ -48,7 +50,7 @@ pub enum TokenRule {
 
 impl TokenRule {
     /// Parses `--sse-token`: `openai`, `any`, or a dotted JSON path with `*`.
-    pub fn parse(s: &str) -> Result<TokenRule, String> {
+    pub fn parse(s: &str) -> Result<TokenRule, BadValue> {
         match s.trim() {
             "openai" => Ok(TokenRule::OpenAi),
             "any" => Ok(TokenRule::AnyData),
@@ -58,9 +60,9 @@ impl TokenRule {
             p => {
                 let parts: Vec<String> = p.split('.').map(String::from).collect();
                 if parts.iter().any(String::is_empty) {
-                    return Err(format!(
-                        "{p:?}: empty path segment; e.g. choices.*.delta.content"
-                    ));
+                    return Err(
+                        format!("{p:?}: empty path segment; e.g. choices.*.delta.content").into(),
+                    );
                 }
                 Ok(TokenRule::Path(parts))
             }
@@ -318,19 +320,20 @@ pub enum SloMetric {
 
 impl Slo {
     /// Parses `ttft<500ms`, `itl<50ms`, `tpot<20ms` or `e2e<2s`.
-    pub fn parse(s: &str) -> Result<Slo, String> {
+    pub fn parse(s: &str) -> Result<Slo, BadValue> {
         let hint = "expected ttft|itl|tpot|e2e < DURATION, e.g. ttft<500ms or itl<50ms";
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        let (name, value) = t.split_once('<').ok_or_else(|| format!("no '<'; {hint}"))?;
+        let (name, value) = t
+            .split_once('<')
+            .ok_or_else(|| BadValue(format!("no '<'; {hint}")))?;
         let metric = match name {
             "ttft" => SloMetric::Ttft,
             "itl" => SloMetric::Itl,
             "tpot" => SloMetric::Tpot,
             "e2e" => SloMetric::E2e,
-            other => return Err(format!("unknown metric {other:?}; {hint}")),
+            other => return Err(format!("unknown metric {other:?}; {hint}").into()),
         };
-        let limit =
-            crate::cli::units::parse_duration(value).map_err(|r| format!("{value:?}: {r}"))?;
+        let limit = parse_duration(value).map_err(|r| BadValue(format!("{value:?}: {r}")))?;
         Ok(Slo {
             expr: s.trim().to_string(),
             metric,

@@ -4,11 +4,11 @@
 
 mod common;
 use common::*;
-use ratebench::engine::outcome::ErrorClass;
+use ratebench::outcome::ErrorClass;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-fn errors(r: &ratebench::engine::RunResult, class: ErrorClass) -> u64 {
+fn errors(r: &ratebench::run::RunResult, class: ErrorClass) -> u64 {
     r.recorder.total.errors[class.index()]
 }
 
@@ -34,7 +34,7 @@ fn connection_refused_is_a_clear_runtime_error() {
 fn server_closing_every_connection_after_one_response() {
     let server = raw_server(Behaviour::CloseAfterOne);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("200").duration("2s").connections(4).run();
     let t = &r.recorder.total;
     assert_eq!(t.scheduled, 400);
     // The server says `Connection: close`, so nothing fails: each request after a
@@ -58,7 +58,7 @@ fn server_closing_keep_alive_silently() {
     // the closing connection fails (read error); the run goes on and reconnects.
     let server = raw_server(Behaviour::SilentClose);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("200").duration("2s").connections(4).run();
     let t = &r.recorder.total;
     assert_eq!(t.scheduled, 400);
     assert!(t.completed > 0, "completed {}", t.completed);
@@ -70,17 +70,13 @@ fn server_closing_keep_alive_silently() {
 fn server_that_never_answers_times_out() {
     let server = raw_server(Behaviour::NeverAnswer);
     let url = format!("http://{}/", server.addr);
-    let r = run(&[
-        "-R50",
-        "-d1s",
-        "-c5",
-        "-t1",
-        "--timeout",
-        "300ms",
-        "--grace",
-        "1s",
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("50")
+        .duration("1s")
+        .connections(5)
+        .timeout("300ms")
+        .grace("1s")
+        .run();
     let t = &r.recorder.total;
     assert_eq!(t.scheduled, 50);
     assert_eq!(t.completed, 0);
@@ -109,7 +105,7 @@ fn server_that_never_answers_times_out() {
 fn garbage_responses_are_protocol_errors() {
     let server = raw_server(Behaviour::Garbage);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R100", "-d1s", "-c2", "-t1", &url]);
+    let r = load(&url).rate("100").duration("1s").connections(2).run();
     let t = &r.recorder.total;
     assert_eq!(t.scheduled, 100);
     assert_eq!(t.completed, 0);

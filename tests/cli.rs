@@ -54,7 +54,12 @@ fn https_needs_trust_or_k() {
     );
     assert_eq!(server.stats.requests.load(Ordering::SeqCst), 0);
 
-    let r = run(&["-R100", "-d1s", "-c2", "-t1", "-k", &url]);
+    let r = load(&url)
+        .rate("100")
+        .duration("1s")
+        .connections(2)
+        .switch("-k")
+        .run();
     assert_eq!(r.recorder.total.scheduled, 100);
     assert_eq!(r.recorder.status[200], 100);
     assert_eq!(server.stats.requests.load(Ordering::SeqCst), 100);
@@ -152,15 +157,15 @@ fn progress_only_on_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Under a pseudo-terminal (util-linux `script`), one progress line per second.
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipping the terminal half: `script` (util-linux) is not installed");
-        return;
-    }
+    // Under a pseudo-terminal (util-linux `script`, which `.ci/run` installs), one progress
+    // line per second.
+    assert!(
+        std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "`script` (util-linux, Debian package bsdutils) is needed for the terminal half"
+    );
     let cmd = format!(
         "{} -R100 -d2s -c2 -t1 {url}",
         env!("CARGO_BIN_EXE_ratebench")
@@ -188,23 +193,16 @@ fn method_headers_and_body_arrive_as_given() {
     let body_file = dir.join("req.json");
     std::fs::write(&body_file, r#"{"prompt":"héllo"}"#).unwrap();
     let url = format!("http://{}/v1/items?x=1", server.addr);
-    let r = run(&[
-        "-R10",
-        "-d1s",
-        "-c1",
-        "-t1",
-        "-m",
-        "PUT",
-        "-H",
-        "X-One: 1",
-        "-H",
-        "X-Two:2",
-        "-H",
-        "Content-Type: application/json",
-        "--body-file",
-        body_file.to_str().unwrap(),
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("10")
+        .duration("1s")
+        .connections(1)
+        .flag("-m", "PUT")
+        .flag("-H", "X-One: 1")
+        .flag("-H", "X-Two:2")
+        .flag("-H", "Content-Type: application/json")
+        .flag("--body-file", body_file.to_str().unwrap())
+        .run();
     assert_eq!(r.recorder.total.completed, 10);
     let seen = server.seen.lock().unwrap();
     assert_eq!(seen.len(), 10);

@@ -14,7 +14,12 @@ fn rate_is_exact_and_evenly_spaced_across_threads() {
     let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
     let server = raw_server(Behaviour::Ok);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R2000", "-d3s", "-c20", "-t2", &url]);
+    let r = load(&url)
+        .rate("2000")
+        .duration("3s")
+        .connections(20)
+        .threads(2)
+        .run();
     let t = &r.recorder.total;
     // 2000/s for 3 s: due at 0, 0.5 ms, …, 2999.5 ms — 6000 requests (±1 allowed).
     assert!(t.scheduled.abs_diff(6000) <= 1, "scheduled {}", t.scheduled);
@@ -80,14 +85,14 @@ fn stall_shows_in_corrected_latency_not_in_uncorrected() {
     assert_eq!(expected_p99_ms, 460.0);
 
     let server = serve(|c| {
-        c.stall = Some(ratebench::cli::Stall {
+        c.stall = Some(ratebench::serve::Stall {
             length: stall,
             at: Duration::from_millis(1500),
             every: None,
         })
     });
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R1000", "-d4s", "-c10", "-t1", &url]);
+    let r = load(&url).rate("1000").duration("4s").connections(10).run();
     assert_eq!(r.recorder.total.scheduled, 4000);
     assert_eq!(r.recorder.total.completed, 4000);
     let corrected_p99 = ms(r.recorder.corrected.value_at_quantile(0.99));
@@ -122,17 +127,13 @@ fn a_saturated_generator_says_so() {
     .unwrap();
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
-    let r = run(&[
-        "-R2000",
-        "-d1s",
-        "-c50",
-        "-t1",
-        "--grace",
-        "0s",
-        "-s",
-        script.to_str().unwrap(),
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("2000")
+        .duration("1s")
+        .connections(50)
+        .grace("0s")
+        .script(script.to_str().unwrap())
+        .run();
     let s = ratebench::report::Summary::of(&r);
     assert!(
         s.achieved_rate <= 1000.0 + 1.0,
@@ -160,7 +161,12 @@ fn too_few_connections_for_the_rate_is_not_blamed_on_the_generator() {
     // 200/s, four of every five requests must wait for a connection.
     let server = serve(|c| c.delay = Duration::from_millis(50));
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R200", "-d1s", "-c2", "-t1", "--grace", "0s", &url]);
+    let r = load(&url)
+        .rate("200")
+        .duration("1s")
+        .connections(2)
+        .grace("0s")
+        .run();
     let s = ratebench::report::Summary::of(&r);
     assert!(
         s.achieved_rate <= 40.0 * 1.1 + 2.0,
@@ -187,11 +193,16 @@ fn rates_below_one_per_thread_are_exact() {
     // 2/s over 2 threads for 2 s: due at 0, 0.5, 1, 1.5 s — 4 requests, 2 per thread.
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R2", "-d2s", "-c2", "-t2", &url]);
+    let r = load(&url)
+        .rate("2")
+        .duration("2s")
+        .connections(2)
+        .threads(2)
+        .run();
     assert_eq!(r.recorder.total.scheduled, 4);
     assert_eq!(r.recorder.total.completed, 4);
     // 30/m = one every 2 s; in 3 s: due at 0 and 2 s.
-    let r = run(&["-R30/m", "-d3s", "-c1", "-t1", &url]);
+    let r = load(&url).rate("30/m").duration("3s").connections(1).run();
     assert_eq!(r.recorder.total.scheduled, 2);
     assert_eq!(
         server
@@ -212,7 +223,7 @@ fn the_thread_stays_awake_for_fast_responses_only() {
     // to stay awake) would count none.
     let fast = serve(|_| {});
     let url = format!("http://{}/", fast.addr);
-    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("200").duration("2s").connections(4).run();
     let (waits, awake) = r.waits;
     // At most one wait per due time (a late wake-up releases several without waiting).
     assert!(
@@ -227,11 +238,16 @@ fn the_thread_stays_awake_for_fast_responses_only() {
         "stayed awake in {awake} of {waits} waits"
     );
     // `--spin 0` never spins.
-    let r = run(&["-R200", "-d2s", "-c4", "-t1", "--spin", "0", &url]);
+    let r = load(&url)
+        .rate("200")
+        .duration("2s")
+        .connections(4)
+        .flag("--spin", "0")
+        .run();
     assert_eq!(r.waits.1, 0);
     // A 5 ms service is past the 1 ms it will stay awake for.
     let slow = serve(|c| c.delay = Duration::from_millis(5));
     let url = format!("http://{}/", slow.addr);
-    let r = run(&["-R200", "-d2s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("200").duration("2s").connections(4).run();
     assert_eq!(r.waits.1, 0);
 }

@@ -15,56 +15,45 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// A small JSON Schema checker (type, const, required, properties, items, min/max,
-/// additionalProperties) — enough for the checked-in schema, which uses nothing else.
-fn check_schema(schema: &Value, v: &Value, at: &str) {
-    if let Some(t) = schema.get("type").and_then(Value::as_str) {
-        let ok = match t {
-            "object" => v.is_object(),
-            "array" => v.is_array(),
-            "string" => v.is_string(),
-            "boolean" => v.is_boolean(),
-            "integer" => v.is_u64() || v.is_i64(),
-            "number" => v.is_number(),
-            other => panic!("schema uses unsupported type {other}"),
-        };
-        assert!(ok, "{at}: expected {t}, got {v}");
-    }
-    if let Some(c) = schema.get("const") {
-        assert_eq!(v, c, "{at}");
-    }
-    if let (Some(min), Some(x)) = (schema.get("minimum").and_then(Value::as_f64), v.as_f64()) {
-        assert!(x >= min, "{at}: {x} < {min}");
-    }
-    if let (Some(max), Some(x)) = (schema.get("maximum").and_then(Value::as_f64), v.as_f64()) {
-        assert!(x <= max, "{at}: {x} > {max}");
-    }
-    if let Some(req) = schema.get("required").and_then(Value::as_array) {
-        for k in req {
-            assert!(v.get(k.as_str().unwrap()).is_some(), "{at}: missing {k}");
-        }
-    }
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        for (k, s) in props {
-            if let Some(x) = v.get(k) {
-                check_schema(s, x, &format!("{at}.{k}"));
+/// The checked-in schema, made strict for the tests: every object schema that lists its
+/// properties and says nothing about others gets `additionalProperties: false`, so a field
+/// the tool writes but the schema does not document fails. (The file itself stays open to
+/// additions, as its readers need: fields are only ever added.)
+fn strict_schema() -> Value {
+    fn tighten(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("properties") && !m.contains_key("additionalProperties") {
+                    m.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                m.values_mut().for_each(tighten);
             }
-        }
-        // Every field the tool writes is documented in the schema.
-        for k in v.as_object().unwrap().keys() {
-            assert!(props.contains_key(k), "{at}.{k} is not in the schema");
+            Value::Array(a) => a.iter_mut().for_each(tighten),
+            _ => {}
         }
     }
-    if let Some(extra) = schema.get("additionalProperties").filter(|s| s.is_object()) {
-        for (k, x) in v.as_object().unwrap() {
-            check_schema(extra, x, &format!("{at}.{k}"));
-        }
-    }
-    if let Some(items) = schema.get("items") {
-        for (i, x) in v.as_array().unwrap().iter().enumerate() {
-            check_schema(items, x, &format!("{at}[{i}]"));
-        }
-    }
+    let mut s = json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/summary.schema.json"));
+    tighten(&mut s);
+    s
+}
+
+/// Every violation of the (strict) schema in `doc`, one line each.
+fn schema_violations(doc: &Value) -> Vec<String> {
+    let schema = strict_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema");
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+fn check_schema(doc: &Value) {
+    let v = schema_violations(doc);
+    assert!(
+        v.is_empty(),
+        "the summary breaks its schema:\n{}",
+        v.join("\n")
+    );
 }
 
 /// Decodes the corrected (or uncorrected) histograms of a log with the hdrhistogram
@@ -107,7 +96,7 @@ fn csv_rows(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
 fn every_output_agrees_with_the_run() {
     // A stall makes the distribution interesting: 300 ms frozen 1 s after the server starts.
     let server = serve(|c| {
-        c.stall = Some(ratebench::cli::Stall {
+        c.stall = Some(ratebench::serve::Stall {
             length: Duration::from_millis(300),
             at: Duration::from_millis(1000),
             every: None,
@@ -150,9 +139,7 @@ fn every_output_agrees_with_the_run() {
 
     // JSON: valid against the checked-in schema, and the accounting adds up.
     let j = json(&dir.join("s.json"));
-    let schema: Value =
-        serde_json::from_str(include_str!("../schema/summary.schema.json")).unwrap();
-    check_schema(&schema, &j, "$");
+    check_schema(&j);
     let a = &j["accounting"];
     let n = |v: &Value| v.as_u64().unwrap();
     assert_eq!(n(&a["scheduled"]), 1500);
@@ -434,4 +421,117 @@ fn json_to_stdout_keeps_stdout_pure() {
         serde_json::from_slice(&out.stdout).expect("stdout is exactly the JSON document");
     assert_eq!(j["accounting"]["scheduled"], 50);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Accounting: scheduled 50"));
+}
+
+#[test]
+fn the_schema_check_catches_what_it_should() {
+    // A real summary passes; the same summary with a required field removed, a field the
+    // schema does not document, or a count of the wrong type does not — so the check above
+    // cannot pass on a broken document.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let (_, doc) = load(&url)
+        .rate("50")
+        .duration("1s")
+        .connections(2)
+        .run_json();
+    check_schema(&doc);
+    let mut missing = doc.clone();
+    missing["accounting"]
+        .as_object_mut()
+        .unwrap()
+        .remove("unfinished");
+    let mut extra = doc.clone();
+    extra["rates"]["undocumented_per_s"] = Value::from(1.0);
+    let mut wrong = doc.clone();
+    wrong["accounting"]["scheduled"] = Value::from("fifty");
+    for (what, bad) in [
+        ("missing", missing),
+        ("extra", extra),
+        ("wrong type", wrong),
+    ] {
+        assert!(!schema_violations(&bad).is_empty(), "{what} was not caught");
+    }
+}
+
+/// A fixed run, built by hand: 2 s at 100/s on one thread, 4 connections. Each second's
+/// 100 requests take 1.0, 1.1, …, 1.9 ms (ten of each), sent 20 µs after they were due;
+/// second 1 also has one 503 and one timeout at 2 s.
+fn fixed_run() -> ratebench::run::RunResult {
+    use ratebench::outcome::{ErrorClass, Outcome};
+    use ratebench::pacer::Rate;
+    use ratebench::run::{RunMeta, RunResult};
+    use std::time::{Instant, UNIX_EPOCH};
+    let mut r = RunResult::empty(RunMeta {
+        url: "http://127.0.0.1:8080/".into(),
+        method: "GET".into(),
+        rate: Rate::per_second(100),
+        connections: 4,
+        threads: 1,
+        duration: Duration::from_secs(2),
+        timeout: Duration::from_secs(2),
+        grace: Duration::from_secs(2),
+        headers: Vec::new(),
+        body_bytes: 0,
+    });
+    let t0 = Instant::now();
+    let mut rec = ratebench::record::Recorder::new();
+    for second in 0..2u64 {
+        for i in 0..100u64 {
+            let intended = t0 + Duration::from_millis(second * 1000 + i * 10);
+            let sent = intended + Duration::from_micros(20);
+            rec.scheduled(Duration::from_micros(20));
+            rec.sent();
+            let (result, done) = match (second, i) {
+                (1, 98) => (Ok(503), sent + Duration::from_millis(1)),
+                (1, 99) => (Err(ErrorClass::Timeout), sent + Duration::from_secs(2)),
+                _ => (
+                    Ok(200),
+                    intended + Duration::from_micros(1000 + (i % 10) * 100),
+                ),
+            };
+            rec.record(&Outcome {
+                intended,
+                sent: Some(sent),
+                conn_was_free: true,
+                done,
+                result,
+                bytes: 100,
+                first_byte: None,
+                stream: None,
+            });
+        }
+        let iv = rec.take_interval(second as u32 + 1);
+        r.intervals.push(iv.stats());
+    }
+    rec.connects = 4;
+    r.recorder = rec;
+    r.started_at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    r.load_duration = Duration::from_secs(2);
+    r.elapsed = Duration::from_secs(4);
+    r.open = 4;
+    r.sent_in_window = 200;
+    r.busy = vec![0.05];
+    r.waits = (200, 0);
+    r
+}
+
+#[test]
+fn text_report_layout_matches_the_golden_file() {
+    // The whole text report of a fixed run, byte for byte, against a file a human read
+    // (tests/golden/report.txt). To change the layout on purpose, run with
+    // RATEBENCH_BLESS=1, read the new file, and commit it with the change.
+    let r = fixed_run();
+    let s = ratebench::report::Summary::of(&r);
+    let text = format!(
+        "{}{}",
+        ratebench::report::text::header(&r.meta),
+        ratebench::report::text::render(&r, &s, &[], Default::default())
+    );
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.txt");
+    if std::env::var_os("RATEBENCH_BLESS").is_some() {
+        std::fs::write(&golden, &text).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).expect("tests/golden/report.txt");
+    assert_eq!(text, want, "the text report's layout changed");
 }

@@ -248,7 +248,7 @@ fn delay_lua_is_a_think_time_not_a_schedule_change() {
 #[test]
 fn openai_chat_lua_builds_a_weighted_json_mix() {
     let server = serve(|c| {
-        c.llm = ratebench::cli::LlmConfig {
+        c.llm = ratebench::serve::LlmConfig {
             ttft: (Duration::from_millis(5), Duration::from_millis(5)),
             token_interval: (Duration::from_millis(1), Duration::from_millis(1)),
             tokens: (4, 4),
@@ -276,24 +276,27 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
         out.contains("Streaming: 50 event streams, 200 output tokens"),
         "{out}"
     );
-    // The bodies on the wire: valid JSON, streaming, the models of the mix.
+    // The bodies on the wire: valid JSON, streaming, the models of the mix in its shares.
+    // 400 requests, each "small" with probability 3/4: the count of "small" is binomial,
+    // mean 300, standard deviation √(400 · 3/4 · 1/4) ≈ 8.7; five of those (±43) would be
+    // exceeded by chance about once in two million runs. A mix that ignored the weights
+    // (1:1) would give ~200.
     let raw = raw_server(Behaviour::Ok);
     let rurl = format!("http://{}/v1/chat/completions", raw.addr);
-    let args = [
-        "-R16",
-        "-d1s",
-        "-c1",
-        "-t1",
-        "-s",
-        &s,
-        &rurl,
-        "--",
-        "models=big:1,small:3",
-        "max_tokens=16",
-        "seed=7",
-    ];
-    assert_eq!(rb(&args).0, 0);
+    let out = load(&rurl)
+        .rate("400")
+        .duration("1s")
+        .connections(4)
+        .script(&s)
+        .script_args(&["models=big:1,small:3", "max_tokens=16", "seed=7"])
+        .run_bin(Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(0));
     let seen = raw.seen.lock().unwrap();
+    assert_eq!(
+        seen.len(),
+        400,
+        "every scheduled request reached the server"
+    );
     let mut models = std::collections::BTreeMap::new();
     for req in seen.iter() {
         assert!(req.starts_with("POST /v1/chat/completions "), "{req}");
@@ -306,12 +309,16 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
         assert_eq!(j["messages"][0]["role"], "user");
         *models
             .entry(j["model"].as_str().unwrap().to_string())
-            .or_insert(0) += 1;
+            .or_insert(0u64) += 1;
     }
-    assert!(
-        models.keys().all(|m| m == "big" || m == "small"),
-        "{models:?}"
+    let (big, small) = (models.get("big").copied(), models.get("small").copied());
+    assert_eq!(
+        big.unwrap_or(0) + small.unwrap_or(0),
+        400,
+        "only the mix's models: {models:?}"
     );
+    let small = small.unwrap_or(0);
+    assert!(small.abs_diff(300) <= 43, "1:3 mix gave {models:?}");
 }
 
 #[test]

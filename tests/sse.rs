@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
-use ratebench::cli::{LlmConfig, Stall};
-use ratebench::engine::outcome::ErrorClass;
+use ratebench::outcome::ErrorClass;
 use ratebench::record::histogram::{percentile, Hist};
+use ratebench::serve::{LlmConfig, Stall};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -35,17 +35,13 @@ fn measurements_match_the_configured_stream() {
     // 20/s about 5 are in flight; 10 connections are plenty.
     let server = serve(|c| c.llm = llm(50, 10, 20));
     let url = format!("http://{}/v1/chat/completions", server.addr);
-    let r = run(&[
-        "-R20",
-        "-d2s",
-        "-c10",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        STREAM_BODY,
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("20")
+        .duration("2s")
+        .connections(10)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .run();
     let t = &r.recorder.total;
     assert_eq!((t.scheduled, t.completed), (40, 40));
     let st = r.recorder.stream.as_deref().expect("streams were seen");
@@ -96,17 +92,13 @@ fn measurements_match_the_configured_stream() {
     );
 
     // Without "stream": true the same endpoint answers one JSON document: no streams.
-    let r = run(&[
-        "-R10",
-        "-d1s",
-        "-c4",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        r#"{"model":"m"}"#,
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("10")
+        .duration("1s")
+        .connections(4)
+        .flag("-m", "POST")
+        .flag("--body", r#"{"model":"m"}"#)
+        .run();
     assert!(r.recorder.stream.is_none());
     assert_eq!(r.recorder.status[200], 10);
     assert!(
@@ -121,35 +113,19 @@ fn goodput_counts_requests_meeting_every_target() {
     let server = serve(|c| c.llm = llm(30, 5, 10));
     let url = format!("http://{}/v1/chat/completions", server.addr);
     // TTFT ≥ 30 ms always: ttft<1s holds for all, ttft<20ms for none.
-    let all = &[
-        "-R20",
-        "-d1s",
-        "-c10",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        STREAM_BODY,
-        "--slo",
-        "ttft<1s",
-        "--slo",
-        "itl<500ms",
-    ];
-    let r = run(&[&all[..], &[url.as_str()]].concat());
+    let stream = load(&url)
+        .rate("20")
+        .duration("1s")
+        .connections(10)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY);
+    let r = stream
+        .clone()
+        .flag("--slo", "ttft<1s")
+        .flag("--slo", "itl<500ms")
+        .run();
     assert_eq!(r.recorder.slo_met, 20);
-    let none = &[
-        "-R20",
-        "-d1s",
-        "-c10",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        STREAM_BODY,
-        "--slo",
-        "ttft<20ms",
-    ];
-    let r = run(&[&none[..], &[url.as_str()]].concat());
+    let r = stream.flag("--slo", "ttft<20ms").run();
     assert_eq!(r.recorder.slo_met, 0);
     assert_eq!(ratebench::report::Summary::of(&r).goodput_share, 0.0);
 }
@@ -170,17 +146,13 @@ fn a_stall_shows_in_corrected_ttft() {
         });
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);
-    let r = run(&[
-        "-R50",
-        "-d3s",
-        "-c40",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        STREAM_BODY,
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("50")
+        .duration("3s")
+        .connections(40)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .run();
     let st = r.recorder.stream.as_deref().unwrap();
     assert_eq!(st.streams, 150);
     assert!(
@@ -210,17 +182,13 @@ fn rate_limited_answers_are_counted_per_status() {
         c.statuses = vec![(429, 0.25)];
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);
-    let r = run(&[
-        "-R40",
-        "-d1s",
-        "-c10",
-        "-t1",
-        "-m",
-        "POST",
-        "--body",
-        STREAM_BODY,
-        &url,
-    ]);
+    let r = load(&url)
+        .rate("40")
+        .duration("1s")
+        .connections(10)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .run();
     // Exactly a quarter of the 40 requests get 429 (every fourth), the rest stream.
     assert_eq!(r.recorder.status[429], 10);
     assert_eq!(r.recorder.status[200], 30);
@@ -233,7 +201,7 @@ fn rate_limited_answers_are_counted_per_status() {
 fn a_stream_cut_mid_way_is_a_protocol_error_with_its_partial_measurements() {
     let server = raw_server(Behaviour::CutStream);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R20", "-d1s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("20").duration("1s").connections(4).run();
     let t = &r.recorder.total;
     assert_eq!(t.scheduled, 20);
     assert_eq!(t.completed, 0);
@@ -245,7 +213,7 @@ fn a_stream_cut_mid_way_is_a_protocol_error_with_its_partial_measurements() {
 
     let server = raw_server(Behaviour::MalformedStream);
     let url = format!("http://{}/", server.addr);
-    let r = run(&["-R20", "-d1s", "-c4", "-t1", &url]);
+    let r = load(&url).rate("20").duration("1s").connections(4).run();
     assert_eq!(r.recorder.total.errors[ErrorClass::Protocol.index()], 20);
     assert_eq!(r.recorder.stream.as_deref().unwrap().ttft.len(), 20);
 }

@@ -11,13 +11,20 @@
 //! Used by `app` (run, demo) and by the integration tests.
 
 pub mod conn;
-pub mod outcome;
+pub mod dispatch;
+pub mod exchange;
+pub mod plan;
+pub mod slot;
+pub mod tls;
 pub mod worker;
 
-use crate::cli::RunConfig;
+use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_USAGE};
 use crate::pacer::Schedule;
 use crate::record::{Interval, IntervalStats, Recorder};
+use crate::run::RunResult;
+use crate::script::ScriptError;
 use conn::{ConnectError, Connector};
+pub use plan::{Plan, Target};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -52,57 +59,28 @@ pub enum RunError {
     Unreachable(#[from] ConnectError),
     /// The script failed in a worker's init() or first request(): fix the line named.
     #[error("{0}")]
-    Script(String),
+    Script(#[from] ScriptError),
+    /// The plan cannot be sent as it is (e.g. a host that cannot be a TLS name): fix the
+    /// input named.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// The machine refused a resource (threads, timers, sockets).
     #[error("cannot set up the run: {0}")]
     Setup(String),
 }
 
-/// Everything a run measured, merged across threads.
-#[derive(Debug)]
-pub struct RunResult {
-    /// The configuration that ran.
-    pub config: RunConfig,
-    /// The resolved address.
-    pub addr: SocketAddr,
-    /// All threads' measurements merged.
-    pub recorder: Recorder,
-    /// One row per second of the run, in order.
-    pub intervals: Vec<IntervalStats>,
-    /// Wall-clock time of the start of the load.
-    pub started_at: std::time::SystemTime,
-    /// How long requests were released (the duration, or less after Ctrl-C).
-    pub load_duration: Duration,
-    /// From the start to the end of the grace period.
-    pub elapsed: Duration,
-    /// Requests still queued or in flight when the grace period ended.
-    pub unfinished: u64,
-    /// Connections open at the end of the load.
-    pub open: usize,
-    /// Whether Ctrl-C (or a stop) ended the run early.
-    pub interrupted: bool,
-    /// Requests written before the schedule ended.
-    pub sent_in_window: u64,
-    /// Per worker thread, the share of the load window it was busy (0..=1): near 1 means
-    /// the generator itself was saturated.
-    pub busy: Vec<f64>,
-    /// All threads' pacer waits for due times, and how many of them stayed awake for a
-    /// response instead of sleeping.
-    pub waits: (u64, u64),
-    /// Per worker thread, its script's final globals.
-    pub thread_globals: Vec<Vec<(String, crate::script::Portable)>>,
-}
-
-impl RunResult {
-    /// `scheduled = completed + errors + unfinished`: true unless the engine lost a request.
-    pub fn accounting_holds(&self) -> bool {
-        let t = &self.recorder.total;
-        t.scheduled == t.completed + t.error_total() + self.unfinished
+impl RunError {
+    /// A bad script or plan is bad input (2); anything else failed at run time (1).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Script(_) | RunError::Config(_) => EXIT_USAGE,
+            _ => EXIT_RUNTIME,
+        }
     }
 }
 
 /// Resolves the target's host and port to the first address.
-pub fn resolve(config: &RunConfig) -> Result<SocketAddr, RunError> {
+pub fn resolve(config: &Plan) -> Result<SocketAddr, RunError> {
     let t = &config.target;
     let host = format!("{}:{}", t.host, t.port);
     (t.host.as_str(), t.port)
@@ -160,9 +138,9 @@ impl Default for RunOptions<'_> {
 }
 
 /// Runs the load test described by `config`.
-pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult, RunError> {
+pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunError> {
     let addr = resolve(config)?;
-    let connector = Arc::new(Connector::new(config, addr).map_err(RunError::Setup)?);
+    let connector = Arc::new(Connector::new(config, addr)?);
 
     let threads = config.threads;
     if config.script.is_some() && options.thread_setups.is_none() {
@@ -315,8 +293,8 @@ pub fn run(config: &RunConfig, mut options: RunOptions<'_>) -> Result<RunResult,
         thread_globals.push(r.globals);
     }
     Ok(RunResult {
-        config: config.clone(),
-        addr,
+        meta: config.meta(),
+        addr: Some(addr),
         recorder,
         intervals: stats,
         started_at,

@@ -5,13 +5,14 @@
 //! `done - sent`, and send lag is `sent - intended` only when a connection was free (so it
 //! is the generator's own delay, not queueing behind a slow server).
 //!
-//! Used by `engine::worker` (one `Recorder` per thread, no locks) and `report` (the merge).
+//! Used by `engine::worker` (one `Recorder` per thread, no locks), `engine` (the merge) and
+//! `report` (reading the merged counts).
 
 pub mod histogram;
 pub mod interval;
 
-use crate::engine::conn::StreamStats;
-use crate::engine::outcome::{ErrorClass, Outcome};
+use crate::outcome::StreamStats;
+use crate::outcome::{ErrorClass, Outcome};
 use crate::stream::{Slo, SloMetric};
 use histogram::{new_hist, record, Hist};
 pub use interval::{Interval, IntervalStats};

@@ -4,9 +4,9 @@
 //!
 //! Used by `app` after a run or a `report` merge.
 
-use crate::engine::outcome::ErrorClass;
-use crate::engine::RunResult;
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
+use crate::run::RunResult;
 
 /// The percentiles in the `--csv` table.
 pub const TABLE_PERCENTILES: [f64; 19] = [

@@ -10,10 +10,10 @@
 
 use super::threshold::Verdict;
 use super::{fmt_us, text, Summary};
-use crate::engine::outcome::ErrorClass;
-use crate::engine::RunResult;
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
+use crate::run::RunResult;
 use std::fmt::Write;
 
 const W: f64 = 760.0;
@@ -321,7 +321,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
     });
     let t = &rec.total;
     let mut rows: Vec<(String, String)> = vec![
-        ("Target".into(), esc(&r.config.target.url)),
+        ("Target".into(), esc(&r.meta.url)),
         ("Target rate".into(), format!("{} req/s", s.target_rate)),
         (
             "Achieved (sent)".into(),
@@ -403,8 +403,8 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         .collect();
     let report = esc(&format!(
         "{}{}",
-        text::header(&r.config),
-        text::render(r, s, verdicts)
+        text::header(&r.meta),
+        text::render(r, s, verdicts, text::Spectra::default())
     ));
     format!(
         r#"<!DOCTYPE html>
@@ -429,7 +429,7 @@ svg {{ display: block; margin: 1.5em 0; }} .title {{ font-weight: bold; font-siz
 <pre>{report}</pre>
 </body></html>
 "#,
-        title = esc(&r.config.target.url),
+        title = esc(&r.meta.url),
         tokens = tokens.map(|(t, _)| t).unwrap_or_default(),
     )
 }

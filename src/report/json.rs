@@ -9,12 +9,11 @@
 
 use super::threshold::Verdict;
 use super::Summary;
-use crate::cli::RunConfig;
-use crate::engine::outcome::ErrorClass;
-use crate::engine::RunResult;
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
 use crate::record::{Counts, IntervalStats};
+use crate::run::{RunMeta, RunResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -377,10 +376,10 @@ pub fn is_secret(name: &str) -> bool {
 
 impl ConfigDoc {
     /// The configuration as it may be written down (secrets redacted).
-    pub fn of(c: &RunConfig) -> ConfigDoc {
+    pub fn of(c: &RunMeta) -> ConfigDoc {
         ConfigDoc {
-            url: c.target.url.clone(),
-            method: c.method.to_string(),
+            url: c.url.clone(),
+            method: c.method.clone(),
             rate_per_s: c.rate.as_f64(),
             connections: c.connections,
             threads: c.threads,
@@ -391,15 +390,15 @@ impl ConfigDoc {
                 .headers
                 .iter()
                 .map(|(k, v)| {
-                    let value = if is_secret(k.as_str()) {
+                    let value = if is_secret(k) {
                         "<redacted>".to_string()
                     } else {
-                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                        v.clone()
                     };
-                    [k.to_string(), value]
+                    [k.clone(), value]
                 })
                 .collect(),
-            body_bytes: c.body.len(),
+            body_bytes: c.body_bytes,
         }
     }
 }
@@ -408,7 +407,7 @@ impl ConfigDoc {
 pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
     let rec = &r.recorder;
     let t = &rec.total;
-    let mut config = ConfigDoc::of(&r.config);
+    let mut config = ConfigDoc::of(&r.meta);
     config.rate_per_s = s.target_rate;
     Document {
         schema: SCHEMA.into(),
@@ -439,7 +438,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             .collect(),
         errors: ErrorsDoc::from_counts(&t.errors),
         connections: ConnectionsDoc {
-            asked: r.config.connections,
+            asked: r.meta.connections,
             open_at_end: r.open,
             opened: rec.connects,
             reconnects: rec.reconnects,

@@ -1,7 +1,9 @@
 //! The merged numbers of a run, and the judgements drawn from them (achieved rate,
 //! warnings), shared by every output format; one file per format renders them.
 //!
-//! Used by `app` after `engine::run`.
+//! Reads only a finished run (`run::RunResult`), never the engine that produced it.
+//!
+//! Used by `app` after `engine::run` or after reading logs.
 
 pub mod csv;
 pub mod hdr;
@@ -10,10 +12,10 @@ pub mod json;
 pub mod text;
 pub mod threshold;
 
-use crate::engine::outcome::ErrorClass;
-use crate::engine::RunResult;
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
+use crate::run::RunResult;
 use std::time::Duration;
 
 /// A worker thread busy more than this share of the load window had no headroom left: the
@@ -97,7 +99,7 @@ impl Summary {
     pub fn of(r: &RunResult) -> Summary {
         let t = &r.recorder.total;
         let secs = r.load_duration.as_secs_f64().max(1e-9);
-        let target_rate = r.config.rate.as_f64();
+        let target_rate = r.meta.rate.as_f64();
         let achieved_rate = r.sent_in_window as f64 / secs;
         let completed_rate = t.completed as f64 / secs;
         let mut warnings = Vec::new();
@@ -133,7 +135,7 @@ impl Summary {
                  {} requests found every connection busy and waited (the server is slower than \
                  -R allows with -c {}; the wait is in the corrected latency — raise -c to \
                  offer the full rate)",
-                r.recorder.queued, r.config.connections
+                r.recorder.queued, r.meta.connections
             ));
         }
         // Whatever was not already blamed for a shortfall above.
@@ -155,7 +157,7 @@ impl Summary {
             warnings.push(format!(
                 "{} requests were still queued or in flight when the grace period ({:?}) ended; \
                  they are counted as unfinished, not in the latency distribution",
-                r.unfinished, r.config.grace
+                r.unfinished, r.meta.grace
             ));
         }
         let timeouts = t.errors[ErrorClass::Timeout.index()];
@@ -163,13 +165,13 @@ impl Summary {
             warnings.push(format!(
                 "{timeouts} requests timed out (--timeout {:?}); they are in the latency \
                  distribution at the time they were abandoned",
-                r.config.timeout
+                r.meta.timeout
             ));
         }
-        if r.open < r.config.connections && !r.interrupted {
+        if r.open < r.meta.connections && !r.interrupted {
             warnings.push(format!(
                 "only {} of {} connections were open at the end of the load",
-                r.open, r.config.connections
+                r.open, r.meta.connections
             ));
         }
         if !r.accounting_holds() {
@@ -202,45 +204,36 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use crate::engine::RunResult;
-    use crate::record::Recorder;
-    use clap::Parser;
+    use crate::pacer::Rate;
+    use crate::run::{RunMeta, RunResult};
 
     /// A one-second run at 200/s of which 40 were sent and completed, the rest unfinished.
     fn short_run(queued: u64, lag: Duration, busy: f64) -> RunResult {
-        let cli = Cli::try_parse_from([
-            "ratebench",
-            "-R200",
-            "-d1s",
-            "-c2",
-            "-t1",
-            "http://127.0.0.1:9/",
-        ])
-        .unwrap();
-        let mut recorder = Recorder::new();
+        let mut r = RunResult::empty(RunMeta {
+            url: "http://127.0.0.1:9/".into(),
+            method: "GET".into(),
+            rate: Rate::per_second(200),
+            connections: 2,
+            threads: 1,
+            duration: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+            headers: Vec::new(),
+            body_bytes: 0,
+        });
         for _ in 0..200 {
-            recorder.scheduled(lag);
+            r.recorder.scheduled(lag);
         }
-        recorder.total.sent = 40;
-        recorder.total.completed = 40;
-        recorder.queued = queued;
-        RunResult {
-            config: cli.run.validate().unwrap(),
-            addr: "127.0.0.1:9".parse().unwrap(),
-            recorder,
-            intervals: Vec::new(),
-            started_at: std::time::SystemTime::now(),
-            load_duration: Duration::from_secs(1),
-            elapsed: Duration::from_secs(1),
-            unfinished: 160,
-            open: 2,
-            interrupted: false,
-            sent_in_window: 40,
-            busy: vec![busy],
-            waits: (0, 0),
-            thread_globals: Vec::new(),
-        }
+        r.recorder.total.sent = 40;
+        r.recorder.total.completed = 40;
+        r.recorder.queued = queued;
+        r.load_duration = Duration::from_secs(1);
+        r.elapsed = Duration::from_secs(1);
+        r.unfinished = 160;
+        r.open = 2;
+        r.sent_in_window = 40;
+        r.busy = vec![busy];
+        r
     }
 
     #[test]

@@ -5,36 +5,40 @@
 //! `spectrum` writes HdrHistogram's percentile-distribution format (values in ms), which
 //! HdrHistogram's plotters read.
 //!
-//! Used by `app` (run, demo).
+//! Used by `app` (run, demo, report) and `report::html` (the same text in the page).
 
 use super::threshold::Verdict;
 use super::{fmt_bytes, fmt_us, within_stdev, Summary};
-use crate::engine::outcome::ErrorClass;
-use crate::engine::RunResult;
+use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::{Hist, SIGFIGS};
+use crate::run::{RunMeta, RunResult};
 use std::fmt::Write;
 
 /// The percentiles of the short latency distribution, as in wrk2.
 pub const PERCENTILES: [f64; 8] = [50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0];
 
+/// Which detailed spectra the text report prints (`-L`, `-U`): a choice of the reader,
+/// not a property of the run, so it travels beside the run rather than inside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spectra {
+    /// `-L`: the corrected latency's percentile spectrum.
+    pub corrected: bool,
+    /// `-U`: the uncorrected latency's percentile spectrum.
+    pub uncorrected: bool,
+}
+
 /// The header printed before the run starts.
-pub fn header(r: &crate::cli::RunConfig) -> String {
+pub fn header(m: &RunMeta) -> String {
     format!(
         "Running {} test @ {}\n  {} threads and {} connections, target {} requests/s \
          (open loop; latency from each request's intended send time)\n",
-        humantime(r.duration),
-        r.target.url,
-        r.threads,
-        r.connections,
-        r.config_rate()
+        humantime(m.duration),
+        m.url,
+        m.threads,
+        m.connections,
+        m.rate
     )
-}
-
-impl crate::cli::RunConfig {
-    fn config_rate(&self) -> String {
-        self.rate.to_string()
-    }
 }
 
 fn humantime(d: std::time::Duration) -> String {
@@ -101,7 +105,7 @@ pub fn spectrum(h: &Hist) -> String {
 }
 
 /// The text report after the run, with the thresholds' verdicts if any.
-pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
+pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra) -> String {
     let rec = &r.recorder;
     let t = &rec.total;
     let c = &rec.corrected;
@@ -148,11 +152,11 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         let v = percentile(c, p);
         let _ = writeln!(o, " {p:7.3}% {:>10}", fmt_us(v as f64));
     }
-    if r.config.latency {
+    if spectra.corrected {
         let _ = writeln!(o, "\n  Detailed Percentile spectrum:");
         o.push_str(&spectrum(c));
     }
-    if r.config.u_latency {
+    if spectra.uncorrected {
         let _ = writeln!(
             o,
             "\n  Uncorrected Latency (measured without taking delayed starts into account)"
@@ -181,7 +185,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
     let _ = writeln!(
         o,
         "Target rate:  {:>10} req/s, achieved (sent) {:.2} req/s",
-        r.config.rate.to_string(),
+        r.meta.rate.to_string(),
         s.achieved_rate
     );
 
@@ -233,7 +237,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
     let _ = writeln!(
         o,
         "Connections: {} asked, {} open at end of load, {} opened ({} reconnects)",
-        r.config.connections, r.open, rec.connects, rec.reconnects
+        r.meta.connections, r.open, rec.connects, rec.reconnects
     );
     let lag = &rec.send_lag;
     let _ = writeln!(

@@ -10,10 +10,11 @@
 //! Parsed before the run (a malformed threshold is a usage error) and evaluated on the
 //! merged numbers by `report`; any failure makes the process exit 99.
 
-use crate::cli::units::parse_duration;
-use crate::engine::RunResult;
+use crate::error::BadValue;
 use crate::record::histogram::percentile;
 use crate::report::Summary;
+use crate::run::RunResult;
+use crate::units::parse_duration;
 
 /// What a threshold measures.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,8 +76,12 @@ const HINT: &str = "expected METRIC OP VALUE, e.g. p99<250ms, p99.9<1s, max<2s, 
                     errors<1%, errors<=5, rate>990";
 
 impl Threshold {
-    /// Parses one threshold expression.
-    pub fn parse(s: &str) -> Result<Threshold, String> {
+    /// Parses one threshold expression; the error says what is wrong and what works.
+    pub fn parse(s: &str) -> Result<Threshold, BadValue> {
+        Threshold::parse_reason(s).map_err(BadValue)
+    }
+
+    fn parse_reason(s: &str) -> Result<Threshold, String> {
         let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let at = t
             .find(['<', '>'])

@@ -9,9 +9,11 @@
 //! Used by `app` (the `serve` and `demo` commands) and by tests, which start it in-process
 //! on port 0 with `spawn`.
 
-use crate::cli::{ServeConfig, Stall};
+pub mod config;
+
 use crate::clock::{set_thread_timer_slack_min, sleep_until, Timer};
 use bytes::Bytes;
+pub use config::{LlmConfig, ServeConfig, Stall};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
@@ -75,17 +77,43 @@ impl Drop for ServerHandle {
     }
 }
 
-fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound: pick a free port (or port 0) with --addr.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The self-signed certificate or TLS settings could not be made (a bug: please report).
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The machine refused a thread, socket or runtime.
+    #[error("cannot start the server: {0}")]
+    Setup(#[from] std::io::Error),
+}
+
+impl ServeError {
+    /// A server that cannot start failed at run time: exit 1.
+    pub fn exit_code(&self) -> i32 {
+        crate::error::EXIT_RUNTIME
+    }
+}
+
+fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, ServeError> {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .map_err(|e| format!("generating a self-signed certificate: {e}"))?;
+        .map_err(|e| ServeError::Tls(format!("generating a self-signed certificate: {e}")))?;
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| ServeError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(vec![cert.cert.der().clone()], key)
-        .map_err(|e| format!("TLS server config: {e}"))?;
+        .map_err(|e| ServeError::Tls(format!("server config: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
@@ -304,14 +332,10 @@ async fn hold_stall(stall: Option<Stall>, started: Instant) {
 async fn serve_on(
     listener: TcpListener,
     config: ServeConfig,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stats: Arc<ServerStats>,
     mut shutdown: oneshot::Receiver<()>,
-) -> Result<(), String> {
-    let tls = if config.tls {
-        Some(tls_acceptor()?)
-    } else {
-        None
-    };
+) {
     let service = Arc::new(Service {
         body: Bytes::from(vec![b'x'; config.body_size]),
         config,
@@ -327,7 +351,7 @@ async fn serve_on(
                 Ok(c) => c,
                 Err(_) => continue, // e.g. EMFILE: keep serving the connections we have
             },
-            _ = &mut shutdown => return Ok(()),
+            _ = &mut shutdown => return,
         };
         stats.connections.fetch_add(1, Ordering::Relaxed);
         let _ = tcp.set_nodelay(true);
@@ -368,13 +392,19 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// Starts the server on a background thread and returns once it is listening.
-pub fn spawn(config: ServeConfig) -> Result<ServerHandle, String> {
-    let std_listener = std::net::TcpListener::bind(config.addr)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.addr))?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(|e| e.to_string())?;
-    let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
+pub fn spawn(config: ServeConfig) -> Result<ServerHandle, ServeError> {
+    let std_listener =
+        std::net::TcpListener::bind(config.addr).map_err(|source| ServeError::Listen {
+            addr: config.addr,
+            source,
+        })?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let tls = if config.tls {
+        Some(tls_acceptor()?)
+    } else {
+        None
+    };
     let stats = Arc::new(ServerStats::default());
     let (tx, rx) = oneshot::channel();
     let thread_stats = stats.clone();
@@ -389,10 +419,9 @@ pub fn spawn(config: ServeConfig) -> Result<ServerHandle, String> {
                 let Ok(listener) = TcpListener::from_std(std_listener) else {
                     return;
                 };
-                let _ = serve_on(listener, config, thread_stats, rx).await;
+                serve_on(listener, config, tls, thread_stats, rx).await;
             });
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
     Ok(ServerHandle {
         addr,
         stats,
@@ -402,7 +431,7 @@ pub fn spawn(config: ServeConfig) -> Result<ServerHandle, String> {
 }
 
 /// Runs the server in the foreground until Ctrl-C.
-pub fn run(config: ServeConfig) -> Result<(), String> {
+pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     let handle = spawn(config.clone())?;
     let scheme = if config.tls { "https" } else { "http" };
     eprintln!(
@@ -422,8 +451,7 @@ pub fn run(config: ServeConfig) -> Result<(), String> {
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     rt.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });

@@ -1,12 +1,14 @@
 //! Shared test vocabulary: in-process targets on 127.0.0.1:0 (ratebench's own `serve`, and
-//! raw TCP servers that misbehave on cue and count what they received), and runners for
-//! ratebench in-process and as the built binary.
+//! raw TCP servers that misbehave on cue and count what they received), a load-test
+//! builder (`load(url).rate("200").duration("2s").run()`), and runners for the built binary.
 #![allow(dead_code)]
 
 use clap::Parser;
-use ratebench::cli::{Cli, ServeConfig};
-use ratebench::engine::{self, RunOptions, RunResult};
-use ratebench::serve::{self, ServerHandle};
+use ratebench::cli::{Cli, RunCommand};
+use ratebench::engine::{self, RunOptions};
+use ratebench::report::Summary;
+use ratebench::run::RunResult;
+use ratebench::serve::{self, ServeConfig, ServerHandle};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,28 +32,133 @@ pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
     serve::spawn(c).expect("serve starts")
 }
 
-/// Runs ratebench in-process with a command line as a user types it (without the program name).
-pub fn run(args: &[&str]) -> RunResult {
-    let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
+/// A load test as a user would type it, built one flag at a time. It starts from the
+/// command line's own defaults, except one thread (`-t1`: the default follows the machine's
+/// cores, and a test's numbers must not).
+#[derive(Debug, Clone)]
+pub struct Load {
+    url: String,
+    threads: usize,
+    args: Vec<String>,
+    script_args: Vec<String>,
+}
+
+/// A load test of `url`.
+pub fn load(url: &str) -> Load {
+    Load {
+        url: url.to_string(),
+        threads: 1,
+        args: Vec::new(),
+        script_args: Vec::new(),
+    }
+}
+
+impl Load {
+    /// `-R`: total requests per second, as typed (`200`, `2.5k`, `30/m`).
+    pub fn rate(self, r: &str) -> Load {
+        self.flag("-R", r)
+    }
+    /// `-d`: the measured load duration, as typed (`2s`, `1500ms`).
+    pub fn duration(self, d: &str) -> Load {
+        self.flag("-d", d)
+    }
+    /// `-c`: connections.
+    pub fn connections(self, n: usize) -> Load {
+        self.flag("-c", &n.to_string())
+    }
+    /// `-t`: worker threads.
+    pub fn threads(mut self, n: usize) -> Load {
+        self.threads = n;
+        self
+    }
+    /// `--timeout`.
+    pub fn timeout(self, t: &str) -> Load {
+        self.flag("--timeout", t)
+    }
+    /// `--grace`.
+    pub fn grace(self, t: &str) -> Load {
+        self.flag("--grace", t)
+    }
+    /// `-s FILE`.
+    pub fn script(self, path: &str) -> Load {
+        self.flag("-s", path)
+    }
+    /// Words after `--`, for the script's `init(args)`.
+    pub fn script_args(mut self, args: &[&str]) -> Load {
+        self.script_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+    /// Any other flag with its value, e.g. `flag("-H", "X-A: 1")`.
+    pub fn flag(mut self, name: &str, value: &str) -> Load {
+        self.args.push(name.into());
+        self.args.push(value.into());
+        self
+    }
+    /// A flag without a value, e.g. `switch("-k")`.
+    pub fn switch(mut self, name: &str) -> Load {
+        self.args.push(name.into());
+        self
+    }
+    /// The command line, as the binary would get it (without the program name).
+    pub fn argv(&self) -> Vec<String> {
+        let mut v = vec![format!("-t{}", self.threads)];
+        v.extend(self.args.iter().cloned());
+        v.push(self.url.clone());
+        if !self.script_args.is_empty() {
+            v.push("--".into());
+            v.extend(self.script_args.iter().cloned());
+        }
+        v
+    }
+    /// The validated command, exactly as `ratebench` would build it.
+    pub fn command(&self) -> RunCommand {
+        let argv = self.argv();
+        let cli = Cli::try_parse_from(
+            std::iter::once("ratebench").chain(argv.iter().map(|a| a.as_str())),
+        )
         .expect("command line parses");
-    let config = cli.run.validate().expect("command line is valid");
-    // A script's setup state runs first, as `ratebench` itself does it.
-    let thread_setups = ratebench::app::load_script(&config)
-        .expect("script loads")
-        .map(|s| s.thread_setups());
-    let options = RunOptions {
-        thread_setups,
-        ..RunOptions::default()
-    };
-    let r = engine::run(&config, options).expect("run starts");
-    let t = &r.recorder.total;
-    // Principle 3 holds in every run a test makes.
-    assert_eq!(
-        t.scheduled,
-        t.completed + t.error_total() + r.unfinished,
-        "scheduled = completed + errors + unfinished"
-    );
-    r
+        cli.run.validate().expect("command line is valid")
+    }
+    /// Runs in-process and returns what was measured; checks principle 3 on the way.
+    pub fn run(&self) -> RunResult {
+        let command = self.command();
+        let plan = &command.plan;
+        // A script's setup state runs first, as `ratebench` itself does it.
+        let thread_setups = ratebench::app::load_script(plan)
+            .expect("script loads")
+            .map(|s| s.thread_setups());
+        let options = RunOptions {
+            thread_setups,
+            ..RunOptions::default()
+        };
+        let r = engine::run(plan, options).expect("run starts");
+        let t = &r.recorder.total;
+        // Principle 3 holds in every run a test makes.
+        assert_eq!(
+            t.scheduled,
+            t.completed + t.error_total() + r.unfinished,
+            "scheduled = completed + errors + unfinished"
+        );
+        r
+    }
+    /// Runs in-process and returns the result with its JSON summary (as `--json` writes it).
+    pub fn run_json(&self) -> (RunResult, serde_json::Value) {
+        let r = self.run();
+        let doc = summary_json(&r);
+        (r, doc)
+    }
+    /// Runs the built binary with this command line, within `limit`.
+    pub fn run_bin(&self, limit: Duration) -> Output {
+        let argv = self.argv();
+        let args: Vec<&str> = argv.iter().map(|a| a.as_str()).collect();
+        run_bin(&args, limit)
+    }
+}
+
+/// The JSON summary of a finished run, as `--json` writes it, parsed.
+pub fn summary_json(r: &RunResult) -> serde_json::Value {
+    let s = Summary::of(r);
+    serde_json::from_str(&ratebench::report::json::render(r, &s, &[])).expect("valid JSON")
 }
 
 /// The built binary.
@@ -114,13 +221,16 @@ fn http_chunk(s: &str) -> String {
     format!("{:x}\r\n{s}\r\n", s.len())
 }
 
+/// How many requests a raw server keeps byte for byte.
+pub const SEEN_KEPT: usize = 1024;
+
 /// A raw TCP server on 127.0.0.1:0 that answers GETs as told and records arrivals.
 pub struct RawServer {
     pub addr: SocketAddr,
     pub accepted: Arc<AtomicU64>,
     pub requests: Arc<AtomicU64>,
     pub arrivals: Arc<Mutex<Vec<Instant>>>,
-    /// The first 16 requests exactly as they came off the wire.
+    /// The first `SEEN_KEPT` requests exactly as they came off the wire.
     pub seen: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
@@ -190,7 +300,7 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                         let raw: Vec<u8> = buf.drain(..end + 4 + body_len).collect();
                         {
                             let mut seen = seen.lock().unwrap();
-                            if seen.len() < 16 {
+                            if seen.len() < SEEN_KEPT {
                                 seen.push(String::from_utf8_lossy(&raw).into_owned());
                             }
                         }

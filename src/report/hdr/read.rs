@@ -1,165 +1,23 @@
-//! HdrHistogram interval logs (`--hdr-log FILE`) and reading them back (`ratebench report`).
-//!
-//! The log is the standard text format that HdrHistogram implementations in every
-//! language read: `#[StartTime: …]`/`#[BaseTime: …]` headers, the column legend, then one
-//! line per second and distribution, `Tag=corrected,<start s>,<length s>,<max ms>,<base64
-//! V2-deflate histogram>` (and `Tag=uncorrected`), values in microseconds. ratebench's own
-//! counters (scheduled, sent, errors …) travel in `#[ratebench-…]` comment lines, which
-//! other readers skip, so `ratebench report` can rebuild the full report — and merge logs
-//! from several machines that ran at the same time, second by second — from logs alone.
-//!
-//! Used by `app` (writing during a run; reading for `report`).
+//! Reading interval logs back and merging them into one run: histograms second by second
+//! (each log's seconds counted from its own start), counters and rates summed, the run's
+//! description rebuilt from what the logs wrote down (never an invented plan).
 
-use super::json::{ConfigDoc, Document, SecondDoc};
-use super::Summary;
-use crate::cli::units::Rate;
-use crate::cli::{RunConfig, Target};
-use crate::engine::RunResult;
+use super::{
+    stream_hists_mut, COUNTS, STREAM_TAGS, TAG_CORRECTED, TAG_RELEASE_LAG, TAG_SEND_LAG, TAG_TTFT,
+    TAG_UNCORRECTED, TOTALS,
+};
+use crate::pacer::Rate;
 use crate::record::histogram::{new_hist, Hist};
-use crate::record::{Interval, IntervalStats, Recorder, StreamRecorder};
+use crate::record::{Counts, Interval, Recorder};
+use crate::report::json::{ConfigDoc, Document, SecondDoc};
+use crate::run::{RunMeta, RunResult};
+use crate::stream::Slo;
 use base64::Engine as _;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use hdrhistogram::serialization::Deserializer;
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The tag of corrected-latency lines.
-pub const TAG_CORRECTED: &str = "corrected";
-/// The tag of uncorrected-latency lines.
-pub const TAG_UNCORRECTED: &str = "uncorrected";
-const TAG_SEND_LAG: &str = "send_lag";
-const TAG_RELEASE_LAG: &str = "release_lag";
-const TAG_TTFT: &str = "ttft";
-const STREAM_TAGS: [&str; 5] = [
-    "ttfb",
-    "ttft_uncorrected",
-    "itl",
-    "tpot",
-    "tokens_per_request",
-];
-const COUNTS: &str = "#[ratebench-counts ";
-const TOTALS: &str = "#[ratebench-totals ";
-
-/// Writes an interval log as the run goes, one second at a time.
-pub struct HlogWriter {
-    out: io::BufWriter<std::fs::File>,
-    serializer: V2DeflateSerializer,
-    bytes: Vec<u8>,
-    text: String,
-    /// The first write error; later writes are skipped and it is reported at the end.
-    error: Option<io::Error>,
-}
-
-fn unix_s(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-impl HlogWriter {
-    /// Creates the file and writes the standard header lines.
-    pub fn create(path: &Path) -> io::Result<HlogWriter> {
-        let file = std::fs::File::create(path)?;
-        let mut w = HlogWriter {
-            out: io::BufWriter::new(file),
-            serializer: V2DeflateSerializer::new(),
-            bytes: Vec::new(),
-            text: String::new(),
-            error: None,
-        };
-        let now = unix_s(SystemTime::now());
-        let header = format!(
-            "#[Histogram log format version 1.3]\n\
-             #[Written by ratebench {}: latencies in microseconds; Tag=corrected is from each request's \
-             intended send time, Tag=uncorrected from its actual send]\n\
-             #[StartTime: {now:.3} (seconds since epoch)]\n\
-             #[BaseTime: {now:.3} (seconds since epoch)]\n\
-             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
-            env!("CARGO_PKG_VERSION")
-        );
-        w.out.write_all(header.as_bytes())?;
-        Ok(w)
-    }
-
-    fn line(&mut self, tag: &str, h: &Hist, start: f64, length: f64) {
-        if self.error.is_some() {
-            return;
-        }
-        self.bytes.clear();
-        self.text.clear();
-        if let Err(e) = self.serializer.serialize(h, &mut self.bytes) {
-            self.error = Some(io::Error::other(format!("serializing a histogram: {e:?}")));
-            return;
-        }
-        base64::engine::general_purpose::STANDARD.encode_string(&self.bytes, &mut self.text);
-        let r = writeln!(
-            self.out,
-            "Tag={tag},{start:.3},{length:.3},{:.3},{}",
-            h.max() as f64 / 1000.0,
-            self.text
-        );
-        if let Err(e) = r {
-            self.error = Some(e);
-        }
-    }
-
-    /// Writes one second: the corrected and uncorrected histograms and the counters.
-    pub fn interval(&mut self, iv: &Interval, stats: &IntervalStats) {
-        let start = f64::from(iv.index);
-        self.line(TAG_CORRECTED, &iv.corrected, start, 1.0);
-        self.line(TAG_UNCORRECTED, &iv.uncorrected, start, 1.0);
-        if let Some(t) = &iv.ttft {
-            self.line(TAG_TTFT, t, start, 1.0);
-        }
-        if self.error.is_none() {
-            let json = serde_json::to_string(&SecondDoc::of(stats)).expect("plain data serializes");
-            if let Err(e) = writeln!(self.out, "{COUNTS}{json}]") {
-                self.error = Some(e);
-            }
-        }
-    }
-
-    /// Writes the whole-run lag histograms and totals, and flushes.
-    pub fn finish(mut self, r: &RunResult, s: &Summary) -> io::Result<()> {
-        let len = r.load_duration.as_secs_f64();
-        self.line(TAG_SEND_LAG, &r.recorder.send_lag, 0.0, len);
-        self.line(TAG_RELEASE_LAG, &r.recorder.release_lag, 0.0, len);
-        if let Some(st) = &r.recorder.stream {
-            for (tag, h) in stream_hists(st) {
-                self.line(tag, h, 0.0, len);
-            }
-        }
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        let mut doc = super::json::document(r, s, &[]);
-        doc.series.clear(); // the per-second rows are above, one per interval
-        let json = serde_json::to_string(&doc).expect("plain data serializes");
-        writeln!(self.out, "{TOTALS}{json}]")?;
-        self.out.flush()
-    }
-}
-
-/// The whole-run stream histograms and their tags (TTFT goes per second, above).
-fn stream_hists(st: &StreamRecorder) -> [(&'static str, &Hist); 5] {
-    [
-        ("ttfb", &st.ttfb),
-        ("ttft_uncorrected", &st.ttft_uncorrected),
-        ("itl", &st.itl),
-        ("tpot", &st.tpot),
-        ("tokens_per_request", &st.tokens_per_request),
-    ]
-}
-
-fn stream_hists_mut(st: &mut StreamRecorder) -> [(&'static str, &mut Hist); 5] {
-    [
-        ("ttfb", &mut st.ttfb),
-        ("ttft_uncorrected", &mut st.ttft_uncorrected),
-        ("itl", &mut st.itl),
-        ("tpot", &mut st.tpot),
-        ("tokens_per_request", &mut st.tokens_per_request),
-    ]
-}
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Why logs could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -302,41 +160,24 @@ fn add(into: &mut Hist, h: &Hist) {
     into.add(h).expect("same HDR settings");
 }
 
-/// Rebuilds a run's configuration from its written-down form.
-fn config_of(c: &ConfigDoc) -> RunConfig {
-    let target = Target::parse(&c.url).unwrap_or(Target {
-        url: c.url.clone(),
-        tls: false,
-        host: String::new(),
-        port: 0,
-        authority: String::new(),
-        path: "/".into(),
-    });
+/// Rebuilds a run's description from its written-down form.
+fn meta_of(c: &ConfigDoc) -> RunMeta {
     let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
-    RunConfig {
-        target,
-        rate: Rate::new((c.rate_per_s * 1e6).round() as u128, 1_000_000),
+    RunMeta {
+        url: c.url.clone(),
+        method: c.method.clone(),
+        rate: Rate::new((c.rate_per_s.max(0.0) * 1e6).round() as u128, 1_000_000),
         connections: c.connections,
         threads: c.threads,
         duration: secs(c.duration_s),
         timeout: secs(c.timeout_s),
         grace: secs(c.grace_s),
-        method: c.method.parse().unwrap_or_default(),
         headers: c
             .headers
             .iter()
-            .filter_map(|[k, v]| Some((k.parse().ok()?, v.parse().ok()?)))
+            .map(|[k, v]| (k.clone(), v.clone()))
             .collect(),
-        body: bytes::Bytes::new(),
-        insecure: false,
-        latency: false,
-        u_latency: false,
-        spin: Duration::ZERO,
-        script: None,
-        token_rule: crate::stream::TokenRule::OpenAi,
-        slos: Vec::new(),
-        hdr_log: None,
-        output: Default::default(),
+        body_bytes: c.body_bytes,
     }
 }
 
@@ -392,7 +233,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
             Some(t) => {
                 let a = &t.accounting;
                 let e = &t.errors;
-                recorder.total.add(&crate::record::Counts {
+                recorder.total.add(&Counts {
                     scheduled: a.scheduled,
                     sent: a.sent,
                     completed: a.completed,
@@ -412,7 +253,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
                         .streaming
                         .slos
                         .iter()
-                        .filter_map(|s| crate::stream::Slo::parse(s).ok())
+                        .filter_map(|s| Slo::parse(s).ok())
                         .collect();
                 }
                 if let Some(st) = recorder.stream.as_mut() {
@@ -471,8 +312,8 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         body_bytes: 0,
     });
     Ok(RunResult {
-        config: config_of(&config),
-        addr: ([0, 0, 0, 0], 0).into(),
+        meta: meta_of(&config),
+        addr: None,
         recorder,
         intervals: seconds.values().map(Interval::stats).collect(),
         load_duration: Duration::from_secs_f64(load),

@@ -4,9 +4,12 @@
 //! `ErrorClass`, or unfinished (still queued or in flight when the grace period ended) —
 //! which is what lets the report show `scheduled = completed + errors + unfinished`.
 //!
-//! Produced by `engine::conn`/`engine::worker`, consumed by `record::Recorder`.
+//! A leaf below the engine: the engine produces outcomes, the recorder counts them, the
+//! reports read the counts, and none of those needs to import the engine to do so.
+//!
+//! Produced by `engine::exchange`/`engine::slot`, consumed by `record::Recorder`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a request failed; each class has its own counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,5 +77,29 @@ pub struct Outcome {
     pub first_byte: Option<Instant>,
     /// For `text/event-stream` responses: what the stream carried (kept when the request
     /// later failed, as far as it got).
-    pub stream: Option<crate::engine::conn::StreamStats>,
+    pub stream: Option<StreamStats>,
+}
+
+/// What a `text/event-stream` response carried, measured as it arrived.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamStats {
+    /// When the first content event arrived.
+    pub first_token: Option<Instant>,
+    /// When the last content event arrived.
+    pub last_token: Option<Instant>,
+    /// Content events seen.
+    pub content_events: u64,
+    /// `usage.completion_tokens` from the stream, if it sent one.
+    pub usage_tokens: Option<u64>,
+    /// The longest gap between two content events.
+    pub max_gap: Duration,
+    /// An event the token rule could not read (the stream is then a protocol error).
+    pub malformed: bool,
+}
+
+impl StreamStats {
+    /// Output tokens: the server's own count when it sent one, else content events.
+    pub fn tokens(&self) -> u64 {
+        self.usage_tokens.unwrap_or(self.content_events)
+    }
 }

@@ -3,10 +3,13 @@
 //!
 //! Every parser works on exact decimals (integer mantissa and scale), never on floats, so
 //! `-R 0.1` and `-d 0.3s` mean exactly what was typed. A parser returns the reason a value
-//! is wrong and an example of one that works; `cli` adds the flag's name.
+//! is wrong and an example of one that works (`BadValue`); the caller adds the flag's name.
 //!
-//! Used by `cli` (run flags) and `serve` (its own flags).
+//! A leaf: it imports nothing from the crate but the shared error vocabulary. Used by `cli`
+//! (run flags), `pacer` (`Rate::parse`), `serve` (its own flags), `stream` (SLO limits) and
+//! `report::threshold` (latency limits).
 
+use crate::error::BadValue;
 use std::time::Duration;
 
 /// An exact decimal as typed: `mantissa / 10^scale`.
@@ -42,10 +45,10 @@ fn split_number(s: &str) -> Option<(Decimal, &str)> {
 }
 
 /// Parses a duration: a number and a unit (`us`, `ms`, `s`, `m`, `h`); a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, BadValue> {
     let hint = "expected a number with a unit, e.g. 30s, 1500ms, 2m, 1h or 200us";
     let t = s.trim();
-    let (d, unit) = split_number(t).ok_or_else(|| hint.to_string())?;
+    let (d, unit) = split_number(t).ok_or_else(|| BadValue::from(hint))?;
     let ns_per_unit: u128 = match unit {
         "ns" => 1,
         "us" | "µs" => 1_000,
@@ -53,83 +56,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => 1_000_000_000,
         "m" | "min" => 60_000_000_000,
         "h" => 3_600_000_000_000,
-        _ => return Err(format!("unknown unit {unit:?}: {hint}")),
+        _ => return Err(format!("unknown unit {unit:?}: {hint}").into()),
     };
     let ns = d
         .mantissa
         .checked_mul(ns_per_unit)
         .map(|v| v / 10u128.pow(d.scale))
         .filter(|&v| v <= u64::MAX as u128)
-        .ok_or_else(|| format!("too large: {hint}"))?;
+        .ok_or_else(|| BadValue(format!("too large: {hint}")))?;
     Ok(Duration::from_nanos(ns as u64))
-}
-
-/// A request rate as an exact fraction: `per_sec_num / per_sec_den` requests per second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    num: u128,
-    den: u128,
-}
-
-impl Rate {
-    /// A rate of `num / den` requests per second (`den` > 0).
-    pub fn new(num: u128, den: u128) -> Rate {
-        assert!(den > 0, "a rate's denominator is positive");
-        let g = gcd(num, den).max(1);
-        Rate {
-            num: num / g,
-            den: den / g,
-        }
-    }
-
-    /// A whole number of requests per second.
-    pub fn per_second(n: u64) -> Rate {
-        Rate::new(n as u128, 1)
-    }
-
-    /// The rate as a float, for display and ratios only (never for scheduling).
-    pub fn as_f64(&self) -> f64 {
-        self.num as f64 / self.den as f64
-    }
-
-    /// Nanoseconds from the start of the run at which the `n`-th request (from 0) is due,
-    /// rounded down: `n * 1e9 * den / num`, exact in integers, so there is no drift.
-    pub fn due_ns(&self, n: u64) -> u128 {
-        (n as u128) * 1_000_000_000 * self.den / self.num
-    }
-
-    /// How many requests are due in `[0, window)`: the smallest `n` with `due_ns(n) >= window`.
-    pub fn count_within(&self, window: Duration) -> u64 {
-        // due_ns(n) >= w  <=>  n*1e9*den >= w*num (floor division is monotone) — solve for n
-        // then step back over the floor's rounding.
-        let w = window.as_nanos();
-        let mut n = (w * self.num / (1_000_000_000 * self.den)) as u64;
-        while n > 0 && self.due_ns(n - 1) >= w {
-            n -= 1;
-        }
-        while self.due_ns(n) < w {
-            n += 1;
-        }
-        n
-    }
-
-    /// Whether the rate is zero.
-    pub fn is_zero(&self) -> bool {
-        self.num == 0
-    }
-}
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let r = self.as_f64();
-        if self.den == 1 {
-            write!(f, "{}", self.num)
-        } else if r >= 1.0 {
-            write!(f, "{r:.2}")
-        } else {
-            write!(f, "{r:.4}")
-        }
-    }
 }
 
 fn gcd(mut a: u128, mut b: u128) -> u128 {
@@ -139,13 +74,22 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
     a
 }
 
+/// `num / den` in lowest terms (`den` > 0).
+pub fn reduce(num: u128, den: u128) -> (u128, u128) {
+    assert!(den > 0, "a fraction's denominator is positive");
+    let g = gcd(num, den).max(1);
+    (num / g, den / g)
+}
+
 /// Parses a rate: a number with an optional `k` or `M` suffix and an optional per-unit
 /// (`/s`, `/m`, `/h`), e.g. `1000`, `2.5k`, `0.5`, `30/m`.
-pub fn parse_rate(s: &str) -> Result<Rate, String> {
+///
+/// Returns requests per second as a reduced fraction `(num, den)`; `pacer::Rate` wraps it.
+pub fn parse_rate(s: &str) -> Result<(u128, u128), BadValue> {
     let hint = "expected requests per second as a number with an optional k or M suffix, \
                 or per minute/hour, e.g. 1000, 2.5k, 0.5, 30/m";
     let t = s.trim();
-    let (d, rest) = split_number(t).ok_or_else(|| hint.to_string())?;
+    let (d, rest) = split_number(t).ok_or_else(|| BadValue::from(hint))?;
     let (suffix, per) = match rest.split_once('/') {
         Some((a, b)) => (a, b),
         None => (rest, "s"),
@@ -154,30 +98,30 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
         "" => 1,
         "k" | "K" => 1_000,
         "M" => 1_000_000,
-        _ => return Err(format!("unknown suffix {suffix:?}: {hint}")),
+        _ => return Err(format!("unknown suffix {suffix:?}: {hint}").into()),
     };
     let per_secs: u128 = match per {
         "s" | "sec" => 1,
         "m" | "min" => 60,
         "h" => 3600,
-        _ => return Err(format!("unknown unit /{per}: {hint}")),
+        _ => return Err(format!("unknown unit /{per}: {hint}").into()),
     };
-    let rate = Rate::new(d.mantissa * mult, 10u128.pow(d.scale) * per_secs);
-    if rate.is_zero() {
+    let (num, den) = reduce(d.mantissa * mult, 10u128.pow(d.scale) * per_secs);
+    if num == 0 {
         return Err("must be greater than 0 (an open-loop test needs a rate)".into());
     }
-    if rate.num > 100_000_000 * rate.den {
+    if num > 100_000_000 * den {
         return Err("more than 100M requests/s is beyond any generator".into());
     }
-    Ok(rate)
+    Ok((num, den))
 }
 
 /// Parses a size in bytes: a whole number with an optional suffix `k`/`M` (10^3, 10^6) or
 /// `Ki`/`Mi` (2^10, 2^20), each optionally followed by `B`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, BadValue> {
     let hint = "expected bytes as a whole number with an optional k, M, Ki or Mi suffix, e.g. 100, 4k, 1Mi";
     let t = s.trim();
-    let (d, unit) = split_number(t).ok_or_else(|| hint.to_string())?;
+    let (d, unit) = split_number(t).ok_or_else(|| BadValue::from(hint))?;
     let mult: u128 = match unit.trim_end_matches('B') {
         "" => 1,
         "k" | "K" => 1_000,
@@ -185,13 +129,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "Ki" => 1 << 10,
         "Mi" => 1 << 20,
         "Gi" => 1 << 30,
-        _ => return Err(format!("unknown unit {unit:?}: {hint}")),
+        _ => return Err(format!("unknown unit {unit:?}: {hint}").into()),
     };
     let bytes = d.mantissa * mult;
     if !bytes.is_multiple_of(10u128.pow(d.scale)) {
-        return Err(format!("not a whole number of bytes: {hint}"));
+        return Err(format!("not a whole number of bytes: {hint}").into());
     }
-    u64::try_from(bytes / 10u128.pow(d.scale)).map_err(|_| format!("too large: {hint}"))
+    u64::try_from(bytes / 10u128.pow(d.scale)).map_err(|_| BadValue(format!("too large: {hint}")))
 }
 
 #[cfg(test)]
@@ -220,14 +164,15 @@ mod tests {
 
     #[test]
     fn rates() {
-        // (input, requests per second as num/den)
+        // (input, requests per second as a reduced num/den)
         let ok = [
-            ("1000", Rate::new(1000, 1)),
-            ("2.5k", Rate::new(2500, 1)),
-            ("0.5", Rate::new(1, 2)),
-            ("30/m", Rate::new(1, 2)), // 30 per minute = 0.5/s
-            ("3600/h", Rate::new(1, 1)),
-            ("1M", Rate::new(1_000_000, 1)),
+            ("1000", (1000, 1)),
+            ("2.5k", (2500, 1)),
+            ("0.5", (1, 2)),
+            ("30/m", (1, 2)), // 30 per minute = 0.5/s
+            ("3600/h", (1, 1)),
+            ("1M", (1_000_000, 1)),
+            ("0.1", (1, 10)), // exact, not 0.1000000000000000055…
         ];
         for (s, want) in ok {
             assert_eq!(parse_rate(s), Ok(want), "{s}");
@@ -235,30 +180,6 @@ mod tests {
         for bad in ["0", "0.0", "10q", "", "k", "-5", "5/d", "1e3"] {
             assert!(parse_rate(bad).is_err(), "{bad} should be rejected");
         }
-    }
-
-    #[test]
-    fn rate_due_times_are_exact() {
-        // 3/s: due at 0, 333333333, 666666666, 1e9 ns: floor of exact thirds, and the 3e7-th
-        // request lands exactly on 1e7 s — no accumulated error.
-        let r = Rate::new(3, 1);
-        assert_eq!(r.due_ns(1), 333_333_333);
-        assert_eq!(r.due_ns(2), 666_666_666);
-        assert_eq!(r.due_ns(3), 1_000_000_000);
-        assert_eq!(r.due_ns(30_000_000), 10_000_000 * 1_000_000_000);
-    }
-
-    #[test]
-    fn count_within_window() {
-        // 2000/s for 3 s: due times 0, 0.5 ms, …, 2999.5 ms: 6000 of them.
-        assert_eq!(
-            Rate::new(2000, 1).count_within(Duration::from_secs(3)),
-            6000
-        );
-        // 0.5/s for 3 s: due at 0 s and 2 s.
-        assert_eq!(Rate::new(1, 2).count_within(Duration::from_secs(3)), 2);
-        // 3/s for 1 s: 0, 1/3, 2/3 s (the fourth is due exactly at 1 s, outside).
-        assert_eq!(Rate::new(3, 1).count_within(Duration::from_secs(1)), 3);
     }
 
     #[test]

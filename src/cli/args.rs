@@ -1,0 +1,220 @@
+//! The command line as typed: clap's `Cli`, its subcommands and their flags, every value
+//! kept as the string the user wrote. Nothing here judges a value; `cli::validate` does,
+//! so that each bad value gets one message naming its flag and showing what works.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// ratebench: an open-loop, constant-rate HTTP load generator with coordinated-omission
+/// corrected latency.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ratebench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    after_help = "Example: ratebench -R1000 -c100 -d30s http://127.0.0.1:8080/"
+)]
+pub struct Cli {
+    /// What to do instead of a load test.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The load test's flags.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in target server (for demos, tests and experiments).
+    Serve(ServeArgs),
+    /// Start `serve` with a stall and run a short test against it: corrected vs uncorrected.
+    Demo(DemoArgs),
+    /// Merge HdrHistogram interval logs (.hlog) from one or more runs and report on them.
+    Report(ReportArgs),
+}
+
+/// Where to write reports, and what must hold: shared by a run and `report`.
+#[derive(Debug, Args, Default, Clone)]
+pub struct OutputArgs {
+    /// Write the percentile table (corrected and uncorrected) as CSV.
+    #[arg(long = "csv", value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Write the per-second time series as CSV.
+    #[arg(long = "csv-timeseries", value_name = "FILE")]
+    pub csv_timeseries: Option<PathBuf>,
+    /// Write the JSON summary (`-` for stdout; the text report then goes to stderr).
+    #[arg(long = "json", value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with plots.
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Fail the run (exit 99) unless this holds: p99<250ms, p99.9<1s, max<2s, mean<10ms,
+    /// errors<1%, errors<=5, rate>990 (repeatable).
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+}
+
+/// `-L` and `-U`, shared by a run and `report`.
+#[derive(Debug, Args, Default, Clone, Copy)]
+pub struct SpectraArgs {
+    /// Print the detailed (corrected) latency percentile spectrum.
+    #[arg(short = 'L', long = "latency")]
+    pub latency: bool,
+    /// Also print the uncorrected latency percentile spectrum.
+    #[arg(short = 'U', long = "u_latency", alias = "u-latency")]
+    pub u_latency: bool,
+}
+
+/// `ratebench report` arguments, as typed.
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Interval logs written with --hdr-log (several: runs that happened at the same time,
+    /// e.g. on several load machines).
+    #[arg(value_name = "FILE.hlog", required = true)]
+    pub logs: Vec<PathBuf>,
+    /// Percentile spectra to print.
+    #[command(flatten)]
+    pub spectra: SpectraArgs,
+    /// Outputs and thresholds.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A load test's flags, as typed.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Total requests per second across all threads and connections: 1000, 2.5k, 0.5, 30/m.
+    #[arg(short = 'R', long = "rate", value_name = "N")]
+    pub rate: Option<String>,
+    /// Connections kept open (HTTP/1.1: at most one request in flight on each).
+    #[arg(
+        short = 'c',
+        long = "connections",
+        value_name = "N",
+        default_value = "10"
+    )]
+    pub connections: String,
+    /// Worker threads [default: number of cores, at most -c].
+    #[arg(short = 't', long = "threads", value_name = "N")]
+    pub threads: Option<String>,
+    /// Measured load duration: 30s, 2m, 1h, 1500ms.
+    #[arg(
+        short = 'd',
+        long = "duration",
+        value_name = "T",
+        default_value = "10s"
+    )]
+    pub duration: String,
+    /// Add a request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "K: V")]
+    pub headers: Vec<String>,
+    /// Per-request timeout, counted from the actual send.
+    #[arg(long = "timeout", value_name = "T", default_value = "10s")]
+    pub timeout: String,
+    /// How long to wait for requests still queued or in flight after the load duration
+    /// [default: the --timeout value].
+    #[arg(long = "grace", value_name = "T")]
+    pub grace: Option<String>,
+    /// Percentile spectra to print.
+    #[command(flatten)]
+    pub spectra: SpectraArgs,
+    /// Request method.
+    #[arg(
+        short = 'm',
+        long = "method",
+        value_name = "METHOD",
+        default_value = "GET"
+    )]
+    pub method: String,
+    /// Request body.
+    #[arg(long = "body", value_name = "STRING", conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Request body, read from a file.
+    #[arg(long = "body-file", value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+    /// Skip TLS certificate verification.
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+    /// Pacing: sleep in a kernel timer until this long before each due time, then
+    /// busy-wait (yielding to other tasks); the thread also stays awake for responses
+    /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
+    #[arg(long = "spin", value_name = "T", default_value = "50us")]
+    pub spin: String,
+    /// Lua script with wrk's API (setup, init, request, response, delay, done).
+    #[arg(short = 's', long = "script", value_name = "FILE")]
+    pub script: Option<PathBuf>,
+    /// Words after `--`, passed to the script's init(args) as args[1]…
+    #[arg(last = true, value_name = "ARGS", index = 2)]
+    pub script_args: Vec<String>,
+    /// Which events of a text/event-stream response are tokens: `openai` (choices[].delta
+    /// .content, tool-call arguments, choices[].text), `any` (every data event), or a JSON
+    /// path with `*` for arrays, e.g. `delta.text`.
+    #[arg(long = "sse-token", value_name = "RULE", default_value = "openai")]
+    pub sse_token: String,
+    /// A per-request goodput target for streamed responses: ttft<500ms, itl<50ms (the
+    /// longest gap), tpot<20ms, e2e<2s (repeatable; a request is good if it meets all).
+    #[arg(long = "slo", value_name = "EXPR")]
+    pub slos: Vec<String>,
+    /// Write an HdrHistogram interval log (one line per second, tags `corrected` and
+    /// `uncorrected`), readable by HdrHistogram tools and `ratebench report`.
+    #[arg(long = "hdr-log", value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Outputs and thresholds.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Target URL, http:// or https://.
+    #[arg(value_name = "URL", index = 1)]
+    pub url: Option<String>,
+}
+
+/// `ratebench serve` flags, as typed.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Fixed service delay per response: 0, 200us, 5ms.
+    #[arg(long, default_value = "0")]
+    pub delay: String,
+    /// Response body size: 100, 4k, 1Mi.
+    #[arg(long = "body-size", default_value = "100")]
+    pub body_size: String,
+    /// Freeze every response for FOR, starting AT after the server starts: 1s@5s.
+    #[arg(long, value_name = "FOR@AT")]
+    pub stall: Option<String>,
+    /// Repeat the stall every PERIOD (needs --stall).
+    #[arg(long = "stall-every", value_name = "PERIOD")]
+    pub stall_every: Option<String>,
+    /// Serve HTTPS with a freshly generated self-signed certificate.
+    #[arg(long)]
+    pub tls: bool,
+    /// Runtime threads for the server.
+    #[arg(long, default_value = "1")]
+    pub threads: String,
+    /// /v1/chat/completions: time to first token, fixed or a range: 200ms, 100ms..300ms.
+    #[arg(long, default_value = "200ms")]
+    pub ttft: String,
+    /// /v1/chat/completions: gap between tokens, fixed or a range: 20ms, 10ms..30ms.
+    #[arg(long = "token-interval", default_value = "20ms")]
+    pub token_interval: String,
+    /// /v1/chat/completions: tokens per answer, fixed or a range: 50, 20..80.
+    #[arg(long, default_value = "50")]
+    pub tokens: String,
+    /// Answer an exact share of requests with this status instead: 429:5% (429 and 503
+    /// carry Retry-After: 1). Repeatable.
+    #[arg(long = "status", value_name = "CODE:SHARE%")]
+    pub statuses: Vec<String>,
+}
+
+/// `ratebench demo` flags, as typed.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Demo load duration.
+    #[arg(short = 'd', long, default_value = "6s")]
+    pub duration: String,
+    /// Demo rate.
+    #[arg(short = 'R', long, default_value = "1000")]
+    pub rate: String,
+}

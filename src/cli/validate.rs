@@ -1,0 +1,484 @@
+//! The command line, validated: each flag's string parsed strictly into the engine's `Plan`
+//! (and, beside it, where reports go and which spectra to print), `serve`'s config, and
+//! the outputs of `ratebench report`. The first bad value is the error, before any traffic.
+
+use super::args::{OutputArgs, RunArgs, ServeArgs};
+use crate::engine::{Plan, Target};
+use crate::error::{invalid, BadValue, ConfigError};
+use crate::pacer::Rate;
+use crate::report::text::Spectra;
+use crate::report::threshold::Threshold;
+use crate::script::{ScriptBase, WrkTarget};
+use crate::serve::config::{parse_range, parse_status, LlmConfig, ServeConfig, Stall};
+use crate::stream::{Slo, TokenRule};
+use crate::units::{parse_duration, parse_size};
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::Method;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated load test: the engine's plan, and what the app does with its results.
+#[derive(Debug, Clone)]
+pub struct RunCommand {
+    /// What the engine runs.
+    pub plan: Plan,
+    /// Report files and thresholds.
+    pub outputs: Outputs,
+    /// `-L`/`-U`.
+    pub spectra: Spectra,
+    /// Where to write the interval log.
+    pub hdr_log: Option<PathBuf>,
+}
+
+/// Validated report outputs and thresholds.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// Percentile CSV.
+    pub csv: Option<PathBuf>,
+    /// Per-second CSV.
+    pub csv_timeseries: Option<PathBuf>,
+    /// JSON summary (`-` is stdout).
+    pub json: Option<PathBuf>,
+    /// HTML report.
+    pub html: Option<PathBuf>,
+    /// Conditions that must hold.
+    pub thresholds: Vec<Threshold>,
+}
+
+impl Outputs {
+    /// Whether the JSON summary goes to stdout (so the text report must not).
+    pub fn json_to_stdout(&self) -> bool {
+        self.json.as_deref() == Some(Path::new("-"))
+    }
+}
+
+impl OutputArgs {
+    /// Checks the thresholds' grammar and that each output file can be created, so a typo
+    /// or an unwritable path fails before any traffic, not after a long run.
+    pub fn validate(&self) -> Result<Outputs, ConfigError> {
+        let thresholds = self
+            .thresholds
+            .iter()
+            .map(|t| Threshold::parse(t).map_err(|r| invalid("--threshold", t, r)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (flag, path) in [
+            ("--csv", &self.csv),
+            ("--csv-timeseries", &self.csv_timeseries),
+            ("--json", &self.json),
+            ("--html", &self.html),
+        ] {
+            if let Some(p) = path {
+                if p.as_os_str() != "-" || flag != "--json" {
+                    check_writable(flag, p)?;
+                }
+            }
+        }
+        Ok(Outputs {
+            csv: self.csv.clone(),
+            csv_timeseries: self.csv_timeseries.clone(),
+            json: self.json.clone(),
+            html: self.html.clone(),
+            thresholds,
+        })
+    }
+}
+
+/// Fails unless `path` can be opened for writing (creating it, empty, if it is new).
+pub fn check_writable(flag: &'static str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| {
+            invalid(
+                flag,
+                &path.display().to_string(),
+                format!("cannot write there: {e}"),
+            )
+        })
+}
+
+/// Parses a positive whole number for `flag`.
+fn parse_count(flag: &'static str, s: &str) -> Result<usize, ConfigError> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(invalid(flag, s, "must be at least 1")),
+        Ok(n) if n > 1_000_000 => Err(invalid(flag, s, "must be at most 1000000")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(invalid(flag, s, "expected a whole number, e.g. 10")),
+    }
+}
+
+/// Parses one `-H` value: `Name: value` or `Name:value`.
+pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), ConfigError> {
+    let example = "expected \"Name: value\", e.g. -H \"Authorization: Bearer xyz\"";
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| invalid("-H/--header", s, format!("no colon; {example}")))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| invalid("-H/--header", s, format!("invalid header name; {example}")))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| invalid("-H/--header", s, format!("invalid header value; {example}")))?;
+    Ok((name, value))
+}
+
+impl RunArgs {
+    /// Checks every value and builds the plan and its outputs; the first bad value is the
+    /// error.
+    pub fn validate(&self) -> Result<RunCommand, ConfigError> {
+        let url = self.url.as_deref().ok_or_else(|| {
+            ConfigError::Missing(
+                "missing target URL, e.g. ratebench -R1000 -c100 -d30s http://127.0.0.1:8080/ \
+                 (or try `ratebench demo`)"
+                    .into(),
+            )
+        })?;
+        let target = Target::parse(url)?;
+        let rate_s = self.rate.as_deref().ok_or_else(|| {
+            ConfigError::Missing(
+                "-R/--rate is required: ratebench sends a fixed rate whatever the server does \
+                 (open loop), e.g. -R 1000"
+                    .into(),
+            )
+        })?;
+        let rate = Rate::parse(rate_s).map_err(|r| invalid("-R/--rate", rate_s, r))?;
+        let duration = parse_duration(&self.duration)
+            .map_err(|r| invalid("-d/--duration", &self.duration, r))?;
+        if duration.is_zero() {
+            return Err(invalid(
+                "-d/--duration",
+                &self.duration,
+                "must be longer than 0",
+            ));
+        }
+        let connections = parse_count("-c/--connections", &self.connections)?;
+        let threads = match &self.threads {
+            Some(t) => {
+                let n = parse_count("-t/--threads", t)?;
+                if n > connections {
+                    return Err(invalid(
+                        "-t/--threads",
+                        t,
+                        format!(
+                            "more threads than connections ({connections}); each thread needs \
+                             at least one connection: use -t {connections} or raise -c"
+                        ),
+                    ));
+                }
+                n
+            }
+            None => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(connections),
+        };
+        let timeout =
+            parse_duration(&self.timeout).map_err(|r| invalid("--timeout", &self.timeout, r))?;
+        if timeout.is_zero() {
+            return Err(invalid("--timeout", &self.timeout, "must be longer than 0"));
+        }
+        let grace = match &self.grace {
+            Some(g) => parse_duration(g).map_err(|r| invalid("--grace", g, r))?,
+            None => timeout,
+        };
+        let spin = parse_duration(&self.spin).map_err(|r| invalid("--spin", &self.spin, r))?;
+        if spin > Duration::from_millis(10) {
+            return Err(invalid("--spin", &self.spin, "at most 10ms, e.g. 50us"));
+        }
+        let headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| invalid("-m/--method", &self.method, "not an HTTP method, e.g. POST"))?;
+        let body = match (&self.body, &self.body_file) {
+            (Some(b), _) => Bytes::from(b.clone()),
+            (None, Some(path)) => std::fs::read(path).map(Bytes::from).map_err(|e| {
+                invalid(
+                    "--body-file",
+                    &path.display().to_string(),
+                    format!("cannot read: {e}"),
+                )
+            })?,
+            (None, None) => Bytes::new(),
+        };
+        let script = match &self.script {
+            Some(path) => Some(ScriptBase {
+                path: path.clone(),
+                source: std::sync::Arc::new(std::fs::read(path).map_err(|e| {
+                    invalid(
+                        "-s/--script",
+                        &path.display().to_string(),
+                        format!("cannot read: {e}"),
+                    )
+                })?),
+                args: self.script_args.clone(),
+                target: WrkTarget {
+                    url: target.url.clone(),
+                    tls: target.tls,
+                    host: target.host.clone(),
+                    port: target.port,
+                    authority: target.authority.clone(),
+                    path: target.path.clone(),
+                },
+                method: method.to_string(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: (!body.is_empty()).then(|| body.to_vec()),
+            }),
+            None if !self.script_args.is_empty() => {
+                return Err(ConfigError::Missing(
+                    "arguments after -- are for a script's init(args): add -s FILE".into(),
+                ))
+            }
+            None => None,
+        };
+        let plan = Plan {
+            target,
+            rate,
+            connections,
+            threads,
+            duration,
+            timeout,
+            grace,
+            method,
+            headers,
+            body,
+            insecure: self.insecure,
+            spin,
+            script,
+            token_rule: TokenRule::parse(&self.sse_token)
+                .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,
+            slos: self
+                .slos
+                .iter()
+                .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(RunCommand {
+            plan,
+            spectra: Spectra {
+                corrected: self.spectra.latency,
+                uncorrected: self.spectra.u_latency,
+            },
+            hdr_log: match &self.hdr_log {
+                Some(p) => {
+                    check_writable("--hdr-log", p)?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
+            outputs: self.output.validate()?,
+        })
+    }
+}
+
+impl ServeArgs {
+    /// Checks every value and builds the server configuration.
+    pub fn validate(&self) -> Result<ServeConfig, ConfigError> {
+        let addr = self.addr.parse().map_err(|_| {
+            invalid(
+                "--addr",
+                &self.addr,
+                "expected IP:PORT, e.g. 127.0.0.1:8080",
+            )
+        })?;
+        let delay = parse_duration(&self.delay).map_err(|r| invalid("--delay", &self.delay, r))?;
+        let body_size = parse_size(&self.body_size)
+            .map_err(|r| invalid("--body-size", &self.body_size, r))?
+            as usize;
+        let every = match &self.stall_every {
+            Some(p) => {
+                let d = parse_duration(p).map_err(|r| invalid("--stall-every", p, r))?;
+                if d.is_zero() {
+                    return Err(invalid("--stall-every", p, "must be longer than 0"));
+                }
+                Some(d)
+            }
+            None => None,
+        };
+        let stall = match &self.stall {
+            Some(s) => {
+                let hint = "expected FOR@AT, e.g. 1s@5s (5 s after start, hold responses for 1 s)";
+                let (len, at) = s
+                    .split_once('@')
+                    .ok_or_else(|| invalid("--stall", s, hint))?;
+                let length = parse_duration(len).map_err(|r| invalid("--stall", s, r))?;
+                let at = parse_duration(at).map_err(|r| invalid("--stall", s, r))?;
+                if every.is_some_and(|e| e <= length) {
+                    return Err(invalid(
+                        "--stall-every",
+                        self.stall_every.as_deref().unwrap_or_default(),
+                        "must be longer than the stall itself",
+                    ));
+                }
+                Some(Stall { length, at, every })
+            }
+            None if every.is_some() => {
+                return Err(ConfigError::Missing(
+                    "--stall-every needs --stall FOR@AT, e.g. --stall 1s@5s --stall-every 10s"
+                        .into(),
+                ))
+            }
+            None => None,
+        };
+        let threads = parse_count("--threads", &self.threads)?;
+        let llm = LlmConfig {
+            ttft: parse_range("--ttft", &self.ttft, parse_duration)?,
+            token_interval: parse_range("--token-interval", &self.token_interval, parse_duration)?,
+            tokens: parse_range("--tokens", &self.tokens, |t| {
+                t.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        BadValue::from("expected a whole number of tokens ≥ 1, e.g. 50 or 20..80")
+                    })
+            })?,
+        };
+        let statuses = self
+            .statuses
+            .iter()
+            .map(|s| parse_status(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        if statuses.iter().map(|(_, p)| p).sum::<f64>() > 1.0 + 1e-9 {
+            return Err(invalid(
+                "--status",
+                &self.statuses.join(" "),
+                "the shares add up to more than 100%",
+            ));
+        }
+        Ok(ServeConfig {
+            addr,
+            delay,
+            body_size,
+            stall,
+            tls: self.tls,
+            threads,
+            llm,
+            statuses,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> Result<Plan, ConfigError> {
+        let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
+            .expect("clap accepts the shape");
+        cli.run.validate().map(|c| c.plan)
+    }
+
+    #[test]
+    fn wrk2_command_lines() {
+        let c = parse(&[
+            "-R1000",
+            "-c100",
+            "-d30s",
+            "-t2",
+            "http://127.0.0.1:8080/x?y=1",
+        ])
+        .unwrap();
+        assert_eq!(c.rate, Rate::per_second(1000));
+        assert_eq!((c.connections, c.threads), (100, 2));
+        assert_eq!(c.duration, Duration::from_secs(30));
+        assert_eq!(c.target.path, "/x?y=1");
+        assert_eq!(c.target.authority, "127.0.0.1:8080");
+        let c = parse(&[
+            "-t",
+            "1",
+            "-c",
+            "1",
+            "-R",
+            "30/m",
+            "-d",
+            "1m",
+            "-L",
+            "-U",
+            "https://[::1]/",
+        ])
+        .unwrap();
+        assert!(c.target.tls);
+        // -L/-U choose what the text report prints: beside the plan, not in it.
+        let cli = Cli::try_parse_from(["ratebench", "-R1", "-L", "-U", "http://h/"]).unwrap();
+        let spectra = cli.run.validate().unwrap().spectra;
+        assert!(spectra.corrected && spectra.uncorrected);
+        assert_eq!((c.target.host.as_str(), c.target.port), ("::1", 443));
+    }
+
+    #[test]
+    fn headers_with_and_without_space() {
+        let c = parse(&["-R1", "-H", "X-A: 1", "-H", "X-B:2", "http://h/"]).unwrap();
+        assert_eq!(c.headers[0].0, "x-a");
+        assert_eq!(c.headers[1].1, "2");
+    }
+
+    #[test]
+    fn bad_values_name_their_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-R1000", "not a url"], "URL"),
+            (&["-R1000", "ftp://h/"], "unsupported scheme"),
+            (&["-R1000", "-d", "10x", "http://h/"], "-d/--duration"),
+            (&["-R", "0", "http://h/"], "-R/--rate"),
+            (&["-R1", "-c", "0", "http://h/"], "-c/--connections"),
+            (&["-R1", "-c", "2", "-t", "3", "http://h/"], "-t/--threads"),
+            (&["http://h/"], "-R/--rate"),
+            (&["-R1", "-H", "nocolon", "http://h/"], "-H/--header"),
+            (&["-R1", "--timeout", "0s", "http://h/"], "--timeout"),
+        ];
+        for (args, flag) in cases {
+            let e = parse(args)
+                .expect_err(&format!("{args:?} should fail"))
+                .to_string();
+            assert!(e.contains(flag), "{args:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn serve_stall() {
+        let a = ServeArgs {
+            addr: "127.0.0.1:0".into(),
+            delay: "200us".into(),
+            body_size: "1k".into(),
+            stall: Some("1s@5s".into()),
+            stall_every: Some("10s".into()),
+            tls: false,
+            threads: "1".into(),
+            ttft: "100ms..300ms".into(),
+            token_interval: "20ms".into(),
+            tokens: "50".into(),
+            statuses: vec!["429:5%".into()],
+        };
+        let c = a.validate().unwrap();
+        assert_eq!(c.delay, Duration::from_micros(200));
+        assert_eq!(c.body_size, 1000);
+        assert_eq!(
+            c.stall,
+            Some(Stall {
+                length: Duration::from_secs(1),
+                at: Duration::from_secs(5),
+                every: Some(Duration::from_secs(10))
+            })
+        );
+        assert_eq!(
+            c.llm.ttft,
+            (Duration::from_millis(100), Duration::from_millis(300))
+        );
+        assert_eq!(c.llm.tokens, (50, 50));
+        assert_eq!(c.statuses, vec![(429, 0.05)]);
+    }
+}

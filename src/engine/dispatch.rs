@@ -1,0 +1,206 @@
+//! Dispatch of due requests within one worker thread: a due request goes to an idle
+//! connection, else to the FIFO backlog, and its latency keeps running from its intended
+//! time either way. `Shared` is the thread's state, shared by the pacer and the connection
+//! slots through `Rc`/`Cell` (one current-thread runtime: no locks).
+//!
+//! The backlog is a run of consecutive sequence numbers (two integers), so memory stays
+//! flat whatever the server does.
+//!
+//! Used by `engine::worker` (the pacer releases into it) and `engine::slot` (connections
+//! take from it and report back).
+
+use crate::clock::{self, RecentP90, MAX_AWAKE};
+use crate::outcome::Outcome;
+use crate::pacer::Schedule;
+use crate::record::{Interval, Recorder};
+use crate::script::WorkerScript;
+use crate::stream::TokenRule;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// A released request.
+#[derive(Clone, Copy)]
+pub(super) struct Job {
+    pub(super) intended: Instant,
+    /// A connection was idle when it became due.
+    pub(super) free: bool,
+}
+
+pub(super) struct Slot {
+    pub(super) job: Cell<Option<Job>>,
+    pub(super) wake: Notify,
+}
+
+/// Requests that found every connection busy, oldest first. Requests are released in
+/// schedule order and only queue when no connection is idle, so the queue is always a run
+/// of consecutive sequence numbers: two integers, whatever the backlog — memory stays flat
+/// even when a server stops answering for an hour.
+pub(super) struct Backlog {
+    pub(super) schedule: Schedule,
+    pub(super) start: Cell<Instant>,
+    pub(super) head: Cell<u64>,
+    pub(super) len: Cell<u64>,
+}
+
+impl Backlog {
+    pub(super) fn push(&self, seq: u64) {
+        if self.len.get() == 0 {
+            self.head.set(seq);
+        }
+        debug_assert_eq!(
+            seq,
+            self.head.get() + self.len.get(),
+            "backlog is consecutive"
+        );
+        self.len.set(self.len.get() + 1);
+    }
+
+    pub(super) fn pop(&self) -> Option<Job> {
+        if self.len.get() == 0 {
+            return None;
+        }
+        let seq = self.head.get();
+        self.head.set(seq + 1);
+        self.len.set(self.len.get() - 1);
+        Some(Job {
+            intended: self.start.get() + self.schedule.due(seq),
+            free: false,
+        })
+    }
+
+    pub(super) fn len(&self) -> u64 {
+        self.len.get()
+    }
+
+    pub(super) fn clear(&self) {
+        self.len.set(0);
+    }
+}
+
+/// The thread's shared state (single-threaded: `Rc`, `Cell`, `RefCell`).
+pub(super) struct Shared {
+    pub(super) queue: Backlog,
+    pub(super) idle: RefCell<VecDeque<usize>>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) closing: Cell<bool>,
+    /// Released to a connection and not yet recorded.
+    pub(super) outstanding: Cell<u64>,
+    pub(super) drained: Notify,
+    pub(super) open: Cell<usize>,
+    pub(super) connecting: Cell<usize>,
+    pub(super) connected: Notify,
+    pub(super) recorder: RefCell<Recorder>,
+    pub(super) intervals: mpsc::UnboundedSender<Interval>,
+    pub(super) rule: TokenRule,
+    pub(super) script: Option<WorkerScript>,
+    /// Recent response times (send to end), for staying awake while one is on its way.
+    pub(super) response_times: RefCell<RecentP90>,
+    /// Whether the thread may spin at all (`--spin` > 0).
+    pub(super) may_spin: bool,
+    /// The end of the load window (set at the start).
+    pub(super) window_end: Cell<Option<Instant>>,
+    /// Requests written before the end of the load window (for the achieved rate).
+    pub(super) sent_in_window: Cell<u64>,
+}
+
+/// The most of a thread's time spent awake waiting for responses: the expected response
+/// time × the thread's rate must stay under this share (a quarter of the core).
+pub(super) const RESPONSE_SPIN_BUDGET: f64 = 0.25;
+
+impl Shared {
+    /// Releases a due request: to an idle connection, else to the FIFO queue.
+    pub(super) fn dispatch(&self, seq: u64, intended: Instant, now: Instant) {
+        let mut rec = self.recorder.borrow_mut();
+        rec.scheduled(now.saturating_duration_since(intended));
+        if let Some(id) = self.idle.borrow_mut().pop_front() {
+            self.outstanding.set(self.outstanding.get() + 1);
+            let slot = &self.slots[id];
+            slot.job.set(Some(Job {
+                intended,
+                free: true,
+            }));
+            slot.wake.notify_one();
+        } else {
+            rec.queued += 1;
+            self.queue.push(seq);
+        }
+    }
+
+    /// Keeps the thread awake for the response to a request sent at `sent`, when responses
+    /// have been coming back within `MAX_AWAKE` and staying awake for them costs at
+    /// most `RESPONSE_SPIN_BUDGET` of the thread's time; says whether it did.
+    pub(super) fn stay_awake_for_response(&self, sent: Instant) -> bool {
+        match self.expected_response() {
+            Some(expected) => {
+                clock::await_response(sent + expected);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The response time worth staying awake for (see `stay_awake_for_response`), if any.
+    pub(super) fn expected_response(&self) -> Option<Duration> {
+        if !self.may_spin {
+            return None;
+        }
+        let recent = self.response_times.borrow();
+        let expected = recent.p90();
+        if recent.len() < 8 || expected.is_zero() || expected > MAX_AWAKE {
+            return None;
+        }
+        let rate = self.queue.schedule.per_second();
+        (rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
+    }
+
+    /// The next request for connection `id`, or None when the run is over.
+    pub(super) async fn next_job(&self, id: usize) -> Option<Job> {
+        if let Some(job) = self.queue.pop() {
+            self.outstanding.set(self.outstanding.get() + 1);
+            return Some(job);
+        }
+        if self.closing.get() {
+            return None;
+        }
+        self.idle.borrow_mut().push_back(id);
+        let slot = &self.slots[id];
+        loop {
+            slot.wake.notified().await;
+            if let Some(job) = slot.job.take() {
+                return Some(job);
+            }
+            if self.closing.get() {
+                return None;
+            }
+        }
+    }
+
+    pub(super) fn finish(&self, outcome: &Outcome) {
+        self.recorder.borrow_mut().record(outcome);
+        self.outstanding.set(self.outstanding.get() - 1);
+        if self.closing.get() && self.outstanding.get() == 0 && self.queue.len() == 0 {
+            self.drained.notify_one();
+        }
+    }
+
+    /// Sends the current interval (and any empty ones after it) once `t` has passed its end,
+    /// so a second's counts follow the schedule's clock: a request due at 1.0004 s is
+    /// counted in second 1 even if the once-a-second tick comes a millisecond late.
+    pub(super) fn rotate(&self, start: Instant, t: Instant) {
+        let mut rec = self.recorder.borrow_mut();
+        while start + Duration::from_secs(u64::from(rec.interval.index) + 1) <= t {
+            let next = rec.interval.index + 1;
+            let _ = self.intervals.send(rec.take_interval(next));
+        }
+    }
+
+    /// Ends the schedule: idle connections exit, busy ones finish what they have.
+    pub(super) fn close(&self) {
+        self.closing.set(true);
+        for id in self.idle.borrow_mut().drain(..) {
+            self.slots[id].wake.notify_one();
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! One exchange on an open connection: send a request, read the whole response (parsing
+//! event streams as they arrive: first token, gaps, token counts), and classify what went
+//! wrong when it fails.
+//!
+//! What was measured is kept in `Progress` as it arrives, so a request that fails or times
+//! out half-way keeps what it got.
+//!
+//! Used by `engine::slot` (the request loop).
+
+use crate::outcome::{ErrorClass, StreamStats};
+use crate::stream::{Event, SseParser, TokenRule};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::Request;
+use std::io;
+use std::time::{Duration, Instant};
+
+/// A response's headers (name, value) and body, for a script's `response()`.
+pub type Collected = (Vec<(String, String)>, Vec<u8>);
+
+/// What is known about one exchange so far; filled in as the response arrives, so a
+/// request that fails or times out half-way keeps what was measured.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// Response headers and body, collected only when a script's `response()` wants them.
+    pub collected: Option<Collected>,
+    /// When the response head arrived.
+    pub first_byte: Option<Instant>,
+    /// Its status.
+    pub status: u16,
+    /// Response bytes read (headers estimated, body exact).
+    pub bytes: u64,
+    /// Set for event streams.
+    pub stream: Option<StreamStats>,
+}
+
+/// Sends `req` and reads the whole response into `progress`; event streams are parsed as
+/// they arrive, with each gap between content events passed to `on_gap`.
+pub async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+    rule: &TokenRule,
+    progress: &mut Progress,
+    collect: bool,
+    mut on_gap: impl FnMut(Duration),
+) -> Result<(), hyper::Error> {
+    let resp = sender.send_request(req).await?;
+    progress.first_byte = Some(Instant::now());
+    progress.status = resp.status().as_u16();
+    // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
+    progress.bytes = 19
+        + resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .sum::<u64>();
+    let is_stream = resp
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if collect {
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        progress.collected = Some((headers, Vec::new()));
+    }
+    let mut body = resp.into_body();
+    // Event streams are parsed as they arrive; other bodies are only counted (and collected
+    // for a script's response()).
+    let mut sse = is_stream.then(|| {
+        progress.stream = Some(StreamStats::default());
+        SseParser::new()
+    });
+    let mut on_event = |data: &[u8], stats: &mut StreamStats| {
+        let (event, usage) = rule.classify(data);
+        if usage.is_some() {
+            stats.usage_tokens = usage;
+        }
+        match event {
+            Event::Content => {
+                let now = Instant::now();
+                if let Some(last) = stats.last_token {
+                    let gap = now - last;
+                    stats.max_gap = stats.max_gap.max(gap);
+                    on_gap(gap);
+                } else {
+                    stats.first_token = Some(now);
+                }
+                stats.last_token = Some(now);
+                stats.content_events += 1;
+            }
+            Event::Malformed => stats.malformed = true,
+            Event::Empty | Event::Done => {}
+        }
+    };
+    while let Some(frame) = body.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            progress.bytes += data.len() as u64;
+            if let Some((_, b)) = progress.collected.as_mut() {
+                b.extend_from_slice(data);
+            }
+            if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
+                parser.feed(data, |d| on_event(d, stats));
+            }
+        }
+    }
+    if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
+        parser.finish(|d| on_event(d, stats));
+    }
+    Ok(())
+}
+
+/// The error class of a failed exchange.
+pub fn classify(e: &hyper::Error) -> ErrorClass {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        return ErrorClass::Protocol;
+    }
+    if e.is_timeout() {
+        return ErrorClass::Timeout;
+    }
+    if e.is_body_write_aborted() {
+        return ErrorClass::Write;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero => ErrorClass::Write,
+                io::ErrorKind::InvalidData => ErrorClass::Protocol,
+                _ => ErrorClass::Read,
+            };
+        }
+        source = s.source();
+    }
+    ErrorClass::Read
+}

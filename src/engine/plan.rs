@@ -1,0 +1,178 @@
+//! The engine's input: what to send, where, how fast, for how long, and with what limits.
+//!
+//! `Plan` is built by the CLI layer from validated flags (or by tests directly) and read by
+//! the engine alone; where report files go and how the text is printed are not part of it
+//! (that is the app's business). A finished run is described by `run::RunMeta`, which the
+//! plan produces (`Plan::meta`), so reports never need a plan, and `ratebench report` can
+//! describe a merged run it never planned.
+//!
+//! Used by `engine` (run), `cli` (building it) and `app`.
+
+use crate::error::{invalid, ConfigError};
+use crate::pacer::Rate;
+use crate::run::RunMeta;
+use crate::script::ScriptBase;
+use crate::stream::{Slo, TokenRule};
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
+use std::time::Duration;
+
+/// Where requests go, taken apart from the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// `https`?
+    pub tls: bool,
+    /// Host name or IP, without IPv6 brackets.
+    pub host: String,
+    /// Port (the scheme's default when the URL names none).
+    pub port: u16,
+    /// The `Host` header value: the URL's authority without user info.
+    pub authority: String,
+    /// Path and query, `/` when empty.
+    pub path: String,
+}
+
+impl Target {
+    /// Parses and checks a target URL.
+    pub fn parse(url: &str) -> Result<Target, ConfigError> {
+        let example = "e.g. http://127.0.0.1:8080/";
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| invalid("URL", url, format!("not a valid URL ({e}); {example}")))?;
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "URL",
+                    url,
+                    format!(
+                        "unsupported scheme {other:?}: ratebench speaks http and https; {example}"
+                    ),
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "URL",
+                    url,
+                    format!("missing scheme (http:// or https://); {example}"),
+                ))
+            }
+        };
+        let auth = uri
+            .authority()
+            .ok_or_else(|| invalid("URL", url, format!("missing host; {example}")))?;
+        let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(invalid("URL", url, format!("missing host; {example}")));
+        }
+        let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let authority = auth
+            .as_str()
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let path = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| !p.is_empty())
+            .unwrap_or("/")
+            .to_string();
+        Ok(Target {
+            url: url.to_string(),
+            tls,
+            host: host.to_string(),
+            port,
+            authority,
+            path,
+        })
+    }
+}
+
+/// A validated load test, as the engine runs it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where requests go.
+    pub target: Target,
+    /// Total rate across all threads.
+    pub rate: Rate,
+    /// Connections to keep open.
+    pub connections: usize,
+    /// Worker threads (≤ connections).
+    pub threads: usize,
+    /// Measured load duration.
+    pub duration: Duration,
+    /// Per-request timeout from the actual send.
+    pub timeout: Duration,
+    /// Wait for queued and in-flight requests after the load duration.
+    pub grace: Duration,
+    /// Request method.
+    pub method: Method,
+    /// Extra request headers, in order.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Request body (empty for none).
+    pub body: Bytes,
+    /// Skip TLS verification.
+    pub insecure: bool,
+    /// Busy-wait window before each due time.
+    pub spin: Duration,
+    /// The Lua script, if any.
+    pub script: Option<ScriptBase>,
+    /// Which event-stream events count as tokens.
+    pub token_rule: TokenRule,
+    /// Per-request goodput targets.
+    pub slos: Vec<Slo>,
+}
+
+impl Plan {
+    /// A plan with wrk2's defaults (10 connections, 10 s, GET, 10 s timeout and grace) and
+    /// one thread, for `rate` against `target`; callers change what they need.
+    pub fn new(target: Target, rate: Rate) -> Plan {
+        Plan {
+            target,
+            rate,
+            connections: 10,
+            threads: 1,
+            duration: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+            method: Method::GET,
+            headers: Vec::new(),
+            body: Bytes::new(),
+            insecure: false,
+            spin: Duration::from_micros(50),
+            script: None,
+            token_rule: TokenRule::OpenAi,
+            slos: Vec::new(),
+        }
+    }
+
+    /// The description of this plan that travels with its results.
+    pub fn meta(&self) -> RunMeta {
+        RunMeta {
+            url: self.target.url.clone(),
+            method: self.method.to_string(),
+            rate: self.rate,
+            connections: self.connections,
+            threads: self.threads,
+            duration: self.duration,
+            timeout: self.timeout,
+            grace: self.grace,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body_bytes: self.body.len(),
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! A finished run: what was planned (`RunMeta`, a neutral description) and everything it
+//! measured (`RunResult`: the merged recorder, the per-second rows, the accounting).
+//!
+//! Both the engine (after a live run) and `report::hdr` (after merging interval logs)
+//! produce a `RunResult`; every report format reads one. Nothing here knows how a run was
+//! driven, so reports never import the engine and a merged run needs no invented plan.
+//!
+//! Used by `engine` (producing), `report` (reading) and `app`.
+
+use crate::pacer::Rate;
+use crate::record::{IntervalStats, Recorder};
+use crate::script::Portable;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+/// What was run, as the reports describe it: the plan's numbers, without its machinery
+/// (no script state, no TLS settings, no output files).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunMeta {
+    /// Target URL (for merged logs of other tools: the first log's path).
+    pub url: String,
+    /// Request method.
+    pub method: String,
+    /// Total target rate (summed over merged logs).
+    pub rate: Rate,
+    /// Connections asked for (`-c`, summed over merged logs).
+    pub connections: usize,
+    /// Worker threads (`-t`, summed over merged logs).
+    pub threads: usize,
+    /// Measured load duration (`-d`).
+    pub duration: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Grace period after the load.
+    pub grace: Duration,
+    /// Extra request headers as (name, value), unredacted (formats redact on output).
+    pub headers: Vec<(String, String)>,
+    /// Request body size in bytes.
+    pub body_bytes: usize,
+}
+
+/// Everything a run measured, merged across threads (and, for `ratebench report`, logs).
+#[derive(Debug)]
+pub struct RunResult {
+    /// What was run.
+    pub meta: RunMeta,
+    /// The resolved address (None when the run was rebuilt from logs).
+    pub addr: Option<SocketAddr>,
+    /// All threads' measurements merged.
+    pub recorder: Recorder,
+    /// One row per second of the run, in order.
+    pub intervals: Vec<IntervalStats>,
+    /// Wall-clock time of the start of the load.
+    pub started_at: SystemTime,
+    /// How long requests were released (the duration, or less after Ctrl-C).
+    pub load_duration: Duration,
+    /// From the start to the end of the grace period.
+    pub elapsed: Duration,
+    /// Requests still queued or in flight when the grace period ended.
+    pub unfinished: u64,
+    /// Connections open at the end of the load.
+    pub open: usize,
+    /// Whether Ctrl-C (or a stop) ended the run early.
+    pub interrupted: bool,
+    /// Requests written before the schedule ended.
+    pub sent_in_window: u64,
+    /// Per worker thread, the share of the load window it was busy (0..=1): near 1 means
+    /// the generator itself was saturated.
+    pub busy: Vec<f64>,
+    /// All threads' pacer waits for due times, and how many of them stayed awake for a
+    /// response instead of sleeping.
+    pub waits: (u64, u64),
+    /// Per worker thread, its script's final globals.
+    pub thread_globals: Vec<Vec<(String, Portable)>>,
+}
+
+impl RunResult {
+    /// An empty result of a run described by `meta`, to be filled in (merged logs, tests).
+    pub fn empty(meta: RunMeta) -> RunResult {
+        RunResult {
+            meta,
+            addr: None,
+            recorder: Recorder::new(),
+            intervals: Vec::new(),
+            started_at: SystemTime::UNIX_EPOCH,
+            load_duration: Duration::ZERO,
+            elapsed: Duration::ZERO,
+            unfinished: 0,
+            open: 0,
+            interrupted: false,
+            sent_in_window: 0,
+            busy: Vec::new(),
+            waits: (0, 0),
+            thread_globals: Vec::new(),
+        }
+    }
+
+    /// `scheduled = completed + errors + unfinished`: true unless the engine lost a request.
+    pub fn accounting_holds(&self) -> bool {
+        let t = &self.recorder.total;
+        t.scheduled == t.completed + t.error_total() + self.unfinished
+    }
+}

@@ -1,0 +1,110 @@
+//! What `ratebench serve` is told: address, service delay, body size, stalls, TLS, the
+//! streaming chat endpoint's timing, and status codes to answer instead; with the parsers
+//! for the values only `serve` takes (`A..B` ranges, `CODE:SHARE%`).
+//!
+//! Built by `cli` from `serve`'s flags (and by `app::demo` and tests directly); read by
+//! `serve`.
+
+use crate::error::{invalid, BadValue, ConfigError};
+use std::time::Duration;
+
+/// A validated `serve` configuration.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Listen address.
+    pub addr: std::net::SocketAddr,
+    /// Fixed service delay.
+    pub delay: Duration,
+    /// Response body size in bytes.
+    pub body_size: usize,
+    /// Stall: (length, first start after server start, repeat period).
+    pub stall: Option<Stall>,
+    /// HTTPS with a self-signed certificate.
+    pub tls: bool,
+    /// Runtime threads.
+    pub threads: usize,
+    /// The OpenAI-compatible chat endpoint's timing and length.
+    pub llm: LlmConfig,
+    /// Statuses returned instead of an answer, each on an exact share of requests.
+    pub statuses: Vec<(u16, f64)>,
+}
+
+/// How `POST /v1/chat/completions` answers: time to first token, gap between tokens, and
+/// tokens per answer, each fixed or uniformly random in a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlmConfig {
+    /// Time to first token, (min, max).
+    pub ttft: (Duration, Duration),
+    /// Gap between tokens, (min, max).
+    pub token_interval: (Duration, Duration),
+    /// Tokens per answer, (min, max).
+    pub tokens: (u64, u64),
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            ttft: (Duration::from_millis(200), Duration::from_millis(200)),
+            token_interval: (Duration::from_millis(20), Duration::from_millis(20)),
+            tokens: (50, 50),
+        }
+    }
+}
+
+/// Parses `A` or `A..B` with `one` for each end.
+pub fn parse_range<T: PartialOrd + Copy>(
+    flag: &'static str,
+    s: &str,
+    one: impl Fn(&str) -> Result<T, BadValue>,
+) -> Result<(T, T), ConfigError> {
+    let (a, b) = match s.split_once("..") {
+        Some((a, b)) => (
+            one(a).map_err(|r| invalid(flag, s, r))?,
+            one(b).map_err(|r| invalid(flag, s, r))?,
+        ),
+        None => {
+            let v = one(s).map_err(|r| invalid(flag, s, r))?;
+            (v, v)
+        }
+    };
+    if b < a {
+        return Err(invalid(
+            flag,
+            s,
+            "the range's end is below its start, e.g. 100ms..300ms",
+        ));
+    }
+    Ok((a, b))
+}
+
+/// Parses `--status CODE:SHARE%`, e.g. `429:5%`.
+pub fn parse_status(s: &str) -> Result<(u16, f64), ConfigError> {
+    let hint = "expected CODE:SHARE%, e.g. 429:5% or 503:0.5%";
+    let (code, share) = s
+        .split_once(':')
+        .ok_or_else(|| invalid("--status", s, hint))?;
+    let code: u16 = code
+        .trim()
+        .parse()
+        .ok()
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| invalid("--status", s, hint))?;
+    let share: f64 = share
+        .trim()
+        .strip_suffix('%')
+        .and_then(|p| p.parse().ok())
+        .filter(|p: &f64| (0.0..=100.0).contains(p))
+        .ok_or_else(|| invalid("--status", s, hint))?;
+    Ok((code, share / 100.0))
+}
+
+/// A period during which every response is held until the stall ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stall {
+    /// How long each stall lasts.
+    pub length: Duration,
+    /// When the first stall starts, from server start.
+    pub at: Duration,
+    /// Repeat period, if the stall repeats.
+    pub every: Option<Duration>,
+}
