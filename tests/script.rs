@@ -22,37 +22,56 @@ fn script(dir: &Path, name: &str, text: &str) -> String {
     p.display().to_string()
 }
 
-/// Runs the binary; returns (exit code, stdout, stderr).
-fn rb(args: &[&str]) -> (i32, String, String) {
-    let out = run_bin(args, Duration::from_secs(30));
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// What a run of the binary left: exit code, stdout, stderr, and its JSON summary (None
+/// when it failed before writing one).
+struct Ran {
+    code: i32,
+    out: String,
+    err: String,
+    summary: Option<serde_json::Value>,
 }
 
-/// The numbers of the accounting line: scheduled, completed, errors, unfinished.
-fn accounting(stdout: &str) -> [u64; 4] {
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("Accounting:"))
-        .expect("accounting line");
-    let n: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(n[0], n[1] + n[2] + n[3], "{line}");
-    [n[0], n[1], n[2], n[3]]
+/// Runs the binary with `args` and `--json` to a fresh file.
+fn rb(args: &[&str]) -> Ran {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = RUNS.fetch_add(1, Ordering::SeqCst);
+    let json = tmpdir(&format!("script-run-{n}")).join("summary.json");
+    let json_s = json.display().to_string();
+    // (A command line that names its own --json keeps it.)
+    let mut all = Vec::new();
+    if !args.contains(&"--json") {
+        all.extend(["--json", json_s.as_str()]);
+    }
+    all.extend_from_slice(args);
+    let out = run_bin(&all, Duration::from_secs(30));
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&out.stdout).into_owned(),
+        err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        summary: std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok()),
+    }
+}
+
+/// The accounting of the JSON summary: scheduled, completed, errors, unfinished.
+fn accounting(summary: &Option<serde_json::Value>) -> [u64; 4] {
+    let a = &summary.as_ref().expect("the run wrote its JSON summary")["accounting"];
+    let n = |k: &str| a[k].as_u64().expect("a count");
+    let got = [n("scheduled"), n("completed"), n("errors"), n("unfinished")];
+    assert_eq!(got[0], got[1] + got[2] + got[3], "{a}");
+    got
 }
 
 #[test]
 fn post_lua_sends_method_headers_and_body_from_the_wrk_table() {
     let server = raw_server(Behaviour::Ok);
     let url = format!("http://{}/api", server.addr);
-    let (code, out, err) = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &lua("post.lua"), &url]);
+    let Ran {
+        code, err, summary, ..
+    } = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &lua("post.lua"), &url]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(accounting(&out)[1], 20);
+    assert_eq!(accounting(&summary)[1], 20);
     let seen = server.seen.lock().unwrap();
     let body = r#"{"name":"ratebench","items":[1,2,3]}"#;
     for req in seen.iter() {
@@ -74,7 +93,7 @@ fn post_lua_sends_method_headers_and_body_from_the_wrk_table() {
 fn counter_lua_builds_a_new_path_per_request() {
     let server = raw_server(Behaviour::Ok);
     let url = format!("http://{}/", server.addr);
-    let (code, out, _) = rb(&[
+    let Ran { code, summary, .. } = rb(&[
         "-R16",
         "-d1s",
         "-c1",
@@ -84,7 +103,7 @@ fn counter_lua_builds_a_new_path_per_request() {
         &url,
     ]);
     assert_eq!(code, 0);
-    assert_eq!(accounting(&out)[1], 16);
+    assert_eq!(accounting(&summary)[1], 16);
     // One thread: thread 0's request() runs once before the run (to check it, as wrk does),
     // so the paths on the wire are /1 … /16.
     let seen = server.seen.lock().unwrap();
@@ -97,7 +116,7 @@ fn counter_lua_builds_a_new_path_per_request() {
 fn auth_lua_uses_what_the_first_response_said() {
     let server = raw_server(Behaviour::Ok); // answers "ok"
     let url = format!("http://{}/", server.addr);
-    let (code, _, err) = rb(&["-R20", "-d1s", "-c1", "-t1", "-s", &lua("auth.lua"), &url]);
+    let Ran { code, err, .. } = rb(&["-R20", "-d1s", "-c1", "-t1", "-s", &lua("auth.lua"), &url]);
     assert_eq!(code, 0, "{err}");
     let seen = server.seen.lock().unwrap();
     assert!(seen[0].starts_with("GET /authenticate "), "{}", seen[0]);
@@ -115,7 +134,13 @@ fn auth_lua_uses_what_the_first_response_said() {
 fn report_lua_done_sees_the_text_reports_numbers() {
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
-    let (code, out, err) = rb(&[
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&[
         "-R100",
         "-d1s",
         "-c2",
@@ -125,7 +150,7 @@ fn report_lua_done_sees_the_text_reports_numbers() {
         &url,
     ]);
     assert_eq!(code, 0, "{err}");
-    let completed = accounting(&out)[1];
+    let completed = accounting(&summary)[1];
     assert!(out.contains(&format!("\nrequests,{completed}\n")), "{out}");
     assert!(out.contains("\nerrors,0\n"), "{out}");
     // done()'s p50 (µs) is the text report's p50.
@@ -146,7 +171,13 @@ fn report_lua_done_sees_the_text_reports_numbers() {
 fn setup_lua_values_cross_threads_both_ways() {
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
-    let (code, out, err) = rb(&["-R100", "-d1s", "-c2", "-t2", "-s", &lua("setup.lua"), &url]);
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&["-R100", "-d1s", "-c2", "-t2", "-s", &lua("setup.lua"), &url]);
     assert_eq!(code, 0, "{err}");
     // thread:set("id") in setup() is the thread's global; thread:get in done() reads the
     // worker's final counters: their responses add up to the run's completed requests.
@@ -160,14 +191,20 @@ fn setup_lua_values_cross_threads_both_ways() {
         .iter()
         .map(|l| l.split_whitespace().nth(7).unwrap().parse::<u64>().unwrap())
         .sum();
-    assert_eq!(responses, accounting(&out)[1]);
+    assert_eq!(responses, accounting(&summary)[1]);
 }
 
 #[test]
 fn pipeline_lua_sends_three_requests_per_scheduled_one() {
     let server = raw_server(Behaviour::Ok);
     let url = format!("http://{}/", server.addr);
-    let (code, out, err) = rb(&[
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&[
         "-R10",
         "-d1s",
         "-c2",
@@ -177,7 +214,7 @@ fn pipeline_lua_sends_three_requests_per_scheduled_one() {
         &url,
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(accounting(&out)[1], 10);
+    assert_eq!(accounting(&summary)[1], 10);
     assert_eq!(server.requests.load(Ordering::SeqCst), 30);
     assert!(out.contains("Pipelined: 30 HTTP requests in all"), "{out}");
     assert!(out.contains("Status codes: 200: 30"), "{out}");
@@ -195,9 +232,11 @@ fn stop_lua_stops_its_thread() {
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
     // 200/s for 3 s would be 600; the thread stops itself after 100 responses.
-    let (code, out, _) = rb(&["-R200", "-d3s", "-c2", "-t1", "-s", &lua("stop.lua"), &url]);
+    let Ran {
+        code, out, summary, ..
+    } = rb(&["-R200", "-d3s", "-c2", "-t1", "-s", &lua("stop.lua"), &url]);
     assert_eq!(code, 0);
-    let [scheduled, ..] = accounting(&out);
+    let [scheduled, ..] = accounting(&summary);
     assert!(out.contains("(interrupted)"), "{out}");
     // 100 responses, plus whatever fell due (one every 5 ms) while the 100th was in flight
     // and the thread was stopping: a few, or up to 50 if a busy machine held the thread for
@@ -212,7 +251,7 @@ fn delay_lua_is_a_think_time_not_a_schedule_change() {
     let url = format!("http://{}/", server.addr);
     // 100/s on 10 connections, each thinking 10–50 ms after a response: the schedule still
     // releases exactly 100 requests in the second.
-    let (code, out, _) = rb(&[
+    let Ran { code, summary, .. } = rb(&[
         "-R100",
         "-d1s",
         "-c10",
@@ -222,16 +261,18 @@ fn delay_lua_is_a_think_time_not_a_schedule_change() {
         &url,
     ]);
     assert_eq!(code, 0);
-    assert_eq!(accounting(&out), [100, 100, 0, 0]);
+    assert_eq!(accounting(&summary), [100, 100, 0, 0]);
 
     // The think time is real: 2 connections that each rest 200 ms after a response carry at
     // most 2 × 1 s / 0.2 s = 10 of the 20 requests due in the second without waiting, so at
     // least 8 wait for a busy connection; the schedule still releases all 20.
     let dir = tmpdir("script-delay");
     let s = script(&dir, "d.lua", "function delay() return 200 end\n");
-    let (code, out, _) = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &s, &url]);
+    let Ran {
+        code, out, summary, ..
+    } = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &s, &url]);
     assert_eq!(code, 0);
-    assert_eq!(accounting(&out), [20, 20, 0, 0]);
+    assert_eq!(accounting(&summary), [20, 20, 0, 0]);
     let lag = out.lines().find(|l| l.starts_with("Send lag:")).unwrap();
     let waited: u64 = lag
         .split("; ")
@@ -269,9 +310,15 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
         "max_tokens=16",
         "seed=7",
     ];
-    let (code, out, err) = rb(&args);
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&args);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(accounting(&out)[1], 50);
+    assert_eq!(accounting(&summary)[1], 50);
     assert!(
         out.contains("Streaming: 50 event streams, 200 output tokens"),
         "{out}"
@@ -358,7 +405,7 @@ fn thread_set_reaches_init_and_request_and_response_sees_statuses() {
     );
     let server = serve(|c| c.statuses = vec![(503, 0.25)]);
     let url = format!("http://{}/", server.addr);
-    let (code, out, err) = rb(&["-R40", "-d1s", "-c2", "-t2", "-s", &s2, &url]);
+    let Ran { code, out, err, .. } = rb(&["-R40", "-d1s", "-c2", "-t2", "-s", &s2, &url]);
     assert!(out.contains("Status codes: 200: 30, 503: 10"), "{out}");
     assert_eq!(code, 0, "{err}");
     // 40 requests: every fourth is 503; the rest carry serve's 100-byte body of x's.
@@ -366,7 +413,7 @@ fn thread_set_reaches_init_and_request_and_response_sees_statuses() {
     // And the paths built from setup's values: /t1/2 and /t2/2.
     let raw = raw_server(Behaviour::Ok);
     let url = format!("http://{}/", raw.addr);
-    assert_eq!(rb(&["-R8", "-d1s", "-c2", "-t2", "-s", &s, &url]).0, 0);
+    assert_eq!(rb(&["-R8", "-d1s", "-c2", "-t2", "-s", &s, &url]).code, 0);
     let seen = raw.seen.lock().unwrap();
     let mut paths: Vec<&str> = seen.iter().map(|r| r.split(' ').nth(1).unwrap()).collect();
     paths.sort();
@@ -393,7 +440,7 @@ fn json_round_trips_arrays_objects_and_utf8() {
     );
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
-    let (code, out, err) = rb(&["-R2", "-d1s", "-c1", "-t1", "-s", &s, &url]);
+    let Ran { code, out, err, .. } = rb(&["-R2", "-d1s", "-c1", "-t1", "-s", &s, &url]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("json ok"), "{out}");
 }
@@ -405,7 +452,7 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
     let dir = tmpdir("script-errors");
     // A syntax error: exit 2 before any connection, naming the file and line.
     let bad = script(&dir, "syntax.lua", "x = 1\nfunction request(\n");
-    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &bad, &url]);
+    let Ran { code, err, .. } = rb(&["-R10", "-d1s", "-s", &bad, &url]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("syntax.lua:") && err.lines().count() == 1,
@@ -417,7 +464,7 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
         "init.lua",
         "function init(args)\n  error('no config')\nend\n",
     );
-    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &init, &url]);
+    let Ran { code, err, .. } = rb(&["-R10", "-d1s", "-s", &init, &url]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("init()") && err.contains("init.lua:2") && err.contains("no config"),
@@ -429,14 +476,14 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
         "setup.lua",
         "function setup(t)\n  t:set('f', print)\nend\n",
     );
-    let (code, _, err) = rb(&["-R10", "-d1s", "-s", &setup, &url]);
+    let Ran { code, err, .. } = rb(&["-R10", "-d1s", "-s", &setup, &url]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("setup()") && err.contains("can cross threads"),
         "{err}"
     );
     // done() prints to stdout, so it cannot share stdout with --json -.
-    let (code, _, err) = rb(&[
+    let Ran { code, err, .. } = rb(&[
         "-R10",
         "-d1s",
         "-s",
@@ -461,9 +508,15 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
         "flaky.lua",
         "n = 0\nfunction request()\n  n = n + 1\n  if n % 3 == 0 then error('boom ' .. n) end\n  return wrk.format()\nend\n",
     );
-    let (code, out, err) = rb(&["-R30", "-d1s", "-c2", "-t1", "-s", &flaky, &url]);
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&["-R30", "-d1s", "-c2", "-t1", "-s", &flaky, &url]);
     assert_eq!(code, 0, "{err}");
-    let [scheduled, completed, errors, unfinished] = accounting(&out);
+    let [scheduled, completed, errors, unfinished] = accounting(&summary);
     assert_eq!((scheduled, unfinished), (30, 0));
     // n counts from 2 (thread 0's check call is n = 1): of n = 2..31, ten are multiples of 3.
     assert_eq!((completed, errors), (20, 10), "{out}");
@@ -487,7 +540,13 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
 fn addr_lua_and_thread_addr_choose_where_a_thread_connects() {
     let server = serve(|_| {});
     let url = format!("http://localhost:{}/", server.addr.port());
-    let (code, out, err) = rb(&["-R20", "-d1s", "-c2", "-t2", "-s", &lua("addr.lua"), &url]);
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&["-R20", "-d1s", "-c2", "-t2", "-s", &lua("addr.lua"), &url]);
     assert_eq!(code, 0, "{err}");
     // localhost may also resolve to ::1, where nothing listens: only 127.0.0.1 is kept.
     let uses: Vec<&str> = out
@@ -499,7 +558,7 @@ fn addr_lua_and_thread_addr_choose_where_a_thread_connects() {
         vec![format!("thread uses {}", server.addr); 2],
         "{out}"
     );
-    assert_eq!(accounting(&out)[1], 20);
+    assert_eq!(accounting(&summary)[1], 20);
 
     // thread.addr set to another server: the thread's requests go there.
     let a = raw_server(Behaviour::Ok);
@@ -514,7 +573,7 @@ fn addr_lua_and_thread_addr_choose_where_a_thread_connects() {
         ),
     );
     let url = format!("http://{}/", a.addr);
-    assert_eq!(rb(&["-R10", "-d1s", "-c1", "-t1", "-s", &s, &url]).0, 0);
+    assert_eq!(rb(&["-R10", "-d1s", "-c1", "-t1", "-s", &s, &url]).code, 0);
     assert_eq!(b.requests.load(Ordering::SeqCst), 10);
     assert_eq!(
         a.requests.load(Ordering::SeqCst),
