@@ -144,8 +144,16 @@ impl Progress {
             self.total.as_secs_f64().ceil(),
             s.counts.sent,
             s.counts.error_total(),
-            fmt_us(s.p99_us as f64),
-            fmt_us(percentile(&self.running, 99.0) as f64)
+            if iv.corrected.is_empty() {
+                "n/a".to_string()
+            } else {
+                fmt_us(s.p99_us as f64)
+            },
+            if self.running.is_empty() {
+                "n/a".to_string()
+            } else {
+                fmt_us(percentile(&self.running, 99.0) as f64)
+            }
         );
         let _ = e.flush();
     }
@@ -405,15 +413,41 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let c = &result.recorder.corrected;
     let u = &result.recorder.uncorrected;
     let p = |h: &Hist, q: f64| fmt_us(percentile(h, q) as f64);
+    // The words follow the numbers: of the requests due during the freeze, only those
+    // already on the wire when it began (at most one per connection) are slow when timed
+    // from the actual send; the rest waited for a connection before they were sent.
+    let due_in_freeze = (command.plan.rate.as_f64() * stall_for.as_secs_f64()).round() as u64;
+    let in_flight = command.plan.connections;
+    let total = result.recorder.total.scheduled.max(1);
     println!(
-        "\nWhat this shows:\n  corrected   p99 {:>10}  p99.9 {:>10}  — what users saw: requests due during the \
-         freeze waited for it to end\n  uncorrected p99 {:>10}  p99.9 {:>10}  — what a closed-loop tool reports: \
-         timed from the actual send, the freeze all but disappears\nRun your own: \
-         `ratebench serve --stall 1s@5s` in one shell, `ratebench -R1000 -d10s -L http://127.0.0.1:8080/` in another.",
+        "\nWhat this shows:\n  corrected   p99 {:>10}  p99.9 {:>10}  — what users saw: the ~{due_in_freeze} requests \
+         due during the freeze ({:.0}% of {total}) waited for it to end\n  uncorrected p99 {:>10}  p99.9 {:>10}  — \
+         what a closed-loop tool reports: timed from the actual send, only the ≤ {in_flight} requests already in \
+         flight when the freeze began ({:.1}%) show it, at the very top of the distribution; the other \
+         ~{} waited unseen",
         p(c, 99.0),
         p(c, 99.9),
+        100.0 * due_in_freeze as f64 / total as f64,
         p(u, 99.0),
         p(u, 99.9),
+        100.0 * in_flight as f64 / total as f64,
+        due_in_freeze.saturating_sub(in_flight as u64),
+    );
+    if Summary::of(&result)
+        .warnings
+        .iter()
+        .any(|w| w.contains("generator fell behind"))
+    {
+        println!(
+            "  (The generator-lag warning above comes from the end of the freeze: the queued \
+             requests and their answers all arrive at once, on a machine that also runs the demo's \
+             server. In your own tests, take that warning seriously: it means the latencies \
+             include ratebench's own delay.)"
+        );
+    }
+    println!(
+        "Run your own: `ratebench serve --stall 1s@5s` in one shell, \
+         `ratebench -R1000 -d10s -L http://127.0.0.1:8080/` in another."
     );
     Ok(())
 }

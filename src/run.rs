@@ -64,6 +64,12 @@ pub struct RunResult {
     pub interrupted: bool,
     /// Requests written before the schedule ended.
     pub sent_in_window: u64,
+    /// Requests completed (any status) before the load window ended; the rest of
+    /// `completed` drained during the grace period.
+    pub completed_in_window: u64,
+    /// From the first completion to the last: the time the completions took (about the load
+    /// window when the target kept up; longer when a backlog drained after it).
+    pub completion_span: Duration,
     /// Per worker thread, the share of the load window it was busy (0..=1): near 1 means
     /// the generator itself was saturated.
     pub busy: Vec<f64>,
@@ -89,6 +95,8 @@ impl RunResult {
             open: 0,
             interrupted: false,
             sent_in_window: 0,
+            completed_in_window: 0,
+            completion_span: Duration::ZERO,
             busy: Vec::new(),
             waits: (0, 0),
             thread_globals: Vec::new(),

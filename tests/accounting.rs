@@ -50,6 +50,23 @@ fn server_closing_every_connection_after_one_response() {
         server.accepted.load(Ordering::SeqCst),
         1 + r.recorder.connects
     );
+    // The send-lag line accounts for every scheduled request: measured on a free
+    // connection, waited for a busy one, waited for a reconnect (nearly all here), or not
+    // measured. Its counts add up to the scheduled 400.
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    let line = text.lines().find(|l| l.starts_with("Send lag:")).unwrap();
+    let inside = line.split_once('(').unwrap().1.split_once(')').unwrap().0;
+    let counts: Vec<u64> = inside
+        .split("; ")
+        .map(|part| part.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 400, "{line}");
+    assert!(line.contains("waited for a reconnect"), "{line}");
 }
 
 #[test]
@@ -112,4 +129,46 @@ fn garbage_responses_are_protocol_errors() {
     assert_eq!(errors(&r, ErrorClass::Protocol), 100);
     // Garbage is not a latency.
     assert_eq!(r.recorder.corrected.len(), 0);
+}
+
+#[test]
+fn throughput_counts_the_time_a_backlog_took_to_drain() {
+    // 5 connections to a server that takes at least 10 ms per answer carry at most
+    // 5 / 10 ms = 500 completions a second. At -R1000 for 2 s, 2000 requests are due; the
+    // backlog drains during the grace period, so all 2000 complete, the first to the last
+    // at least 1999 / 500 ≈ 4.0 s apart. Requests/sec is completions over the time they took:
+    // at most 2000 / 3.998 s ≈ 500.3, never the 1000 that dividing by the 2 s window claims.
+    let server = serve(|c| c.delay = Duration::from_millis(10));
+    let url = format!("http://{}/", server.addr);
+    let (r, j) = load(&url)
+        .rate("1000")
+        .duration("2s")
+        .connections(5)
+        .run_json();
+    let s = ratebench::report::Summary::of(&r);
+    assert_eq!(r.recorder.total.completed, 2000);
+    assert!(s.completion_secs >= 4.0, "took {} s", s.completion_secs);
+    assert!(
+        s.completed_rate <= 500.0 + 1.0,
+        "{} req/s",
+        s.completed_rate
+    );
+    // Within the 2 s window at most 500/s × 2 s (plus the 5 already on the wire) finished;
+    // the rest drained after it, and the report says so.
+    let within = j["accounting"]["completed_in_window"].as_u64().unwrap();
+    assert!(within <= 1005, "within the window: {within}");
+    assert_eq!(s.drained, 2000 - within);
+    assert_eq!(
+        j["completion_span_s"].as_f64().unwrap(),
+        s.completion_secs,
+        "the JSON carries the divisor"
+    );
+    let text = ratebench::report::text::render(&r, &s, &[], Default::default());
+    assert!(
+        text.contains(&format!(
+            "{within} completed within the 2s load window, {} after it",
+            2000 - within
+        )),
+        "{text}"
+    );
 }

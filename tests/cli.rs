@@ -126,6 +126,18 @@ fn demo_runs_and_shows_the_correction() {
         "corrected p99 {corrected} ms"
     );
     assert!(uncorrected < 100.0, "uncorrected p99 {uncorrected} ms");
+    // And the words match those numbers: 1000/s × 1 s frozen = 1000 requests (25 % of
+    // 4000) waited; the 20 connections held at most 20 in flight (0.5 %), the rest unseen.
+    assert!(
+        stdout.contains("the ~1000 requests due during the freeze (25% of 4000) waited"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("only the ≤ 20 requests already in flight when the freeze began (0.5%)")
+            && stdout.contains("the other ~980 waited unseen"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("all but disappears"), "{stdout}");
 }
 
 /// Parses wrk's duration format (`123.00us`, `1.23ms`, `1.23s`) into milliseconds.

@@ -511,6 +511,10 @@ fn fixed_run() -> ratebench::run::RunResult {
     r.elapsed = Duration::from_secs(4);
     r.open = 4;
     r.sent_in_window = 200;
+    // Completions from 1.02 ms to 1.9919 s (the timeout is not a completion), all in the
+    // window.
+    r.completed_in_window = 199;
+    r.completion_span = Duration::from_micros(1_991_900 - 1_020);
     r.busy = vec![0.05];
     r.waits = (200, 0);
     r

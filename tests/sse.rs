@@ -217,3 +217,50 @@ fn a_stream_cut_mid_way_is_a_protocol_error_with_its_partial_measurements() {
     assert_eq!(r.recorder.total.errors[ErrorClass::Protocol.index()], 20);
     assert_eq!(r.recorder.stream.as_deref().unwrap().ttft.len(), 20);
 }
+
+#[test]
+fn a_token_rule_that_never_matches_says_so_and_prints_na() {
+    // The endpoint streams OpenAI chunks (choices[].delta.content); a JSON path that is not
+    // there matches no event: the streams are counted, but TTFT, ITL and time per output
+    // token have nothing in them. The report must say why, and print n/a, not 0.00us.
+    let server = serve(|c| c.llm = llm(5, 1, 4));
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let r = load(&url)
+        .rate("10")
+        .duration("1s")
+        .connections(4)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .flag("--sse-token", "choices.*.delta.text")
+        .run();
+    let s = ratebench::report::Summary::of(&r);
+    assert_eq!(r.recorder.stream.as_deref().unwrap().streams, 10);
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.contains("no event in them matched the token rule")
+                && w.contains("--sse-token")),
+        "{:?}",
+        s.warnings
+    );
+    let text = ratebench::report::text::render(&r, &s, &[], Default::default());
+    let tpot = text
+        .lines()
+        .find(|l| l.contains("Time per output token"))
+        .unwrap();
+    assert!(tpot.contains("n/a") && !tpot.contains("0.00us"), "{tpot}");
+    // The default rule reads the same streams: no warning.
+    let r = load(&url)
+        .rate("10")
+        .duration("1s")
+        .connections(4)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .run();
+    let s = ratebench::report::Summary::of(&r);
+    assert!(
+        !s.warnings.iter().any(|w| w.contains("token rule")),
+        "{:?}",
+        s.warnings
+    );
+}

@@ -103,6 +103,11 @@ pub(super) struct Shared {
     pub(super) window_end: Cell<Option<Instant>>,
     /// Requests written before the end of the load window (for the achieved rate).
     pub(super) sent_in_window: Cell<u64>,
+    /// Requests completed (any status) before the end of the load window.
+    pub(super) completed_in_window: Cell<u64>,
+    /// When the first and the last request completed (throughput is counted over the time
+    /// completions took).
+    pub(super) completions: Cell<Option<(Instant, Instant)>>,
 }
 
 /// The most of a thread's time spent awake waiting for responses: the expected response
@@ -179,6 +184,18 @@ impl Shared {
 
     pub(super) fn finish(&self, outcome: &Outcome) {
         self.recorder.borrow_mut().record(outcome);
+        if outcome.result.is_ok() {
+            if self.window_end.get().is_some_and(|end| outcome.done < end) {
+                self.completed_in_window
+                    .set(self.completed_in_window.get() + 1);
+            }
+            let d = outcome.done;
+            let span = self
+                .completions
+                .get()
+                .map_or((d, d), |(first, last)| (first.min(d), last.max(d)));
+            self.completions.set(Some(span));
+        }
         self.outstanding.set(self.outstanding.get() - 1);
         if self.closing.get() && self.outstanding.get() == 0 && self.queue.len() == 0 {
             self.drained.notify_one();

@@ -274,6 +274,8 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     let mut schedule_end = start;
     let mut interrupted = false;
     let mut sent_in_window = 0;
+    let mut completed_in_window = 0;
+    let mut completions: Option<(Instant, Instant)> = None;
     let mut busy = Vec::with_capacity(threads);
     let mut waits = (0, 0);
     let mut thread_globals = Vec::with_capacity(threads);
@@ -288,6 +290,11 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         schedule_end = schedule_end.max(r.schedule_end);
         interrupted |= r.interrupted;
         sent_in_window += r.sent_in_window;
+        completed_in_window += r.completed_in_window;
+        if let Some((first, last)) = r.completions {
+            completions =
+                Some(completions.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
+        }
         busy.push(r.busy);
         waits = (waits.0 + r.waits.0, waits.1 + r.waits.1);
         thread_globals.push(r.globals);
@@ -304,6 +311,8 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         open,
         interrupted,
         sent_in_window,
+        completed_in_window,
+        completion_span: completions.map_or(Duration::ZERO, |(f, l)| l - f),
         busy,
         waits,
         thread_globals,

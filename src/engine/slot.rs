@@ -93,6 +93,9 @@ pub(super) async fn attempt(
     let mut free = job.free;
     if !usable {
         close_conn(shared, sender);
+        if free {
+            shared.recorder.borrow_mut().reconnect_waits += 1;
+        }
         free = false; // time spent connecting is not the generator's send lag
         match tokio::time::timeout(timeout, connector.connect()).await {
             Ok(Ok(s)) => {

@@ -85,6 +85,10 @@ pub struct WorkerResult {
     pub interrupted: bool,
     /// Requests written by the time the schedule ended (for the achieved rate).
     pub sent_in_window: u64,
+    /// Requests completed before the end of the load window (the rest drained after it).
+    pub completed_in_window: u64,
+    /// When its first and its last request completed, if any did.
+    pub completions: Option<(Instant, Instant)>,
     /// Share of the load window the thread was busy (not parked, not spinning idle), 0..=1.
     pub busy: f64,
     /// The pacer's waits for due times, and how many stayed awake for a response.
@@ -103,6 +107,8 @@ impl WorkerResult {
             schedule_end: Instant::now(),
             interrupted: true,
             sent_in_window: 0,
+            completed_in_window: 0,
+            completions: None,
             busy: 0.0,
             waits: (0, 0),
             globals: Vec::new(),
@@ -201,6 +207,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         may_spin: !spin.is_zero(),
         window_end: Cell::new(None),
         sent_in_window: Cell::new(0),
+        completed_in_window: Cell::new(0),
+        completions: Cell::new(None),
     });
     let mut timer = Timer::new(spin)?;
 
@@ -333,6 +341,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         schedule_end,
         interrupted: stopped != Stop::Run,
         sent_in_window,
+        completed_in_window: shared.completed_in_window.get(),
+        completions: shared.completions.get(),
         busy,
         waits,
         globals: shared

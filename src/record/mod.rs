@@ -134,6 +134,9 @@ pub struct Recorder {
     pub status: Vec<u64>,
     /// Requests that found every connection busy and waited in the FIFO queue.
     pub queued: u64,
+    /// Requests that found a connection free but had to wait for it to be re-opened (the
+    /// server had closed it): neither send lag nor queueing.
+    pub reconnect_waits: u64,
     /// Connections opened (initial ones and re-opens).
     pub connects: u64,
     /// Connections re-opened after the server closed one or a request failed on it.
@@ -172,6 +175,7 @@ impl Recorder {
             total: Counts::default(),
             status: vec![0; 1000],
             queued: 0,
+            reconnect_waits: 0,
             connects: 0,
             reconnects: 0,
             interval: Interval::new(0),
@@ -333,6 +337,7 @@ impl Recorder {
             *a += b;
         }
         self.queued += other.queued;
+        self.reconnect_waits += other.reconnect_waits;
         self.slo_met += other.slo_met;
         self.extra_requests += other.extra_requests;
         for m in &other.script_messages {

@@ -35,6 +35,10 @@ pub struct Document {
     pub load_duration_s: f64,
     /// Seconds from the start to the end of the grace period.
     pub elapsed_s: f64,
+    /// Seconds the completions took: first to last completion, at least the load duration
+    /// (`rates.completed_per_s` divides by it).
+    #[serde(default)]
+    pub completion_span_s: f64,
     /// Whether Ctrl-C ended the run early.
     pub interrupted: bool,
     /// scheduled = completed + errors + unfinished.
@@ -103,8 +107,14 @@ pub struct AccountingDoc {
     pub sent: u64,
     /// Written before the load duration ended.
     pub sent_in_window: u64,
+    /// Completed before the load duration ended (the rest of `completed` drained after it).
+    #[serde(default)]
+    pub completed_in_window: u64,
     /// Found every connection busy and waited.
     pub queued: u64,
+    /// Found a connection free, but waited for it to be re-opened.
+    #[serde(default)]
+    pub reconnect_waits: u64,
 }
 
 /// Failed requests per class.
@@ -160,9 +170,9 @@ pub struct RatesDoc {
     pub target_per_s: f64,
     /// Requests written per second.
     pub achieved_per_s: f64,
-    /// Requests completed per second.
+    /// Requests completed per second of `completion_span_s`.
     pub completed_per_s: f64,
-    /// Response bytes per second.
+    /// Response bytes per second of `completion_span_s`.
     pub bytes_per_s: f64,
 }
 
@@ -419,6 +429,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             .map_or(0.0, |d| d.as_secs_f64()),
         load_duration_s: r.load_duration.as_secs_f64(),
         elapsed_s: r.elapsed.as_secs_f64(),
+        completion_span_s: s.completion_secs,
         interrupted: r.interrupted,
         accounting: AccountingDoc {
             scheduled: t.scheduled,
@@ -427,7 +438,9 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             unfinished: r.unfinished,
             sent: t.sent,
             sent_in_window: r.sent_in_window,
+            completed_in_window: r.completed_in_window,
             queued: rec.queued,
+            reconnect_waits: rec.reconnect_waits,
         },
         status_codes: rec
             .status

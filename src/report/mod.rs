@@ -33,15 +33,22 @@ pub struct Summary {
     pub target_rate: f64,
     /// Requests written per second of the load window.
     pub achieved_rate: f64,
-    /// Completed requests per second of the load window.
+    /// Completed requests per second of the time completions took (`completion_secs`), as
+    /// wrk2 divides by the real elapsed time: a backlog that drained after the load window
+    /// is not credited to the window.
     pub completed_rate: f64,
-    /// Response bytes per second of the load window.
+    /// The seconds `completed_rate` divides by: the load window, or, when completions took
+    /// longer than that (first to last), the time they took.
+    pub completion_secs: f64,
+    /// Completed requests that finished after the load window (drained in the grace period).
+    pub drained: u64,
+    /// Response bytes per second of `completion_secs`.
     pub bytes_rate: f64,
-    /// Output tokens of streams per second of the load window.
+    /// Output tokens of streams per second of `completion_secs`.
     pub tokens_rate: f64,
     /// Requests that met every `--slo`, as a percentage of scheduled.
     pub goodput_share: f64,
-    /// Requests that met every `--slo`, per second of the load window.
+    /// Requests that met every `--slo`, per second of `completion_secs`.
     pub goodput_rate: f64,
     /// Problems a reader must know about, most important first.
     pub warnings: Vec<String>,
@@ -101,7 +108,14 @@ impl Summary {
         let secs = r.load_duration.as_secs_f64().max(1e-9);
         let target_rate = r.meta.rate.as_f64();
         let achieved_rate = r.sent_in_window as f64 / secs;
-        let completed_rate = t.completed as f64 / secs;
+        // Completions are counted over the time they took, never over a window they
+        // overran: 3000 answers that took 6.5 s are 460/s, not 1000/s over a 3 s window.
+        // When the target kept up, first-to-last completion is the load window shifted by
+        // one response time, and the window itself is the divisor (as in wrk2); a burst of
+        // answers at the very end is never divided by less than the window.
+        let completion_secs = secs.max(r.completion_span.as_secs_f64());
+        let completed_rate = t.completed as f64 / completion_secs;
+        let drained = t.completed.saturating_sub(r.completed_in_window);
         let mut warnings = Vec::new();
 
         // The generator is late if requests went out late on free connections (send lag),
@@ -153,6 +167,18 @@ impl Summary {
                 fmt_us(us(SEND_LAG_WARN) as f64)
             ));
         }
+        if let Some(st) = r.recorder.stream.as_deref() {
+            // Streams came back, but not one event counted as a token: the token rule does
+            // not fit this API, and TTFT, ITL and tokens/s are empty for that reason alone.
+            if st.streams > 0 && st.ttft.is_empty() {
+                warnings.push(format!(
+                    "{} event streams came back but no event in them matched the token rule: \
+                     TTFT, inter-token latency and tokens/s are empty; check --sse-token \
+                     (openai, any, or a JSON path such as choices.*.delta.content)",
+                    st.streams
+                ));
+            }
+        }
         if r.unfinished > 0 {
             warnings.push(format!(
                 "{} requests were still queued or in flight when the grace period ({:?}) ended; \
@@ -188,14 +214,16 @@ impl Summary {
             target_rate,
             achieved_rate,
             completed_rate,
-            bytes_rate: t.bytes as f64 / secs,
-            tokens_rate: t.tokens as f64 / secs,
+            completion_secs,
+            drained,
+            bytes_rate: t.bytes as f64 / completion_secs,
+            tokens_rate: t.tokens as f64 / completion_secs,
             goodput_share: if t.scheduled == 0 {
                 0.0
             } else {
                 100.0 * r.recorder.slo_met as f64 / t.scheduled as f64
             },
-            goodput_rate: r.recorder.slo_met as f64 / secs,
+            goodput_rate: r.recorder.slo_met as f64 / completion_secs,
             warnings,
         }
     }

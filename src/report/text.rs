@@ -177,9 +177,20 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         o,
         "  {} requests in {}s, {} read",
         t.completed,
-        fmt_secs(r.load_duration.as_secs_f64()),
+        fmt_secs(s.completion_secs),
         fmt_bytes(t.bytes as f64)
     );
+    if s.drained > 0 {
+        // Say how much of the work ran past the load window (a few in-flight requests, or
+        // a backlog the server could not keep up with).
+        let _ = writeln!(
+            o,
+            "  {} completed within the {}s load window, {} after it (in the grace period)",
+            t.completed - s.drained,
+            fmt_secs(r.load_duration.as_secs_f64()),
+            s.drained,
+        );
+    }
     let _ = writeln!(o, "Requests/sec: {:>10.2}", s.completed_rate);
     let _ = writeln!(o, "Transfer/sec: {:>10}", fmt_bytes(s.bytes_rate));
     let _ = writeln!(
@@ -240,17 +251,30 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         r.meta.connections, r.open, rec.connects, rec.reconnects
     );
     let lag = &rec.send_lag;
-    let _ = writeln!(
+    // Every scheduled request is in exactly one of these: measured on a free connection,
+    // waited for a busy one, waited for a reconnect, or not measured (never written, or still
+    // in flight at the end).
+    let measured = lag.len();
+    let unmeasured = t
+        .scheduled
+        .saturating_sub(measured + rec.queued + rec.reconnect_waits);
+    let _ = write!(
         o,
-        "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one); release lag p99 {}",
-        fmt_us(percentile(lag, 50.0) as f64),
-        fmt_us(percentile(lag, 99.0) as f64),
-        fmt_us(percentile(lag, 99.9) as f64),
-        fmt_us(lag.max() as f64),
-        lag.len(),
+        "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one",
+        na_us(lag, 50.0),
+        na_us(lag, 99.0),
+        na_us(lag, 99.9),
+        na_max(lag),
+        measured,
         rec.queued,
-        fmt_us(percentile(&rec.release_lag, 99.0) as f64),
     );
+    if rec.reconnect_waits > 0 {
+        let _ = write!(o, "; {} waited for a reconnect", rec.reconnect_waits);
+    }
+    if unmeasured > 0 {
+        let _ = write!(o, "; {unmeasured} not sent or not finished");
+    }
+    let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
     if let Some(st) = rec.stream.as_deref() {
         streaming(&mut o, r, s, st);
     }
@@ -289,15 +313,34 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     o
 }
 
+/// A percentile of `h` in wrk's units, or `n/a` when nothing was recorded (a 0 would
+/// read as a measurement).
+fn na_us(h: &Hist, p: f64) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_us(percentile(h, p) as f64)
+    }
+}
+
+/// The largest value of `h`, or `n/a`.
+fn na_max(h: &Hist) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_us(h.max() as f64)
+    }
+}
+
 fn dist(o: &mut String, label: &str, h: &Hist) {
     let _ = writeln!(
         o,
         "  {label:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}",
-        fmt_us(percentile(h, 50.0) as f64),
-        fmt_us(percentile(h, 90.0) as f64),
-        fmt_us(percentile(h, 99.0) as f64),
-        fmt_us(percentile(h, 99.9) as f64),
-        fmt_us(h.max() as f64),
+        na_us(h, 50.0),
+        na_us(h, 90.0),
+        na_us(h, 99.0),
+        na_us(h, 99.9),
+        na_max(h),
     );
 }
 

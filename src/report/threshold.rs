@@ -100,11 +100,39 @@ impl Threshold {
             return Err(format!("no value after the comparison; {HINT}"));
         }
         let number = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
+        // A latency limit needs its unit: `p99<0.5` could mean 0.5 s (a bare duration
+        // elsewhere) or 0.5 ms (k6), and guessing wrong passes a run 1000× too slow.
         let latency = |v: &str| {
+            if number(v).is_some() {
+                return Err(format!(
+                    "latency limit {v:?} has no unit: write it with one, e.g. {name}<{v}ms or \
+                     {name}<{v}s (k6's spelling p(99)<{v} is taken as milliseconds)"
+                ));
+            }
             parse_duration(v)
                 .map(|d| d.as_nanos() as f64 / 1000.0)
                 .map_err(|r| format!("latency limit {v:?}: {r}"))
         };
+        // k6's spelling: p(99)<200 — the percentile in parentheses, a bare limit in ms.
+        let k6 = name
+            .strip_prefix("p(")
+            .and_then(|p| p.strip_suffix(')'))
+            .filter(|p| !p.is_empty());
+        if let Some(p) = k6 {
+            let q = number(p).filter(|q| *q <= 100.0).ok_or_else(|| {
+                format!("percentile {name:?}: expected p(0)..p(100), e.g. p(99) or p(99.9)")
+            })?;
+            let limit = match number(value) {
+                Some(ms) => ms * 1000.0,
+                None => latency(value)?,
+            };
+            return Ok(Threshold {
+                expr: s.trim().to_string(),
+                metric: Metric::Percentile(q),
+                op,
+                limit,
+            });
+        }
         let (metric, limit) = match name {
             "max" => (Metric::Max, latency(value)?),
             "mean" | "avg" => (Metric::Mean, latency(value)?),
@@ -197,6 +225,9 @@ mod tests {
             ("errors<=5", Metric::Errors, Op::Le, 5.0),
             ("rate>990", Metric::Rate, Op::Gt, 990.0),
             ("rate>=99.5", Metric::Rate, Op::Ge, 99.5),
+            // k6's spelling: a bare limit is milliseconds; a unit is honoured.
+            ("p(99)<200", Metric::Percentile(99.0), Op::Lt, 200_000.0),
+            ("p(99.9)<1s", Metric::Percentile(99.9), Op::Lt, 1_000_000.0),
         ];
         for (s, metric, op, limit) in ok {
             let t = Threshold::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
@@ -212,8 +243,15 @@ mod tests {
             "rate>lots",
             "<1s",
             "p99=1s",
+            "p()<200",
+            "p(101)<200",
         ] {
             assert!(Threshold::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        // A latency limit without a unit is refused, with the fix in the message.
+        for bare in ["p99<0.5", "max<2", "mean<10", "p99.9<250"] {
+            let e = Threshold::parse(bare).expect_err(bare).to_string();
+            assert!(e.contains("no unit") && e.contains("ms"), "{bare}: {e}");
         }
     }
 }

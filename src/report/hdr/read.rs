@@ -192,6 +192,8 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
     let mut seconds: BTreeMap<u32, Interval> = BTreeMap::new();
     let mut config: Option<ConfigDoc> = None;
     let (mut unfinished, mut open, mut sent_in_window) = (0, 0, 0);
+    let mut completed_in_window = 0;
+    let mut span = 0.0f64;
     let (mut load, mut elapsed) = (0.0f64, 0.0f64);
     let mut started_at = f64::MAX;
     let mut interrupted = false;
@@ -247,6 +249,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
                     }
                 }
                 recorder.queued += a.queued;
+                recorder.reconnect_waits += a.reconnect_waits;
                 recorder.slo_met += t.streaming.slo_met;
                 if recorder.slos.is_empty() {
                     recorder.slos = t
@@ -266,6 +269,8 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
                 unfinished += a.unfinished;
                 open += t.connections.open_at_end;
                 sent_in_window += a.sent_in_window;
+                completed_in_window += a.completed_in_window;
+                span = span.max(t.completion_span_s);
                 load = load.max(t.load_duration_s);
                 elapsed = elapsed.max(t.elapsed_s);
                 started_at = started_at.min(t.started_at_unix_s);
@@ -289,6 +294,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
                 recorder.total.completed += n;
                 recorder.total.sent += n;
                 sent_in_window += n;
+                completed_in_window += n;
                 let secs = log
                     .seconds
                     .keys()
@@ -327,6 +333,8 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         open,
         interrupted,
         sent_in_window,
+        completed_in_window,
+        completion_span: Duration::from_secs_f64(span.max(0.0)),
         busy,
         waits: (0, 0), // not in the log
         thread_globals: Vec::new(),

@@ -79,7 +79,8 @@ impl HlogWriter {
         }
     }
 
-    /// Writes one second: the corrected and uncorrected histograms and the counters.
+    /// Writes one second: the corrected and uncorrected histograms and the counters, and
+    /// flushes.
     pub fn interval(&mut self, iv: &Interval, stats: &IntervalStats) {
         let start = f64::from(iv.index);
         self.line(TAG_CORRECTED, &iv.corrected, start, 1.0);
@@ -89,7 +90,9 @@ impl HlogWriter {
         }
         if self.error.is_none() {
             let json = serde_json::to_string(&SecondDoc::of(stats)).expect("plain data serializes");
-            if let Err(e) = writeln!(self.out, "{COUNTS}{json}]") {
+            // Flushed each second (on the coordinator, off the hot path), so the log can be
+            // followed as the run goes: `tail -f`, `kubectl logs`, benches/soak.sh.
+            if let Err(e) = writeln!(self.out, "{COUNTS}{json}]").and_then(|_| self.out.flush()) {
                 self.error = Some(e);
             }
         }
