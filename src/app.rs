@@ -165,13 +165,20 @@ impl Progress {
     }
 }
 
-/// Prints to stdout, or to stderr when stdout carries the JSON summary.
+/// Prints a line to stdout (a closed pipe is not an error).
+fn out_line(text: &str) {
+    out(false, &format!("{text}\n"));
+}
+
+/// Prints to stdout, or to stderr when stdout carries the JSON summary. A closed pipe
+/// (`ratebench … | head -1`) is not an error: the report files are still written.
 fn out(to_stderr: bool, text: &str) {
     if to_stderr {
-        eprint!("{text}");
+        let mut e = std::io::stderr().lock();
+        let _ = e.write_all(text.as_bytes());
     } else {
-        print!("{text}");
-        let _ = std::io::stdout().flush();
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
     }
 }
 
@@ -211,7 +218,7 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         )
         .into());
     }
-    out(to_stderr, &report::text::header(&config.meta()));
+    let header = report::text::header(&config.meta());
     let mut progress = Progress::new(config.duration);
     let result = engine::run(
         config,
@@ -224,6 +231,7 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
                 }
             }),
             thread_setups: script.as_ref().map(|s| s.thread_setups()),
+            on_start: Some(Box::new(|| out(to_stderr, &header))),
         },
     )
     .map_err(|source| Error::Run {
@@ -400,7 +408,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         .map_err(|e| ConfigError::Missing(format!("demo arguments: {e}")))?
         .run;
     let command = run_args.validate()?;
-    println!(
+    out_line(&format!(
         "ratebench demo: a built-in server on {} answers in ~100us, but {}s after it starts it \
          freezes every response for {}s.\nratebench keeps sending {} requests/s through the \
          freeze (open loop) and times each from when it was due.\n",
@@ -408,7 +416,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
         stall_at.as_secs(),
         stall_for.as_secs(),
         command.plan.rate
-    );
+    ));
     let result = load_result(&command)?;
     let c = &result.recorder.corrected;
     let u = &result.recorder.uncorrected;
@@ -419,7 +427,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let due_in_freeze = (command.plan.rate.as_f64() * stall_for.as_secs_f64()).round() as u64;
     let in_flight = command.plan.connections;
     let total = result.recorder.total.scheduled.max(1);
-    println!(
+    out_line(&format!(
         "\nWhat this shows:\n  corrected   p99 {:>10}  p99.9 {:>10}  — what users saw: the ~{due_in_freeze} requests \
          due during the freeze ({:.0}% of {total}) waited for it to end\n  uncorrected p99 {:>10}  p99.9 {:>10}  — \
          what a closed-loop tool reports: timed from the actual send, only the ≤ {in_flight} requests already in \
@@ -431,23 +439,22 @@ fn demo(args: &DemoArgs) -> Result<()> {
         p(u, 99.0),
         p(u, 99.9),
         100.0 * in_flight as f64 / total as f64,
-        due_in_freeze.saturating_sub(in_flight as u64),
-    );
+        due_in_freeze.saturating_sub(in_flight as u64)));
     if Summary::of(&result)
         .warnings
         .iter()
         .any(|w| w.contains("generator fell behind"))
     {
-        println!(
+        out_line(
             "  (The generator-lag warning above comes from the end of the freeze: the queued \
              requests and their answers all arrive at once, on a machine that also runs the demo's \
              server. In your own tests, take that warning seriously: it means the latencies \
-             include ratebench's own delay.)"
+             include ratebench's own delay.)",
         );
     }
-    println!(
+    out_line(
         "Run your own: `ratebench serve --stall 1s@5s` in one shell, \
-         `ratebench -R1000 -d10s -L http://127.0.0.1:8080/` in another."
+         `ratebench -R1000 -d10s -L http://127.0.0.1:8080/` in another.",
     );
     Ok(())
 }

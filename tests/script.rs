@@ -521,19 +521,104 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
     // n counts from 2 (thread 0's check call is n = 1): of n = 2..31, ten are multiples of 3.
     assert_eq!((completed, errors), (20, 10), "{out}");
     assert!(out.contains("script 10"), "{out}");
+    // One line per distinct message (each "boom n" differs), the first five kept, the
+    // other five counted; Lua's message without its stack traceback.
     let messages: Vec<&str> = out
         .lines()
-        .filter(|l| l.starts_with("Script error:"))
+        .filter(|l| l.starts_with("Script error"))
         .collect();
-    assert_eq!(
-        messages.len(),
-        5,
-        "the first five messages, the rest counted: {out}"
-    );
+    assert_eq!(messages.len(), 6, "five messages and a count: {out}");
     assert!(
-        messages[0].contains("flaky.lua:4") && messages[0].contains("boom 3"),
+        messages[0].starts_with("Script error (1×): request(): ")
+            && messages[0].contains("flaky.lua:4")
+            && messages[0].contains("boom 3"),
         "{out}"
     );
+    assert_eq!(messages[5], "Script error: 5 more with other messages");
+    assert!(!out.contains("stack traceback"), "{out}");
+    // The ten requests the script never built are errors, not the generator falling behind.
+    assert!(!out.contains("generator fell behind"), "{out}");
+    assert!(
+        out.contains(
+            "10 scheduled requests were never sent (10 because the script failed before sending)"
+        ),
+        "{out}"
+    );
+
+    // The same message every time is one line with its count.
+    let same = script(
+        &dir,
+        "same.lua",
+        "n = 0\nfunction request()\n  n = n + 1\n  if n % 3 == 0 then error('boom') end\n  return wrk.format()\nend\n",
+    );
+    let Ran { code, out, .. } = rb(&["-R30", "-d1s", "-c2", "-t1", "-s", &same, &url]);
+    assert_eq!(code, 0);
+    let messages: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("Script error"))
+        .collect();
+    assert_eq!(messages.len(), 1, "{out}");
+    assert!(
+        messages[0].starts_with("Script error (10×): request(): "),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrk2_style_scripts_see_headers_in_any_case_and_thread_fields_in_init() {
+    // As wrk2's auth.lua does: read a token from the first response's headers by the name
+    // the server wrote (X-Token; hyper hands it over lower-cased), then send it on every
+    // request. And as its addr.lua does: print wrk.thread.addr (and id) from init().
+    let server = raw_server(Behaviour::Token);
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("wrk2-style");
+    let s = script(
+        &dir,
+        "token.lua",
+        r#"
+        token = nil
+        function init(args)
+          print(string.format("init thread %d addr %s", wrk.thread.id, tostring(wrk.thread.addr)))
+        end
+        function request() return wrk.format("GET", token and "/resource" or "/authenticate") end
+        function response(status, headers, body)
+          assert(headers["X-Token"] == "abc123", "X-Token")
+          assert(headers["x-token"] == "abc123" and headers["X-TOKEN"] == "abc123", "any case")
+          local names = {}
+          for k in pairs(headers) do names[#names + 1] = k end
+          table.sort(names)
+          assert(table.concat(names, ",") == "Content-Length,X-Token", table.concat(names, ","))
+          if not token then
+            token = headers["X-Token"]
+            wrk.headers["X-Token"] = token
+          end
+        end
+        "#,
+    );
+    let Ran {
+        code,
+        out,
+        err,
+        summary,
+        ..
+    } = rb(&["-R20", "-d1s", "-c2", "-t2", "-s", &s, &url]);
+    assert_eq!(code, 0, "{err}");
+    // No response() assertion failed: every request completed, none is a script error.
+    assert_eq!(accounting(&summary), [20, 20, 0, 0], "{out}");
+    let seen = server.seen.lock().unwrap();
+    let last = seen.last().unwrap().to_ascii_lowercase();
+    assert!(
+        last.starts_with("get /resource ") && last.contains("x-token: abc123\r\n"),
+        "{last}"
+    );
+    // init() printed each thread's id and address before the report's header, as wrk does
+    // (stdout is a pipe here: C's stdio would have held those lines until exit).
+    let addr = server.addr.to_string();
+    for id in 0..2 {
+        let line = format!("init thread {id} addr {addr}");
+        let at = out.find(&line).unwrap_or_else(|| panic!("{line}: {out}"));
+        assert!(at < out.find("Running 1s test").unwrap(), "{out}");
+    }
 }
 
 #[test]

@@ -123,6 +123,11 @@ impl Connector {
         })
     }
 
+    /// The address it connects to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The same connector, connecting to another address (a script's `thread.addr`).
     pub fn with_addr(&self, addr: SocketAddr) -> Connector {
         Connector {

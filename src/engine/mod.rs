@@ -125,6 +125,10 @@ pub struct RunOptions<'a> {
     pub on_interval: IntervalSink<'a>,
     /// What the script's `setup()` gave each thread (None: no setup state ran).
     pub thread_setups: Option<Vec<crate::script::ThreadSetup>>,
+    /// Called once every thread has run its script's `init()` and the target answered the
+    /// preflight connection, just before the clock starts (the report's header goes here,
+    /// after what `init()` printed, as in wrk).
+    pub on_start: Option<Box<dyn FnOnce() + 'a>>,
 }
 
 impl Default for RunOptions<'_> {
@@ -133,6 +137,7 @@ impl Default for RunOptions<'_> {
             handle_sigint: false,
             on_interval: Box::new(|_, _| {}),
             thread_setups: None,
+            on_start: None,
         }
     }
 }
@@ -168,11 +173,9 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             rule: config.token_rule.clone(),
             slos: config.slos.clone(),
             script: match (&config.script, &options.thread_setups) {
-                (Some(base), Some(setups)) => Some((
-                    base.clone(),
-                    setups.get(t).cloned().unwrap_or_default(),
-                    t == 0,
-                )),
+                (Some(base), Some(setups)) => {
+                    Some((base.clone(), setups.get(t).cloned().unwrap_or_default(), t))
+                }
                 _ => None,
             },
             stop: stop_rx.clone(),
@@ -211,6 +214,9 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             let _ = h.join();
         }
         return Err(e);
+    }
+    if let Some(f) = options.on_start.take() {
+        f();
     }
     // A common start a little ahead, so every thread is waiting when it comes.
     let start = Instant::now() + Duration::from_millis(2);

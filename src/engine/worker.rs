@@ -57,8 +57,8 @@ pub struct WorkerSpec {
     pub rule: TokenRule,
     /// Goodput targets.
     pub slos: Vec<Slo>,
-    /// The Lua script and what `setup()` gave this thread; `check` on thread 0.
-    pub script: Option<(ScriptBase, ThreadSetup, bool)>,
+    /// The Lua script, what `setup()` gave this thread, and the thread's index.
+    pub script: Option<(ScriptBase, ThreadSetup, usize)>,
     /// Stop requests from the coordinator (Ctrl-C).
     pub stop: watch::Receiver<Stop>,
     /// Where the per-second snapshots go.
@@ -162,19 +162,21 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     // The script's state lives on this thread; init() runs before any connection opens.
     let (script, connector) = match script {
         None => (None, connector),
-        Some((base, setup, check)) => match WorkerScript::new(&base, &setup, check) {
-            Ok(s) => {
-                let c = match setup.addr {
-                    Some(a) => Arc::new(connector.with_addr(a)),
-                    None => connector,
-                };
-                (Some(s), c)
+        Some((base, setup, thread)) => {
+            match WorkerScript::new(&base, &setup, thread, connector.addr()) {
+                Ok(s) => {
+                    let c = match setup.addr {
+                        Some(a) => Arc::new(connector.with_addr(a)),
+                        None => connector,
+                    };
+                    (Some(s), c)
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(e));
+                    return Ok(WorkerResult::not_started(Recorder::new()));
+                }
             }
-            Err(e) => {
-                let _ = ready.send(Err(e));
-                return Ok(WorkerResult::not_started(Recorder::new()));
-            }
-        },
+        }
     };
     let shared = Rc::new(Shared {
         queue: Backlog {

@@ -149,8 +149,14 @@ pub struct Recorder {
     pub slos: Vec<Slo>,
     /// Completed requests that met every goodput target.
     pub slo_met: u64,
-    /// The first few script error messages (the rest are only counted).
-    pub script_messages: Vec<String>,
+    /// The first few distinct script error messages, each with how often it came (the
+    /// rest are only counted, in `script_messages_more`).
+    pub script_messages: Vec<(String, u64)>,
+    /// Script errors whose message was not among the kept ones.
+    pub script_messages_more: u64,
+    /// Requests never written because they failed first (connect, or the script's
+    /// request()): missing from the achieved rate through no fault of the pacer.
+    pub never_sent: u64,
     /// HTTP requests sent beyond one per scheduled request (a script's pipelined strings).
     pub extra_requests: u64,
 }
@@ -183,14 +189,25 @@ impl Recorder {
             slos: Vec::new(),
             slo_met: 0,
             script_messages: Vec::new(),
+            script_messages_more: 0,
+            never_sent: 0,
             extra_requests: 0,
         }
     }
 
-    /// Keeps a script error message, if fewer than `SCRIPT_MESSAGES_KEPT` are kept already.
+    /// Counts a script error message: under its own line if it is one of the first
+    /// `SCRIPT_MESSAGES_KEPT` distinct ones, else among the "more".
     pub fn script_message(&mut self, m: String) {
-        if self.script_messages.len() < SCRIPT_MESSAGES_KEPT && !self.script_messages.contains(&m) {
-            self.script_messages.push(m);
+        self.script_messages_n(m, 1);
+    }
+
+    fn script_messages_n(&mut self, m: String, n: u64) {
+        if let Some(kept) = self.script_messages.iter_mut().find(|(k, _)| *k == m) {
+            kept.1 += n;
+        } else if self.script_messages.len() < SCRIPT_MESSAGES_KEPT {
+            self.script_messages.push((m, n));
+        } else {
+            self.script_messages_more += n;
         }
     }
 
@@ -286,6 +303,9 @@ impl Recorder {
             }
             Err(class) => {
                 self.total.errors[class.index()] += 1;
+                if o.sent.is_none() {
+                    self.never_sent += 1;
+                }
                 self.interval.counts.errors[class.index()] += 1;
                 // A timeout is a latency the user experienced, at least this long: keep it
                 // in the distribution so timeouts never hide the tail.
@@ -340,9 +360,11 @@ impl Recorder {
         self.reconnect_waits += other.reconnect_waits;
         self.slo_met += other.slo_met;
         self.extra_requests += other.extra_requests;
-        for m in &other.script_messages {
-            self.script_message(m.clone());
+        for (m, n) in &other.script_messages {
+            self.script_messages_n(m.clone(), *n);
         }
+        self.script_messages_more += other.script_messages_more;
+        self.never_sent += other.never_sent;
         if let Some(o) = &other.stream {
             self.stream
                 .get_or_insert_with(|| Box::new(StreamRecorder::new()))

@@ -126,7 +126,11 @@ impl Summary {
         let busiest = r.busy.iter().cloned().fold(0.0, f64::max);
         let saturated = busiest > BUSY_WARN;
         let lagging = lag_p99 > us(SEND_LAG_WARN);
-        let shortfall = t.scheduled.saturating_sub(r.sent_in_window);
+        // Requests that failed before they could be written (the script's request() threw,
+        // or no connection could be opened) are missing from the sent count through no fault
+        // of the pacer: they are errors, said below, not a generator or connection shortfall.
+        let never_sent = r.recorder.never_sent;
+        let shortfall = t.scheduled.saturating_sub(r.sent_in_window + never_sent);
         let short = shortfall > 1 && shortfall as f64 > 0.01 * t.scheduled as f64;
         // Who is to blame for a shortfall: a thread with no headroom left is; otherwise, if
         // most of what was due had to wait for a connection, the connections (the server) are,
@@ -150,6 +154,22 @@ impl Summary {
                  -R allows with -c {}; the wait is in the corrected latency — raise -c to \
                  offer the full rate)",
                 r.recorder.queued, r.meta.connections
+            ));
+        }
+        if never_sent > 1 && never_sent as f64 > 0.01 * t.scheduled as f64 {
+            let connect = t.errors[ErrorClass::Connect.index()].min(never_sent);
+            let script = never_sent - connect;
+            let mut why = Vec::new();
+            if script > 0 {
+                why.push(format!("{script} because the script failed before sending"));
+            }
+            if connect > 0 {
+                why.push(format!("{connect} because no connection could be opened"));
+            }
+            warnings.push(format!(
+                "target rate not achieved: {never_sent} scheduled requests were never sent \
+                 ({}); they are counted as errors",
+                why.join(", ")
             ));
         }
         // Whatever was not already blamed for a shortfall above.

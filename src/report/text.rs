@@ -242,8 +242,15 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             rec.extra_requests
         );
     }
-    for m in &rec.script_messages {
-        let _ = writeln!(o, "Script error: {m}");
+    for (m, n) in &rec.script_messages {
+        let _ = writeln!(o, "Script error ({n}×): {m}");
+    }
+    if rec.script_messages_more > 0 {
+        let _ = writeln!(
+            o,
+            "Script error: {} more with other messages",
+            rec.script_messages_more
+        );
     }
     let _ = writeln!(
         o,

@@ -55,11 +55,16 @@ pub struct HookError {
 }
 
 impl HookError {
-    /// The failure of `hook`, with its message.
+    /// The failure of `hook`, with its message: Lua's first lines (file, line and what
+    /// went wrong), without the stack traceback that would make every report line differ.
     pub fn new(hook: &'static str, message: impl std::fmt::Display) -> HookError {
-        HookError {
-            hook,
-            message: message.to_string(),
-        }
+        let full = message.to_string();
+        let message = full
+            .split("\nstack traceback:")
+            .next()
+            .unwrap_or_default()
+            .trim_end()
+            .to_string();
+        HookError { hook, message }
     }
 }

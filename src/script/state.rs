@@ -7,6 +7,7 @@
 use super::portable::Portable;
 use super::{HookError, ScriptError};
 use mlua::{Function, Lua, LuaSerdeExt, MetaMethod, SerializeOptions, UserData, Value};
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,29 @@ pub(super) fn new_state(base: &ScriptBase) -> Result<(Lua, Vec<String>), ScriptE
     let lua = Lua::new();
     let setup = || -> mlua::Result<()> {
         let g = lua.globals();
+        // print() writes through the same stdout as the report (C's stdio would hold it in
+        // its own buffer when stdout is a file, and put init()'s lines after the report);
+        // a closed stdout is not the script's error.
+        g.set(
+            "print",
+            lua.create_function(|lua, args: mlua::Variadic<Value>| {
+                let tostring: Function = lua.globals().get("tostring")?;
+                let mut line = Vec::new();
+                for (i, a) in args.into_iter().enumerate() {
+                    if i > 0 {
+                        line.push(b'\t');
+                    }
+                    let s: mlua::String = tostring.call(a)?;
+                    line.extend_from_slice(&s.as_bytes());
+                }
+                line.push(b'\n');
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&line).and_then(|_| out.flush());
+                Ok(())
+            })?,
+        )?;
+        // io.write keeps C's buffer; line by line, it stays in order with the report too.
+        lua.load("io.stdout:setvbuf('line')").exec()?;
         // json
         let json = lua.create_table()?;
         json.set(

@@ -6,20 +6,28 @@
 
 use super::portable::{from_portable, portable_arg, to_portable, Portable};
 use super::raw::{self, RawRequest};
-use super::state::{hook, new_state, ScriptBase, ThreadSetup};
+use super::state::{hook, new_state, Addr, ScriptBase, ThreadSetup};
 use super::{HookError, ScriptError};
-use mlua::{Function, Lua, Table, UserData, Value};
+use mlua::{Function, Lua, MetaMethod, Table, UserData, Value};
 use std::borrow::Cow;
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The thread object in a worker state.
+/// The thread object in a worker state (`wrk.thread`): its index and address, as wrk2's
+/// `addr.lua` prints them from `init()`, and `stop`, `get`, `set`.
 struct WorkerThread {
+    id: usize,
+    addr: SocketAddr,
     stop: Rc<Cell<bool>>,
 }
 
 impl UserData for WorkerThread {
+    fn add_fields<F: mlua::UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("id", |_, this| Ok(this.id));
+        f.add_field_method_get("addr", |_, this| Ok(Addr::from(this.addr)));
+    }
     fn add_methods<M: mlua::UserDataMethods<Self>>(m: &mut M) {
         m.add_method("stop", |_, this, ()| {
             this.stop.set(true);
@@ -44,16 +52,33 @@ pub struct WorkerScript {
     delay: Option<Function>,
     fixed: Vec<RawRequest>,
     stop: Rc<Cell<bool>>,
+    /// The metatable of `response()`'s headers table: look-ups in any case.
+    header_meta: Table,
+}
+
+/// `Content-Type` for `content-type`: the canonical case of an HTTP/1 header name, which is
+/// how nearly every server writes it (hyper keeps only the lower-cased name).
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        out.push(if upper { c.to_ascii_uppercase() } else { c });
+        upper = c == '-';
+    }
+    out
 }
 
 impl WorkerScript {
-    /// Loads the script in a new state, applies `setup`'s globals, runs `init(args)`, and —
-    /// when `check` (thread 0, as wrk does) — calls `request()` once to check what it builds.
+    /// Loads the script in a new state for worker thread `thread` connecting to `addr`,
+    /// applies `setup`'s globals, runs `init(args)`, and — on thread 0, as wrk does — calls
+    /// `request()` once to check what it builds.
     pub fn new(
         base: &ScriptBase,
         setup: &ThreadSetup,
-        check: bool,
+        thread: usize,
+        addr: SocketAddr,
     ) -> Result<WorkerScript, ScriptError> {
+        let check = thread == 0;
         let (lua, builtins) = new_state(base)?;
         let stop = Rc::new(Cell::new(false));
         let load = |e: mlua::Error| ScriptError::Load(e.to_string());
@@ -63,7 +88,35 @@ impl WorkerScript {
                 .map_err(load)?;
         }
         let wrk: Table = g.get("wrk").map_err(load)?;
-        wrk.set("thread", WorkerThread { stop: stop.clone() })
+        wrk.set(
+            "thread",
+            WorkerThread {
+                id: thread,
+                addr: setup.addr.unwrap_or(addr),
+                stop: stop.clone(),
+            },
+        )
+        .map_err(load)?;
+        // Header names arrive lower-cased; wrk's scripts look them up as the server wrote
+        // them (`headers["X-Token"]`), so a look-up that misses tries every name without case.
+        let header_meta = lua.create_table().map_err(load)?;
+        let index = lua
+            .create_function(|_, (t, key): (Table, Value)| {
+                let Value::String(key) = key else {
+                    return Ok(Value::Nil);
+                };
+                let key = key.to_string_lossy().to_ascii_lowercase();
+                for pair in t.pairs::<mlua::String, Value>() {
+                    let (name, v) = pair?;
+                    if name.to_string_lossy().to_ascii_lowercase() == key {
+                        return Ok(v);
+                    }
+                }
+                Ok(Value::Nil)
+            })
+            .map_err(load)?;
+        header_meta
+            .set(MetaMethod::Index.name(), index)
             .map_err(load)?;
         if let Some(init) = hook(&lua, "init")? {
             let args = lua.create_table().map_err(load)?;
@@ -98,6 +151,7 @@ impl WorkerScript {
             builtins,
             lua,
             stop,
+            header_meta,
         })
     }
 
@@ -133,8 +187,9 @@ impl WorkerScript {
         let run = || -> mlua::Result<()> {
             let h = self.lua.create_table()?;
             for (k, v) in headers {
-                h.set(k.as_str(), v.as_str())?;
+                h.raw_set(title_case(k), v.as_str())?;
             }
+            h.set_metatable(Some(self.header_meta.clone()))?;
             f.call::<()>((status, h, self.lua.create_string(body)?))
         };
         run().map_err(|e| HookError::new("response", e))

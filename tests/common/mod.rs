@@ -210,6 +210,8 @@ pub enum Behaviour {
     CutStream,
     /// A complete event stream whose second event is not JSON.
     MalformedStream,
+    /// `200 OK` with an `X-Token: abc123` header, keep-alive.
+    Token,
 }
 
 const SSE_HEAD: &str =
@@ -318,6 +320,9 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                                 stream_reply.as_bytes()
                             }
                             Behaviour::Ok => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                            Behaviour::Token => {
+                                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Token: abc123\r\n\r\nok"
+                            }
                             Behaviour::CloseAfterOne => {
                                 b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
                             }
