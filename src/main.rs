@@ -5,7 +5,23 @@ use clap::Parser;
 fn main() {
     let cli = match ratebench::cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => e.exit(), // clap prints usage errors itself and exits 2
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version: clap prints them
+        Err(e) => {
+            // clap's own errors in the same one line as every other: what is wrong, and
+            // its tip when it has one.
+            let text = e.to_string();
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let first = lines.next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            // (Not the tip to pass a value after `--`: those words go to a script here.)
+            let tip = lines
+                .find_map(|l| l.strip_prefix("tip: "))
+                .filter(|t| !t.contains("use '--"))
+                .map(|t| format!("; {t}"))
+                .unwrap_or_default();
+            eprintln!("ratebench: error: {first}{tip} (see ratebench --help)");
+            std::process::exit(ratebench::error::EXIT_USAGE);
+        }
     };
     if let Err(e) = ratebench::app::run(cli) {
         eprintln!("ratebench: error: {e}");

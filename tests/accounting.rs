@@ -172,3 +172,28 @@ fn throughput_counts_the_time_a_backlog_took_to_drain() {
         "{text}"
     );
 }
+
+#[test]
+fn a_host_with_several_addresses_gets_the_first_that_answers() {
+    // `localhost` may resolve to ::1 first while the server listens on 127.0.0.1 only; as
+    // wrk and curl do, each address is tried in the resolver's order. Here: a port nothing
+    // listens on, then the live server.
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // dropped: nothing listens there now
+    let server = raw_server(Behaviour::Ok);
+    let timeout = Duration::from_secs(1);
+    let got = ratebench::engine::first_reachable("localhost:x", &[refused, server.addr], timeout)
+        .expect("the second address answers");
+    assert_eq!(got, server.addr);
+    // None answers: one error naming every address tried and what it said.
+    let e = ratebench::engine::first_reachable("localhost:x", &[refused, refused], timeout)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no address of localhost:x accepts connections")
+            && e.matches(&refused.to_string()).count() == 2,
+        "{e}"
+    );
+}

@@ -18,6 +18,21 @@ fn bad_input_exits_2_naming_the_flag_and_sends_nothing() {
         (vec!["-R1000", "-c", "0", &url], "-c/--connections"),
         (vec!["-R1000", "-c", "2", "-t", "4", &url], "-t/--threads"),
         (vec![&url], "-R/--rate"),
+        // No scheme, either way it is written: the same hint, with the URL meant.
+        (
+            vec!["-R1000", "127.0.0.1:8080/"],
+            "did you mean http://127.0.0.1:8080/",
+        ),
+        (
+            vec!["-R1000", "localhost:8080"],
+            "did you mean http://localhost:8080/",
+        ),
+        // clap's own errors, in the same one-line style.
+        (
+            vec!["-R1000", "--frobnicate", &url],
+            "unexpected argument '--frobnicate'",
+        ),
+        (vec!["-R", "-5", &url], "-R/--rate \"-5\""),
     ];
     for (args, flag) in &cases {
         let out = run_bin(args, Duration::from_secs(10));

@@ -536,8 +536,12 @@ fn script_errors_are_clear_before_traffic_and_counted_during_it() {
     );
     assert_eq!(messages[5], "Script error: 5 more with other messages");
     assert!(!out.contains("stack traceback"), "{out}");
-    // The ten requests the script never built are errors, not the generator falling behind.
-    assert!(!out.contains("generator fell behind"), "{out}");
+    // The ten requests the script never built are errors, not the generator falling behind
+    // (a busy machine may still wake it late now and then: that is its own line).
+    assert!(
+        !out.contains("target rate not achieved — the generator fell behind"),
+        "{out}"
+    );
     assert!(
         out.contains(
             "10 scheduled requests were never sent (10 because the script failed before sending)"

@@ -86,25 +86,37 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Total requests per second across all threads and connections: 1000, 2.5k, 0.5, 30/m.
-    #[arg(short = 'R', long = "rate", value_name = "N")]
+    #[arg(
+        short = 'R',
+        long = "rate",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub rate: Option<String>,
     /// Connections kept open (HTTP/1.1: at most one request in flight on each).
     #[arg(
         short = 'c',
         long = "connections",
         value_name = "N",
-        default_value = "10"
+        default_value = "10",
+        allow_hyphen_values = true
     )]
     pub connections: String,
     /// Worker threads [default: number of cores, at most -c].
-    #[arg(short = 't', long = "threads", value_name = "N")]
+    #[arg(
+        short = 't',
+        long = "threads",
+        value_name = "N",
+        allow_hyphen_values = true
+    )]
     pub threads: Option<String>,
     /// Measured load duration: 30s, 2m, 1h, 1500ms.
     #[arg(
         short = 'd',
         long = "duration",
         value_name = "T",
-        default_value = "10s"
+        default_value = "10s",
+        allow_hyphen_values = true
     )]
     pub duration: String,
     /// Add a request header, "Name: value" (repeatable).

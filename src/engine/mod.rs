@@ -57,6 +57,15 @@ pub enum RunError {
     /// The target refused or failed the first connection: is it running, and trusted?
     #[error("target not reachable: {0}")]
     Unreachable(#[from] ConnectError),
+    /// The host name has several addresses and none accepted a connection: is the server
+    /// running, and listening on which of them?
+    #[error("target not reachable: no address of {host} accepts connections ({tried})")]
+    NoAddress {
+        /// host:port as given.
+        host: String,
+        /// Each address tried, with what it answered.
+        tried: String,
+    },
     /// The script failed in a worker's init() or first request(): fix the line named.
     #[error("{0}")]
     Script(#[from] ScriptError),
@@ -80,20 +89,47 @@ impl RunError {
 }
 
 /// Resolves the target's host and port to the first address.
+///
+/// A name with several addresses (`localhost` → `::1`, `127.0.0.1`) gets the first that
+/// accepts a TCP connection, tried in the resolver's order, as wrk and curl do; a single
+/// address is taken as it is, without a connection (the preflight comes later).
 pub fn resolve(config: &Plan) -> Result<SocketAddr, RunError> {
     let t = &config.target;
     let host = format!("{}:{}", t.host, t.port);
-    (t.host.as_str(), t.port)
+    let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
         .to_socket_addrs()
         .map_err(|e| RunError::Resolve {
             host: host.clone(),
             reason: e.to_string(),
         })?
-        .next()
-        .ok_or(RunError::Resolve {
+        .collect();
+    match addrs.as_slice() {
+        [] => Err(RunError::Resolve {
             host,
             reason: "no addresses".into(),
-        })
+        }),
+        [one] => Ok(*one),
+        several => first_reachable(&host, several, config.timeout),
+    }
+}
+
+/// The first of `addrs` that accepts a TCP connection within `timeout` (at most 3 s each).
+pub fn first_reachable(
+    host: &str,
+    addrs: &[SocketAddr],
+    timeout: Duration,
+) -> Result<SocketAddr, RunError> {
+    let mut tried = Vec::new();
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(a, timeout.min(Duration::from_secs(3))) {
+            Ok(_) => return Ok(*a),
+            Err(e) => tried.push(format!("{a}: {e}")),
+        }
+    }
+    Err(RunError::NoAddress {
+        host: host.to_string(),
+        tried: tried.join("; "),
+    })
 }
 
 /// Opens and closes one connection, to fail early and clearly.

@@ -39,6 +39,16 @@ impl Target {
     /// Parses and checks a target URL.
     pub fn parse(url: &str) -> Result<Target, ConfigError> {
         let example = "e.g. http://127.0.0.1:8080/";
+        // `localhost:8080` parses as scheme "localhost", `127.0.0.1:8080/` not at all: both
+        // miss the scheme, and both get the same hint, with the URL they probably meant.
+        if !url.contains("://") {
+            let path = if url.contains('/') { "" } else { "/" };
+            return Err(invalid(
+                "URL",
+                url,
+                format!("missing scheme (http:// or https://): did you mean http://{url}{path} ?"),
+            ));
+        }
         let uri: Uri = url
             .parse()
             .map_err(|e| invalid("URL", url, format!("not a valid URL ({e}); {example}")))?;
