@@ -357,17 +357,27 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     };
     let to_stderr = outputs.json_to_stdout();
     let names: Vec<String> = args.logs.iter().map(|p| p.display().to_string()).collect();
+    let what = if result.meta.threads == 0 {
+        // A log of another HdrHistogram tool: latencies only, no plan written down.
+        format!(
+            "  written by another HdrHistogram tool: latency distributions only (no rate, \
+             threads or connections recorded; {} per second observed)\n",
+            result.meta.rate
+        )
+    } else {
+        format!(
+            "  {} threads and {} connections in all, target {} requests/s\n",
+            result.meta.threads, result.meta.connections, result.meta.rate
+        )
+    };
     out(
         to_stderr,
         &format!(
-            "Report of {} interval log{} ({}) @ {}\n  {} threads and {} connections in all, target {} requests/s\n",
+            "Report of {} interval log{} ({}) @ {}\n{what}",
             names.len(),
             if names.len() == 1 { "" } else { "s" },
             names.join(", "),
             result.meta.url,
-            result.meta.threads,
-            result.meta.connections,
-            result.meta.rate
         ),
     );
     let summary = Summary::of(&result);

@@ -539,3 +539,80 @@ fn text_report_layout_matches_the_golden_file() {
     let want = std::fs::read_to_string(&golden).expect("tests/golden/report.txt");
     assert_eq!(text, want, "the text report's layout changed");
 }
+
+#[test]
+fn report_reads_a_log_written_by_another_implementation() {
+    // tests/data/hdrhistogram_py.hlog was written by HdrHistogram_py
+    // (tests/data/make_hdrhistogram_py_log.py): untagged histograms in nanoseconds,
+    // absolute time stamps from 1800000000 s with BaseTime 0. Three one-second intervals of
+    // 1000 values each at 1, 2 and 3 ms: 3000 requests over 3 s, p50 2 ms, max 3 ms. Read
+    // as a 1800000003 s run or as microseconds, it would be off by nine or three orders.
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/hdrhistogram_py.hlog");
+    let dir = tmpdir("foreign-log");
+    let json_path = dir.join("r.json");
+    let out = run_bin(
+        &[
+            "report",
+            log.to_str().unwrap(),
+            "--json",
+            json_path.to_str().unwrap(),
+        ],
+        Duration::from_secs(20),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("3000 requests in 3s"), "{stdout}");
+    assert!(
+        stdout.contains("written by another HdrHistogram tool"),
+        "{stdout}"
+    );
+    let j = json(&json_path);
+    check_schema(&j);
+    let lat = &j["latency_ms"]["corrected"];
+    // HDR keeps 3 significant digits: each value is within 0.1 % of what was recorded.
+    let near = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() <= want * 0.001;
+    assert!(near(&lat["p50"], 2.0) && near(&lat["max"], 3.0), "{lat}");
+    assert_eq!(lat["count"], 3000);
+    assert_eq!(j["series"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn damaged_logs_are_errors_not_panics() {
+    // Each of these is a clear error (exit 1 naming the file and line) or a report — never a
+    // panic (exit 101).
+    let dir = tmpdir("damaged-logs");
+    let good = "Tag=corrected,0.000,1.000,1.000,HISTFAAAACZ4nJNpmSzMwMDAygABzFCaEch0M9ixgMH+A0Tg4DrGC/wAbJ0Gnw==\n";
+    let cases = [
+        ("garbage", "this is not a log\n".to_string()),
+        ("bad base64", "0.0,1.0,1.0,HIST!!!\n".to_string()),
+        (
+            "huge stamp",
+            format!("{}", good.replace("0.000,1.000", "1e300,1.000")),
+        ),
+        (
+            "far future",
+            good.replace("0.000,1.000", "99999999999999.000,1.000"),
+        ),
+        (
+            "absurd totals",
+            format!("{good}#[ratebench-totals {{\"load_duration_s\": -1e308}}]\n"),
+        ),
+        ("no newline", good.trim_end().to_string()),
+    ];
+    for (name, text) in cases {
+        let p = dir.join(format!("{}.hlog", name.replace(' ', "-")));
+        std::fs::write(&p, text).unwrap();
+        let out = run_bin(&["report", p.to_str().unwrap()], Duration::from_secs(20));
+        let code = out.status.code();
+        assert!(
+            code == Some(0) || code == Some(1),
+            "{name}: exit {code:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

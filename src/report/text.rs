@@ -167,10 +167,10 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     let _ = writeln!(
         o,
         "  Uncorrected (from actual send): p50 {}, p99 {}, p99.9 {}, max {}",
-        fmt_us(percentile(u, 50.0) as f64),
-        fmt_us(percentile(u, 99.0) as f64),
-        fmt_us(percentile(u, 99.9) as f64),
-        fmt_us(u.max() as f64),
+        na_us(u, 50.0),
+        na_us(u, 99.0),
+        na_us(u, 99.9),
+        na_max(u),
     );
 
     let _ = writeln!(
@@ -257,52 +257,60 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         "Connections: {} asked, {} open at end of load, {} opened ({} reconnects)",
         r.meta.connections, r.open, rec.connects, rec.reconnects
     );
-    let lag = &rec.send_lag;
-    // Every scheduled request is in exactly one of these: measured on a free connection,
-    // waited for a busy one, waited for a reconnect, or not measured (never written, or still
-    // in flight at the end).
-    let measured = lag.len();
-    let unmeasured = t
-        .scheduled
-        .saturating_sub(measured + rec.queued + rec.reconnect_waits);
-    let _ = write!(
-        o,
-        "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one",
-        na_us(lag, 50.0),
-        na_us(lag, 99.0),
-        na_us(lag, 99.9),
-        na_max(lag),
-        measured,
-        rec.queued,
-    );
-    if rec.reconnect_waits > 0 {
-        let _ = write!(o, "; {} waited for a reconnect", rec.reconnect_waits);
+    // Logs of other HdrHistogram tools carry latencies only: no generator to speak of.
+    let generator_known = !r.busy.is_empty();
+    if generator_known {
+        let lag = &rec.send_lag;
+        // Every scheduled request is in exactly one of these: measured on a free connection,
+        // waited for a busy one, waited for a reconnect, or not measured (never written, or still
+        // in flight at the end).
+        let measured = lag.len();
+        let unmeasured = t
+            .scheduled
+            .saturating_sub(measured + rec.queued + rec.reconnect_waits);
+        let _ = write!(
+            o,
+            "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one",
+            na_us(lag, 50.0),
+            na_us(lag, 99.0),
+            na_us(lag, 99.9),
+            na_max(lag),
+            measured,
+            rec.queued,
+        );
+        if rec.reconnect_waits > 0 {
+            let _ = write!(o, "; {} waited for a reconnect", rec.reconnect_waits);
+        }
+        if unmeasured > 0 {
+            let _ = write!(o, "; {unmeasured} not sent or not finished");
+        }
+        let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
+    } else {
+        let _ = writeln!(o, "Send lag: not recorded in these logs");
     }
-    if unmeasured > 0 {
-        let _ = write!(o, "; {unmeasured} not sent or not finished");
-    }
-    let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
     if let Some(st) = rec.stream.as_deref() {
         streaming(&mut o, r, s, st);
     }
-    let busy: Vec<String> = r
-        .busy
-        .iter()
-        .map(|b| format!("{:.0}%", b * 100.0))
-        .collect();
-    let _ = write!(
-        o,
-        "Generator: threads busy {} of the load window",
-        busy.join(", ")
-    );
-    let (waits, awake) = r.waits;
-    if awake > 0 {
+    if generator_known {
+        let busy: Vec<String> = r
+            .busy
+            .iter()
+            .map(|b| format!("{:.0}%", b * 100.0))
+            .collect();
         let _ = write!(
             o,
-            "; stayed awake for a response in {awake} of {waits} waits"
+            "Generator: threads busy {} of the load window",
+            busy.join(", ")
         );
+        let (waits, awake) = r.waits;
+        if awake > 0 {
+            let _ = write!(
+                o,
+                "; stayed awake for a response in {awake} of {waits} waits"
+            );
+        }
+        let _ = writeln!(o);
     }
-    let _ = writeln!(o);
     for w in &s.warnings {
         let _ = writeln!(o, "WARNING: {w}");
     }

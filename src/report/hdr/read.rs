@@ -13,6 +13,7 @@ use crate::report::json::{ConfigDoc, Document, SecondDoc};
 use crate::run::{RunMeta, RunResult};
 use crate::stream::Slo;
 use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, LogIteratorError};
 use hdrhistogram::serialization::Deserializer;
 use std::collections::BTreeMap;
 use std::io;
@@ -30,7 +31,8 @@ pub enum ReadError {
         /// The OS error.
         source: io::Error,
     },
-    /// A line is not an interval-log line: is this an HdrHistogram log?
+    /// A line is not an interval-log line, or its histogram does not decode: is this an
+    /// HdrHistogram log?
     #[error("{path}:{line}: {reason}")]
     Format {
         /// The file.
@@ -45,43 +47,39 @@ pub enum ReadError {
     Empty(PathBuf),
 }
 
-/// One parsed data line.
-struct Line {
-    tag: Option<String>,
-    start: f64,
-    hist: Hist,
-}
+/// A time stamp at or above this many seconds is absolute (since the epoch), below it
+/// relative: the rule HdrHistogram's own log readers apply to logs without a BaseTime.
+const ABSOLUTE_S: f64 = 365.0 * 24.0 * 3600.0;
 
-fn parse_line(text: &str) -> Result<Line, String> {
-    let (tag, rest) = match text.strip_prefix("Tag=") {
-        Some(r) => {
-            let (t, rest) = r.split_once(',').ok_or("a tag with no fields after it")?;
-            (Some(t.to_string()), rest)
-        }
-        None => (None, text),
-    };
-    let fields: Vec<&str> = rest.splitn(4, ',').collect();
-    if fields.len() != 4 {
-        return Err("expected start,length,max,histogram".into());
-    }
-    let start: f64 = fields[0]
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad start time {:?}", fields[0]))?;
+/// Decodes one interval's histogram into ours (µs, 1 µs .. 1 h), converting its unit. Other
+/// tools log nanoseconds (jHiccup, HdrHistogram_py and Java's writer print the max column as
+/// value / 1e6, in ms) where ratebench logs microseconds (max / 1e3, also ms): the ratio of
+/// the histogram's own max to the max column, rounded to a power of 1000, says which.
+fn decode(encoded: &str, max_column: f64) -> Result<Hist, String> {
     let bytes = base64::engine::general_purpose::STANDARD
-        .decode(fields[3].trim())
+        .decode(encoded.trim())
         .map_err(|e| format!("histogram is not base64: {e}"))?;
     let decoded: Hist = Deserializer::new()
         .deserialize(&mut io::Cursor::new(bytes))
         .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+    // Microseconds per recorded unit: 1 for µs (ratebench), 1e-3 for ns, 1e3 for ms.
+    let per_unit = if max_column > 0.0 && max_column.is_finite() && decoded.max() > 0 {
+        let thousands = ((decoded.max() as f64 / max_column).log10() / 3.0).round();
+        10f64.powi(3 * (1 - thousands.clamp(0.0, 3.0) as i32))
+    } else {
+        1.0
+    };
     let mut hist = new_hist();
-    // Another tool's histogram may use other bounds: re-record its values in ours.
-    if hist.add(&decoded).is_err() {
-        for v in decoded.iter_recorded() {
-            hist.saturating_record_n(v.value_iterated_to(), v.count_at_value());
-        }
+    if per_unit == 1.0 && hist.add(&decoded).is_ok() {
+        return Ok(hist);
     }
-    Ok(Line { tag, start, hist })
+    // Other bounds or another unit: re-record each value in ours (saturating at 1 h).
+    let mut hist = new_hist();
+    for v in decoded.iter_recorded() {
+        let us = (v.value_iterated_to() as f64 * per_unit).round();
+        hist.saturating_record_n(us.clamp(0.0, u64::MAX as f64) as u64, v.count_at_value());
+    }
+    Ok(hist)
 }
 
 /// What one log file holds.
@@ -99,57 +97,107 @@ struct LogData {
     totals: Option<Document>,
 }
 
+/// The 1-based line of byte `offset` in `bytes`.
+fn line_of(bytes: &[u8], offset: usize) -> usize {
+    1 + bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+}
+
 fn read_one(path: &Path) -> Result<LogData, ReadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+    let mut bytes = std::fs::read(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
         source,
     })?;
+    if bytes.last().is_some_and(|b| *b != b'\n') {
+        bytes.push(b'\n'); // the last line counts even without its newline
+    }
+    let err = |line: usize, reason: String| ReadError::Format {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
     let mut d = LogData::default();
-    let mut any = false;
-    for (i, line) in text.lines().enumerate() {
-        let err = |reason: String| ReadError::Format {
-            path: path.to_path_buf(),
-            line: i + 1,
-            reason,
-        };
+    // ratebench's own counters travel in comment lines, which HdrHistogram readers skip.
+    for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
         let line = line.trim();
         if let Some(json) = line.strip_prefix(COUNTS).and_then(|l| l.strip_suffix(']')) {
-            let s: SecondDoc = serde_json::from_str(json).map_err(|e| err(e.to_string()))?;
+            let s: SecondDoc = serde_json::from_str(json).map_err(|e| err(i + 1, e.to_string()))?;
             d.counts.insert(s.second, s);
-            continue;
+        } else if let Some(json) = line.strip_prefix(TOTALS).and_then(|l| l.strip_suffix(']')) {
+            d.totals = Some(serde_json::from_str(json).map_err(|e| err(i + 1, e.to_string()))?);
         }
-        if let Some(json) = line.strip_prefix(TOTALS).and_then(|l| l.strip_suffix(']')) {
-            d.totals = Some(serde_json::from_str(json).map_err(|e| err(e.to_string()))?);
-            continue;
+    }
+    // The histograms, through the hdrhistogram crate's own log reader.
+    let (mut start_time, mut base_time) = (None, None);
+    let mut intervals = Vec::new();
+    for entry in IntervalLogIterator::new(&bytes) {
+        match entry {
+            Ok(LogEntry::StartTime(t)) => start_time = Some(t.as_secs_f64()),
+            Ok(LogEntry::BaseTime(t)) => base_time = Some(t.as_secs_f64()),
+            Ok(LogEntry::Interval(h)) => {
+                // Absolute time of the interval's start, as HdrHistogram's readers see it.
+                let stamp = h.start_timestamp().as_secs_f64();
+                let absolute = match base_time {
+                    Some(base) => stamp + base,
+                    None if stamp < ABSOLUTE_S => stamp + start_time.unwrap_or(0.0),
+                    None => stamp,
+                };
+                let hist = decode(h.encoded_histogram(), h.max()).map_err(|reason| {
+                    err(
+                        line_of(&bytes, interval_offset(&bytes, h.encoded_histogram())),
+                        reason,
+                    )
+                })?;
+                intervals.push((h.tag().map(|t| t.as_str().to_string()), absolute, hist));
+            }
+            Err(LogIteratorError::ParseError { offset }) => {
+                return Err(err(
+                    line_of(&bytes, offset),
+                    "not an interval-log line (expected [Tag=T,]start,length,max,histogram)".into(),
+                ))
+            }
         }
-        if line.is_empty() || line.starts_with('#') || line.starts_with('"') {
-            continue;
-        }
-        let l = parse_line(line).map_err(err)?;
-        any = true;
-        let second = l.start.max(0.0).floor() as u32;
-        match l.tag.as_deref() {
+    }
+    if intervals.is_empty() {
+        return Err(ReadError::Empty(path.to_path_buf()));
+    }
+    // Seconds of the run count from its StartTime, else from its first interval.
+    let run_start = start_time.unwrap_or_else(|| {
+        intervals
+            .iter()
+            .map(|(_, a, _)| *a)
+            .fold(f64::INFINITY, f64::min)
+    });
+    for (tag, absolute, hist) in intervals {
+        let second = (absolute - run_start)
+            .floor()
+            .clamp(0.0, f64::from(u32::MAX - 1)) as u32;
+        match tag.as_deref() {
             // Untagged lines (other tools' logs) are taken as corrected latency.
             None | Some(TAG_CORRECTED) => {
-                add(&mut d.seconds.entry(second).or_insert_with(pair).0, &l.hist)
+                add(&mut d.seconds.entry(second).or_insert_with(pair).0, &hist)
             }
             Some(TAG_UNCORRECTED) => {
-                add(&mut d.seconds.entry(second).or_insert_with(pair).1, &l.hist)
+                add(&mut d.seconds.entry(second).or_insert_with(pair).1, &hist)
             }
-            Some(TAG_SEND_LAG) => d.send_lag = Some(l.hist),
-            Some(TAG_RELEASE_LAG) => d.release_lag = Some(l.hist),
-            Some(TAG_TTFT) => add(d.ttft.entry(second).or_insert_with(new_hist), &l.hist),
+            Some(TAG_SEND_LAG) => d.send_lag = Some(hist),
+            Some(TAG_RELEASE_LAG) => d.release_lag = Some(hist),
+            Some(TAG_TTFT) => add(d.ttft.entry(second).or_insert_with(new_hist), &hist),
             Some(tag) if STREAM_TAGS.contains(&tag) => add(
                 d.stream.entry(tag.to_string()).or_insert_with(new_hist),
-                &l.hist,
+                &hist,
             ),
             Some(_) => {} // someone else's tag
         }
     }
-    if !any {
-        return Err(ReadError::Empty(path.to_path_buf()));
-    }
     Ok(d)
+}
+
+/// The byte offset of `part` (a slice of `bytes`) in `bytes`.
+fn interval_offset(bytes: &[u8], part: &str) -> usize {
+    (part.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize)
 }
 
 fn pair() -> (Hist, Hist) {
@@ -160,13 +208,25 @@ fn add(into: &mut Hist, h: &Hist) {
     into.add(h).expect("same HDR settings");
 }
 
+/// Seconds as written in a log, as a duration: negative, NaN or absurd values (a damaged or
+/// hostile file) become 0 or the largest duration instead of a panic.
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(if s.is_nan() {
+        Duration::ZERO
+    } else {
+        Duration::MAX
+    })
+}
+
 /// Rebuilds a run's description from its written-down form.
 fn meta_of(c: &ConfigDoc) -> RunMeta {
-    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
     RunMeta {
         url: c.url.clone(),
         method: c.method.clone(),
-        rate: Rate::new((c.rate_per_s.max(0.0) * 1e6).round() as u128, 1_000_000),
+        rate: Rate::new(
+            (c.rate_per_s.clamp(0.0, 1e12) * 1e6).round() as u128,
+            1_000_000,
+        ),
         connections: c.connections,
         threads: c.threads,
         duration: secs(c.duration_s),
@@ -322,19 +382,21 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         addr: None,
         recorder,
         intervals: seconds.values().map(Interval::stats).collect(),
-        load_duration: Duration::from_secs_f64(load),
-        elapsed: Duration::from_secs_f64(elapsed),
+        load_duration: secs(load),
+        elapsed: secs(elapsed),
         started_at: if started_at == f64::MAX {
             UNIX_EPOCH
         } else {
-            UNIX_EPOCH + Duration::from_secs_f64(started_at)
+            UNIX_EPOCH
+                .checked_add(secs(started_at))
+                .unwrap_or(UNIX_EPOCH)
         },
         unfinished,
         open,
         interrupted,
         sent_in_window,
         completed_in_window,
-        completion_span: Duration::from_secs_f64(span.max(0.0)),
+        completion_span: secs(span),
         busy,
         waits: (0, 0), // not in the log
         thread_globals: Vec::new(),
