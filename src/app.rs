@@ -11,7 +11,7 @@
 //! Used by `main`.
 
 use crate::cli::{Cli, Command, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs};
-use crate::engine::{self, Plan, RunError, RunOptions};
+use crate::engine::{self, Plan, RunError, RunOptions, Stop};
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_THRESHOLD};
 use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
@@ -105,9 +105,51 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Report(args)) => report_cmd(&args),
         None => {
             let command = cli.run.validate()?;
+            fit_open_files(command.plan.connections, command.plan.threads)?;
             load(&command)
         }
     }
+}
+
+/// Raises the open-file soft limit to the hard limit (as wrk users do by hand with
+/// `ulimit -n`), and refuses, before any traffic, a `-c` that still does not fit: otherwise
+/// the connections past the limit would fail one by one as connect errors mid-run.
+fn fit_open_files(connections: usize, threads: usize) -> Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read the one struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(()); // unknown: let the run find out
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    // One descriptor per connection, plus each thread's runtime (epoll, timers, wakers),
+    // the preflight and the standard streams.
+    let needed = connections as u64 + 16 * threads as u64 + 32;
+    if limit.rlim_cur != libc::RLIM_INFINITY && needed > limit.rlim_cur {
+        return Err(ConfigError::Invalid {
+            flag: "-c/--connections",
+            value: connections.to_string(),
+            reason: format!(
+                "{connections} connections need about {needed} open files, but this process \
+                 may open only {} (the hard limit; see `ulimit -n`): raise it, e.g. \
+                 `ulimit -n {needed}` as root or in /etc/security/limits.conf, or lower -c",
+                limit.rlim_cur
+            ),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn serve_cmd(args: &ServeArgs) -> Result<()> {
@@ -160,8 +202,15 @@ impl Progress {
 
     fn clear(&self) {
         if self.tty {
-            eprint!("\r\x1b[K");
+            progress_clear_line();
         }
+    }
+}
+
+/// Clears the progress line on a terminal, so a message can take its place.
+fn progress_clear_line() {
+    if std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr(), "\r\x1b[K");
     }
 }
 
@@ -204,13 +253,6 @@ pub fn load_script(plan: &Plan) -> Result<Option<Script>> {
 fn load_result(command: &RunCommand) -> Result<RunResult> {
     let config = &command.plan;
     let to_stderr = command.outputs.json_to_stdout();
-    let mut hlog = match &command.hdr_log {
-        Some(p) => Some(HlogWriter::create(p).map_err(|source| Error::HdrLog {
-            path: p.display().to_string(),
-            source,
-        })?),
-        None => None,
-    };
     let script = load_script(config)?;
     if to_stderr && script.as_ref().is_some_and(|s| s.has_done()) {
         return Err(ConfigError::Missing(
@@ -218,7 +260,15 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         )
         .into());
     }
+    let mut hlog = match &command.hdr_log {
+        Some(p) => Some(HlogWriter::create(p).map_err(|source| Error::HdrLog {
+            path: p.display().to_string(),
+            source,
+        })?),
+        None => None,
+    };
     let header = report::text::header(&config.meta());
+    let grace = config.grace;
     let mut progress = Progress::new(config.duration);
     let result = engine::run(
         config,
@@ -232,11 +282,32 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
             }),
             thread_setups: script.as_ref().map(|s| s.thread_setups()),
             on_start: Some(Box::new(|| out(to_stderr, &header))),
+            on_stop: Some(Box::new(move |stop| {
+                progress_clear_line();
+                if stop == Stop::Hard {
+                    eprintln!(
+                        "ratebench: second Ctrl-C: not waiting any longer; requests still in \
+                         flight are counted as unfinished"
+                    );
+                } else {
+                    eprintln!(
+                        "ratebench: Ctrl-C: no new requests; waiting up to {grace:?} (--grace) for \
+                         those in flight, then the report (Ctrl-C again to stop now)"
+                    );
+                }
+            })),
         },
     )
-    .map_err(|source| Error::Run {
-        url: config.target.url.clone(),
-        source,
+    .map_err(|source| {
+        // A run that never started leaves no half-written log behind to mislead a reader.
+        if let (Some(h), Some(p)) = (hlog.take(), &command.hdr_log) {
+            drop(h);
+            let _ = std::fs::remove_file(p);
+        }
+        Error::Run {
+            url: config.target.url.clone(),
+            source,
+        }
     })?;
     progress.clear();
     let summary = Summary::of(&result);

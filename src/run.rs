@@ -62,6 +62,8 @@ pub struct RunResult {
     pub open: usize,
     /// Whether Ctrl-C (or a stop) ended the run early.
     pub interrupted: bool,
+    /// Whether a second Ctrl-C cut the grace period short.
+    pub cut_short: bool,
     /// Requests written before the schedule ended.
     pub sent_in_window: u64,
     /// Requests completed (any status) before the load window ended; the rest of
@@ -94,6 +96,7 @@ impl RunResult {
             unfinished: 0,
             open: 0,
             interrupted: false,
+            cut_short: false,
             sent_in_window: 0,
             completed_in_window: 0,
             completion_span: Duration::ZERO,

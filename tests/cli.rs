@@ -115,6 +115,51 @@ fn sigint_stops_the_run_and_prints_the_report() {
 }
 
 #[test]
+fn ctrl_c_says_what_it_waits_for_and_a_second_one_cuts_it_short() {
+    // A server that never answers: after the first Ctrl-C the requests in flight could keep
+    // the run waiting out its 30 s grace period; ratebench says so, and a second Ctrl-C ends
+    // the wait at once, reported as cut short, not as the grace period ending.
+    let server = raw_server(Behaviour::NeverAnswer);
+    let url = format!("http://{}/", server.addr);
+    let child = bin()
+        .args([
+            "-R50",
+            "-d60s",
+            "-c5",
+            "-t1",
+            "--timeout",
+            "60s",
+            "--grace",
+            "30s",
+            &url,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let out = wait_limited(child, Duration::from_secs(10));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("waiting up to 30s (--grace)") && stderr.contains("second Ctrl-C"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("when a second Ctrl-C cut the wait short")
+            && !stdout.contains("grace period (30s) ended"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn demo_runs_and_shows_the_correction() {
     let out = run_bin(&["demo", "-d", "4s"], Duration::from_secs(30));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -258,4 +303,56 @@ fn method_headers_and_body_arrive_as_given() {
     assert!(req.ends_with(&format!("\r\n\r\n{body}")), "{req}");
     // Every request is the same.
     assert!(seen.iter().all(|s| s == req));
+}
+
+#[test]
+fn the_open_file_limit_is_raised_or_named_before_traffic() {
+    // A soft limit of 64 open files is below what -c100 needs; the hard limit is not: the
+    // soft limit is raised and all 100 connections open (none fails as a connect error).
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("ulimit");
+    let json = dir.join("s.json");
+    let bin = env!("CARGO_BIN_EXE_ratebench");
+    let cmd = format!(
+        "ulimit -Sn 64 && exec {bin} -R200 -d1s -c100 -t1 --json {} {url}",
+        json.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_limited(child, Duration::from_secs(20));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(j["connections"]["opened"], 100);
+    assert_eq!(j["errors"]["connect"], 0);
+
+    // A hard limit of 128 cannot hold -c200 (about 264 descriptors): exit 2 naming
+    // `ulimit -n`, before a single connection.
+    let target = counting_listener();
+    let url = format!("http://{}/", target.addr);
+    let cmd = format!("ulimit -Sn 64 && ulimit -Hn 128 && exec {bin} -R10 -d1s -c200 {url}");
+    let child = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_limited(child, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("-c/--connections") && stderr.contains("ulimit -n"),
+        "{stderr}"
+    );
+    assert_eq!(target.accepted.load(Ordering::SeqCst), 0);
 }

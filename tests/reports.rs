@@ -613,3 +613,38 @@ fn damaged_logs_are_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn a_run_that_never_started_leaves_no_empty_files() {
+    // The target refuses: exit 1 before any traffic, and none of the report files asked for
+    // exists afterwards (an empty JSON or CSV breaks whatever reads it next).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let dir = tmpdir("never-started");
+    let f = |n: &str| dir.join(n).display().to_string();
+    let out = run_bin(
+        &[
+            "-R10",
+            "-d1s",
+            "--json",
+            &f("s.json"),
+            "--csv",
+            &f("p.csv"),
+            "--csv-timeseries",
+            &f("ts.csv"),
+            "--html",
+            &f("r.html"),
+            "--hdr-log",
+            &f("run.hlog"),
+            &url,
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "files left behind: {left:?}");
+}

@@ -84,13 +84,21 @@ impl OutputArgs {
     }
 }
 
-/// Fails unless `path` can be opened for writing (creating it, empty, if it is new).
+/// Fails unless `path` can be opened for writing.
+///
+/// A file that did not exist is removed again, so a run that fails before traffic leaves no
+/// empty files behind for whatever reads them next.
 pub fn check_writable(flag: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let existed = path.exists();
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map(|_| ())
+        .map(|_| {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+        })
         .map_err(|e| {
             invalid(
                 flag,

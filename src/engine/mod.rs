@@ -165,6 +165,9 @@ pub struct RunOptions<'a> {
     /// preflight connection, just before the clock starts (the report's header goes here,
     /// after what `init()` printed, as in wrk).
     pub on_start: Option<Box<dyn FnOnce() + 'a>>,
+    /// Called when a Ctrl-C is taken: `Soft` (sending stopped, waiting out the grace
+    /// period) or `Hard` (the wait cut short), so the user hears what is happening.
+    pub on_stop: Option<Box<dyn FnMut(Stop) + 'a>>,
 }
 
 impl Default for RunOptions<'_> {
@@ -174,6 +177,7 @@ impl Default for RunOptions<'_> {
             on_interval: Box::new(|_, _| {}),
             thread_setups: None,
             on_start: None,
+            on_stop: None,
         }
     }
 }
@@ -272,8 +276,8 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         (options.on_interval)(iv, &s);
         stats.push(s);
     };
+    let mut sigint = Stop::Run;
     rt.block_on(async {
-        let mut sigint = Stop::Run;
         loop {
             let ctrl_c = async {
                 if options.handle_sigint && sigint < Stop::Hard {
@@ -299,6 +303,9 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
                 _ = ctrl_c => {
                     sigint = if sigint == Stop::Run { Stop::Soft } else { Stop::Hard };
                     let _ = stop_tx.send(sigint);
+                    if let Some(f) = options.on_stop.as_mut() {
+                        f(sigint);
+                    }
                 }
             }
         }
@@ -352,6 +359,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         unfinished,
         open,
         interrupted,
+        cut_short: sigint == Stop::Hard,
         sent_in_window,
         completed_in_window,
         completion_span: completions.map_or(Duration::ZERO, |(f, l)| l - f),

@@ -200,10 +200,15 @@ impl Summary {
             }
         }
         if r.unfinished > 0 {
+            let when = if r.cut_short {
+                "when a second Ctrl-C cut the wait short".to_string()
+            } else {
+                format!("when the grace period ({:?}) ended", r.meta.grace)
+            };
             warnings.push(format!(
-                "{} requests were still queued or in flight when the grace period ({:?}) ended; \
-                 they are counted as unfinished, not in the latency distribution",
-                r.unfinished, r.meta.grace
+                "{} requests were still queued or in flight {when}; they are counted as \
+                 unfinished, not in the latency distribution",
+                r.unfinished
             ));
         }
         let timeouts = t.errors[ErrorClass::Timeout.index()];

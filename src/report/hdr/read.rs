@@ -394,6 +394,7 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         unfinished,
         open,
         interrupted,
+        cut_short: false,
         sent_in_window,
         completed_in_window,
         completion_span: secs(span),
