@@ -28,6 +28,9 @@ fn connection_refused_is_a_clear_runtime_error() {
         stderr.contains("cannot connect to 127.0.0.1") && stderr.contains("refused"),
         "{stderr}"
     );
+    // The cause is said once, on one line.
+    assert_eq!(stderr.matches("refused").count(), 1, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
 
 #[test]

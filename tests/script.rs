@@ -287,6 +287,45 @@ fn delay_lua_is_a_think_time_not_a_schedule_change() {
 }
 
 #[test]
+fn delay_returning_nonsense_is_a_script_error_not_a_panic() {
+    // math.huge, NaN and more than an hour are script bugs: each response's delay() call
+    // is counted as a script error message, the connection thinks for nothing, and the run
+    // completes every request. A negative delay means no delay.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("script-bad-delay");
+    for (name, expr, message) in [
+        ("huge", "math.huge", "returned inf ms"),
+        ("nan", "0/0", "returned NaN ms"),
+        ("week", "7 * 24 * 3600 * 1000", "returned 604800000 ms"),
+        ("negative", "-5", ""),
+    ] {
+        let s = script(
+            &dir,
+            &format!("{name}.lua"),
+            &format!("function delay() return {expr} end\n"),
+        );
+        let Ran {
+            code,
+            out,
+            err,
+            summary,
+            ..
+        } = rb(&["-R20", "-d1s", "-c2", "-t1", "-s", &s, &url]);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(accounting(&summary), [20, 20, 0, 0], "{name}: {out}");
+        if message.is_empty() {
+            assert!(!out.contains("Script error"), "{name}: {out}");
+        } else {
+            assert!(
+                out.contains("delay(): ") && out.contains(message),
+                "{name}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
 fn openai_chat_lua_builds_a_weighted_json_mix() {
     let server = serve(|c| {
         c.llm = ratebench::serve::LlmConfig {

@@ -56,6 +56,9 @@ pub struct WorkerScript {
     header_meta: Table,
 }
 
+/// The longest think time `delay()` may ask for: an hour, in ms.
+const MAX_DELAY_MS: f64 = 3_600_000.0;
+
 /// `Content-Type` for `content-type`: the canonical case of an HTTP/1 header name, which is
 /// how nearly every server writes it (hyper keeps only the lower-cased name).
 fn title_case(name: &str) -> String {
@@ -201,6 +204,14 @@ impl WorkerScript {
             return Ok(None);
         };
         let ms: f64 = f.call(()).map_err(|e| HookError::new("delay", e))?;
+        // A think time is 0 ms to an hour; NaN, infinity or more than an hour is a script
+        // bug to report, not a panic or a connection parked forever. Negative means none.
+        if !(ms <= MAX_DELAY_MS) {
+            return Err(HookError::new(
+                "delay",
+                format!("returned {ms} ms: expected milliseconds from 0 to {MAX_DELAY_MS}"),
+            ));
+        }
         Ok(Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0)))
     }
 
