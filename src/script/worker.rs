@@ -206,7 +206,7 @@ impl WorkerScript {
         let ms: f64 = f.call(()).map_err(|e| HookError::new("delay", e))?;
         // A think time is 0 ms to an hour; NaN, infinity or more than an hour is a script
         // bug to report, not a panic or a connection parked forever. Negative means none.
-        if !(ms <= MAX_DELAY_MS) {
+        if ms.is_nan() || ms > MAX_DELAY_MS {
             return Err(HookError::new(
                 "delay",
                 format!("returned {ms} ms: expected milliseconds from 0 to {MAX_DELAY_MS}"),
