@@ -4,14 +4,20 @@
 //! Plots: corrected latency percentiles per second (p50/p99/p99.9/max); the percentile
 //! spectrum on a "number of nines" axis, corrected against uncorrected (where coordinated
 //! omission shows); intended vs achieved vs completed requests per second; errors per
-//! second by class. Then the summary table and the text report.
+//! second by class; for streams, tokens per second and TTFT per second. Then the summary
+//! table and the text report.
+//!
+//! Latency axes are logarithmic (a 0.2 ms service and a 1 s stall are both readable on one
+//! plot), each axis has one unit, a second with nothing to plot is a gap in its line (not a
+//! zero), and lines that coincide stay visible (each series has its own dash and width).
+//! Every series carries `data-series` and `data-points` attributes, so a test can read back
+//! from the rendered page what was plotted.
 //!
 //! Used by `app` after a run or a `report` merge.
 
 use super::threshold::Verdict;
-use super::{fmt_us, text, Summary};
+use super::{na_max, na_us, text, Summary};
 use crate::outcome::ErrorClass;
-use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
 use crate::run::RunResult;
 use std::fmt::Write;
@@ -26,11 +32,23 @@ const COLORS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 ];
 
-/// One line of a chart: a name and its points.
+/// One line of a chart: a name and its points; a `None` y is a gap (nothing to plot then).
 struct Series {
     name: String,
-    points: Vec<(f64, f64)>,
+    points: Vec<(f64, Option<f64>)>,
 }
+
+/// How the y axis maps values.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    /// From 0, evenly.
+    Linear,
+    /// Logarithmic (latencies); values ≤ 0 cannot be drawn and are gaps.
+    Log,
+}
+
+/// Dash patterns, one per series, so lines that lie on top of each other stay visible.
+const DASHES: [&str; 6] = ["", "6 3", "2 2", "10 3 2 3", "1 3", "4 4"];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -58,18 +76,24 @@ fn nice_step(span: f64, n: f64) -> f64 {
 
 /// A line chart as inline SVG. `x_ticks` overrides the numeric x axis labels.
 fn chart(
+    id: &str,
     title: &str,
     x_label: &str,
     y_label: &str,
+    scale: Scale,
     series: &[Series],
     x_ticks: Option<&[(f64, String)]>,
 ) -> String {
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y1) = (f64::MAX, f64::MIN, 0.0f64);
-    for &(x, y) in pts {
+    let drawable = |y: f64| y.is_finite() && (scale == Scale::Linear || y > 0.0);
+    let (mut x0, mut x1) = (f64::MAX, f64::MIN);
+    let (mut ylo, mut yhi) = (f64::MAX, f64::MIN);
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
         x0 = x0.min(x);
         x1 = x1.max(x);
-        y1 = y1.max(y);
+        if let Some(y) = y.filter(|y| drawable(*y)) {
+            ylo = ylo.min(y);
+            yhi = yhi.max(y);
+        }
     }
     if x0 > x1 {
         (x0, x1) = (0.0, 1.0);
@@ -77,19 +101,44 @@ fn chart(
     if x1 - x0 < 1e-9 {
         x1 = x0 + 1.0;
     }
-    if y1 <= 0.0 {
-        y1 = 1.0;
-    }
-    let ystep = nice_step(y1, 5.0);
-    let ymax = (y1 / ystep).ceil().max(1.0) * ystep;
+    // The y range and its ticks: from 0 on a linear axis; whole decades on a log axis.
+    let (ymin, ymax, yticks): (f64, f64, Vec<f64>) = match scale {
+        Scale::Linear => {
+            let top = if yhi > 0.0 { yhi } else { 1.0 };
+            let step = nice_step(top, 5.0);
+            let ymax = (top / step).ceil().max(1.0) * step;
+            let n = (ymax / step).round() as usize;
+            (0.0, ymax, (0..=n).map(|i| i as f64 * step).collect())
+        }
+        Scale::Log => {
+            let (lo, hi) = if ylo <= yhi { (ylo, yhi) } else { (1.0, 10.0) };
+            let dlo = lo.log10().floor() as i32;
+            let dhi = (hi.log10().ceil() as i32).max(dlo + 1);
+            // 1-2-5 ticks over a few decades; decades only over many.
+            let steps: &[f64] = if dhi - dlo <= 3 {
+                &[1.0, 2.0, 5.0]
+            } else {
+                &[1.0]
+            };
+            let ticks = (dlo..=dhi)
+                .flat_map(|d| steps.iter().map(move |m| m * 10f64.powi(d)))
+                .filter(|t| *t <= 10f64.powi(dhi) * 1.000_001)
+                .collect();
+            (10f64.powi(dlo), 10f64.powi(dhi), ticks)
+        }
+    };
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let sx = |x: f64| LEFT + (x - x0) / (x1 - x0) * pw;
-    let sy = |y: f64| TOP + ph - y / ymax * ph;
+    let sy = |y: f64| match scale {
+        Scale::Linear => TOP + ph - (y - ymin) / (ymax - ymin) * ph,
+        Scale::Log => TOP + ph - (y.log10() - ymin.log10()) / (ymax.log10() - ymin.log10()) * ph,
+    };
     let mut o = String::new();
     let _ = write!(
         o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}"><title>{t}</title>"#,
-        t = esc(title)
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" role="img" aria-label="{t}" data-chart="{id}" data-scale="{sc}"><title>{t}</title>"#,
+        t = esc(title),
+        sc = if scale == Scale::Log { "log" } else { "linear" }
     );
     let _ = write!(
         o,
@@ -98,8 +147,7 @@ fn chart(
         esc(title)
     );
     // Axes and grid.
-    let mut y = 0.0;
-    while y <= ymax + ystep / 2.0 {
+    for y in yticks {
         let py = sy(y);
         let _ = write!(
             o,
@@ -109,7 +157,6 @@ fn chart(
             py + 4.0,
             trim(y)
         );
-        y += ystep;
     }
     let ticks: Vec<(f64, String)> = match x_ticks {
         Some(t) => t.to_vec(),
@@ -154,24 +201,54 @@ fn chart(
         TOP + ph / 2.0,
         esc(y_label)
     );
+    // Widest first, so a line drawn later on top of an earlier one leaves its edges showing.
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
-        let path: Vec<String> = s
+        let dash = DASHES[i % DASHES.len()];
+        let width = 3.2 - 0.5 * (i.min(4) as f64);
+        let plotted: Vec<(f64, f64)> = s
             .points
             .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .filter_map(|&(x, y)| y.filter(|y| drawable(*y)).map(|y| (x, y)))
             .collect();
-        if !path.is_empty() {
-            let _ = write!(
-                o,
-                r##"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"##,
-                path.join(" ")
-            );
+        let _ = write!(
+            o,
+            r##"<g class="series" data-series="{}" data-points="{}">"##,
+            esc(&s.name),
+            plotted.len()
+        );
+        // Runs of consecutive points; a gap (None, or a value a log axis cannot show)
+        // ends one. A run of one point is a dot.
+        let mut run: Vec<String> = Vec::new();
+        let flush = |run: &mut Vec<String>, o: &mut String| {
+            match run.len() {
+                0 => {}
+                1 => {
+                    let (x, y) = run[0].split_once(',').expect("x,y");
+                    let _ = write!(o, r##"<circle cx="{x}" cy="{y}" r="2.5" fill="{color}"/>"##);
+                }
+                _ => {
+                    let _ = write!(
+                        o,
+                        r##"<polyline fill="none" stroke="{color}" stroke-width="{width:.1}" stroke-dasharray="{dash}" stroke-linejoin="round" points="{}"/>"##,
+                        run.join(" ")
+                    );
+                }
+            }
+            run.clear();
+        };
+        for &(x, y) in &s.points {
+            match y.filter(|y| drawable(*y)) {
+                Some(y) => run.push(format!("{:.1},{:.1}", sx(x), sy(y))),
+                None => flush(&mut run, &mut o),
+            }
         }
+        flush(&mut run, &mut o);
+        o.push_str("</g>");
         let ly = TOP + 10.0 + 18.0 * i as f64;
         let _ = write!(
             o,
-            r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/><text x="{:.1}" y="{:.1}" class="tick">{}</text>"##,
+            r##"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3" stroke-dasharray="{dash}"/><text x="{:.1}" y="{:.1}" class="tick">{}</text>"##,
             W - RIGHT + 12.0,
             W - RIGHT + 32.0,
             W - RIGHT + 38.0,
@@ -189,7 +266,7 @@ fn trim(v: f64) -> String {
 }
 
 /// The percentile spectrum as (number of nines, ms) points: x = log10(1 / (1 − q)).
-fn spectrum_points(h: &Hist) -> Vec<(f64, f64)> {
+fn spectrum_points(h: &Hist) -> Vec<(f64, Option<f64>)> {
     if h.is_empty() {
         return Vec::new();
     }
@@ -199,7 +276,7 @@ fn spectrum_points(h: &Hist) -> Vec<(f64, f64)> {
         .map(|(q, us)| {
             (
                 (1.0 / (1.0 - q)).log10(),
-                h.highest_equivalent(us) as f64 / 1000.0,
+                Some(h.highest_equivalent(us) as f64 / 1000.0),
             )
         })
         .collect()
@@ -208,33 +285,42 @@ fn spectrum_points(h: &Hist) -> Vec<(f64, f64)> {
 /// The HTML report.
 pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
     let rec = &r.recorder;
-    let per_sec = |f: &dyn Fn(&crate::record::IntervalStats) -> f64| -> Vec<(f64, f64)> {
-        r.intervals
-            .iter()
-            .map(|i| (f64::from(i.index), f(i)))
-            .collect()
-    };
+    let per_sec =
+        |f: &dyn Fn(&crate::record::IntervalStats) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
+            r.intervals
+                .iter()
+                .map(|i| (f64::from(i.index), f(i)))
+                .collect()
+        };
     let ms = |us: u64| us as f64 / 1000.0;
+    // A second in which no latency was recorded (nothing completed or timed out) has no
+    // percentile: a gap, not 0 ms.
+    let latency_of = |i: &crate::record::IntervalStats, us: u64| {
+        let recorded = i.counts.completed + i.counts.errors[ErrorClass::Timeout.index()];
+        (recorded > 0).then(|| ms(us))
+    };
     let latency = chart(
+        "latency",
         "Corrected latency per second",
         "second of the run",
-        "latency (ms)",
+        "latency (ms, log scale)",
+        Scale::Log,
         &[
             Series {
                 name: "p50".into(),
-                points: per_sec(&|i| ms(i.p50_us)),
+                points: per_sec(&|i| latency_of(i, i.p50_us)),
             },
             Series {
                 name: "p99".into(),
-                points: per_sec(&|i| ms(i.p99_us)),
+                points: per_sec(&|i| latency_of(i, i.p99_us)),
             },
             Series {
                 name: "p99.9".into(),
-                points: per_sec(&|i| ms(i.p999_us)),
+                points: per_sec(&|i| latency_of(i, i.p999_us)),
             },
             Series {
                 name: "max".into(),
-                points: per_sec(&|i| ms(i.max_us)),
+                points: per_sec(&|i| latency_of(i, i.max_us)),
             },
         ],
         None,
@@ -245,9 +331,11 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         .map(|(i, l)| (i as f64, l.to_string()))
         .collect();
     let spectrum = chart(
+        "spectrum",
         "Latency by percentile (corrected vs uncorrected)",
         "percentile (log scale: number of nines)",
-        "latency (ms)",
+        "latency (ms, log scale)",
+        Scale::Log,
         &[
             Series {
                 name: "corrected".into(),
@@ -260,64 +348,78 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         ],
         Some(&nines),
     );
+    let count = |n: u64| Some(n as f64);
     let throughput = chart(
+        "throughput",
         "Requests per second",
         "second of the run",
         "requests/s",
+        Scale::Linear,
         &[
             Series {
                 name: "intended".into(),
-                points: per_sec(&|i| i.counts.scheduled as f64),
+                points: per_sec(&|i| count(i.counts.scheduled)),
             },
             Series {
                 name: "achieved (sent)".into(),
-                points: per_sec(&|i| i.counts.sent as f64),
+                points: per_sec(&|i| count(i.counts.sent)),
             },
             Series {
                 name: "completed".into(),
-                points: per_sec(&|i| i.counts.completed as f64),
+                points: per_sec(&|i| count(i.counts.completed)),
             },
         ],
         None,
     );
     let mut error_series = vec![Series {
         name: "all errors".into(),
-        points: per_sec(&|i| i.counts.error_total() as f64),
+        points: per_sec(&|i| count(i.counts.error_total())),
     }];
     for class in ErrorClass::ALL {
         if rec.total.errors[class.index()] > 0 {
             error_series.push(Series {
                 name: class.name().into(),
-                points: per_sec(&|i| i.counts.errors[class.index()] as f64),
+                points: per_sec(&|i| count(i.counts.errors[class.index()])),
             });
         }
     }
     let errors = chart(
+        "errors",
         "Errors per second",
         "second of the run",
         "errors/s",
+        Scale::Linear,
         &error_series,
         None,
     );
 
+    // Streams: tokens per second and TTFT per second, on charts of their own (one unit each).
     let tokens = rec.stream.as_ref().map(|st| {
-        let tt = chart(
-            "Streams: output tokens per second, and time to first token",
+        let per_second = chart(
+            "tokens",
+            "Streams: output tokens per second",
             "second of the run",
-            "tokens/s  ·  ms",
-            &[
-                Series {
-                    name: "tokens/s".into(),
-                    points: per_sec(&|i| i.counts.tokens as f64),
-                },
-                Series {
-                    name: "TTFT p99 (ms)".into(),
-                    points: per_sec(&|i| ms(i.ttft_p99_us)),
-                },
-            ],
+            "tokens/s",
+            Scale::Linear,
+            &[Series {
+                name: "tokens/s".into(),
+                points: per_sec(&|i| count(i.counts.tokens)),
+            }],
             None,
         );
-        (tt, st)
+        let ttft = chart(
+            "ttft",
+            "Streams: time to first token per second (p99, corrected)",
+            "second of the run",
+            "TTFT (ms, log scale)",
+            Scale::Log,
+            &[Series {
+                name: "TTFT p99".into(),
+                points: per_sec(&|i| (i.ttft_p99_us > 0).then(|| ms(i.ttft_p99_us))),
+            }],
+            None,
+        );
+        (per_second + &ttft, st)
     });
     let t = &rec.total;
     let mut rows: Vec<(String, String)> = vec![
@@ -343,8 +445,8 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             format!("p{p} corrected / uncorrected"),
             format!(
                 "{} / {}",
-                fmt_us(percentile(&rec.corrected, p) as f64),
-                fmt_us(percentile(&rec.uncorrected, p) as f64)
+                na_us(&rec.corrected, p),
+                na_us(&rec.uncorrected, p)
             ),
         ));
     }
@@ -363,12 +465,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         ] {
             rows.push((
                 format!("{name} p50 / p99 / max"),
-                format!(
-                    "{} / {} / {}",
-                    fmt_us(percentile(h, 50.0) as f64),
-                    fmt_us(percentile(h, 99.0) as f64),
-                    fmt_us(h.max() as f64)
-                ),
+                format!("{} / {} / {}", na_us(h, 50.0), na_us(h, 99.0), na_max(h)),
             ));
         }
         if !rec.slos.is_empty() {
@@ -410,11 +507,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ratebench report: {title}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 800px; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }} th, td {{ text-align: left; padding: 3px 12px; border-bottom: 1px solid #ddd; }}
 svg {{ display: block; margin: 1.5em 0; }} .title {{ font-weight: bold; font-size: 14px; }}
 .tick {{ font-size: 11px; fill: #444; }} .label {{ font-size: 12px; fill: #222; }} .grid {{ stroke: #e4e4e4; }}
-.warn {{ color: #a40000; font-weight: bold; }} pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }}
+.warn {{ color: #a40000; font-weight: bold; max-width: 900px; }}
+pre {{ background: #f6f6f6; padding: 1em; font-size: 12px; width: max-content; min-width: 760px; }}
 </style></head><body>
 <h1>ratebench report</h1>
 <p>{title}</p>

@@ -71,6 +71,25 @@ pub fn fmt_us(v: f64) -> String {
     }
 }
 
+/// A percentile of `h` in wrk's units, or `n/a` when nothing was recorded (a 0 would
+/// read as a measurement).
+pub fn na_us(h: &Hist, p: f64) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_us(percentile(h, p) as f64)
+    }
+}
+
+/// The largest value of `h`, or `n/a`.
+pub fn na_max(h: &Hist) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        fmt_us(h.max() as f64)
+    }
+}
+
 /// Formats a byte count with binary units as wrk does: `512.00B`, `1.21MB`.
 pub fn fmt_bytes(v: f64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"];

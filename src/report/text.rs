@@ -8,7 +8,7 @@
 //! Used by `app` (run, demo, report) and `report::html` (the same text in the page).
 
 use super::threshold::Verdict;
-use super::{fmt_bytes, fmt_us, within_stdev, Summary};
+use super::{fmt_bytes, fmt_us, na_max, na_us, within_stdev, Summary};
 use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::{Hist, SIGFIGS};
@@ -326,25 +326,6 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         );
     }
     o
-}
-
-/// A percentile of `h` in wrk's units, or `n/a` when nothing was recorded (a 0 would
-/// read as a measurement).
-fn na_us(h: &Hist, p: f64) -> String {
-    if h.is_empty() {
-        "n/a".into()
-    } else {
-        fmt_us(percentile(h, p) as f64)
-    }
-}
-
-/// The largest value of `h`, or `n/a`.
-fn na_max(h: &Hist) -> String {
-    if h.is_empty() {
-        "n/a".into()
-    } else {
-        fmt_us(h.max() as f64)
-    }
 }
 
 fn dist(o: &mut String, label: &str, h: &Hist) {
