@@ -67,6 +67,9 @@ fn https_needs_trust_or_k() {
         stderr.contains("certificate") && stderr.contains("-k"),
         "{stderr}"
     );
+    // The cause is said once, on one line.
+    assert_eq!(stderr.matches("UnknownIssuer").count(), 1, "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert_eq!(server.stats.requests.load(Ordering::SeqCst), 0);
 
     let r = load(&url)

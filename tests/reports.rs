@@ -648,3 +648,37 @@ fn a_run_that_never_started_leaves_no_empty_files() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
+
+#[test]
+fn a_closed_stdout_still_writes_every_file() {
+    // `ratebench … | head -1`: head exits after the first line, and every later write to
+    // stdout fails. That is no reason to lose the run: no panic, and the files are written.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("closed-stdout");
+    let json_path = dir.join("s.json");
+    let csv_path = dir.join("p.csv");
+    let cmd = format!(
+        "{} -R50 -d1s -c2 -t1 -L --json {} --csv {} {url} | head -1; echo \"rb=${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_ratebench"),
+        json_path.display(),
+        csv_path.display()
+    );
+    let child = std::process::Command::new("bash")
+        .args(["-c", &cmd])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_limited(child, Duration::from_secs(20));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains("rb=0"),
+        "ratebench's own exit status: {stdout}{stderr}"
+    );
+    let j = json(&json_path);
+    assert_eq!(j["accounting"]["scheduled"], 50);
+    assert!(std::fs::read_to_string(&csv_path).unwrap().lines().count() > 5);
+}
