@@ -11,7 +11,7 @@
 
 use crate::clock::{self, RecentP90, MAX_AWAKE};
 use crate::outcome::Outcome;
-use crate::pacer::Schedule;
+use crate::pacer::{Cursor, Schedule};
 use crate::record::{Interval, Recorder};
 use crate::script::WorkerScript;
 use crate::stream::TokenRule;
@@ -35,25 +35,24 @@ pub(super) struct Slot {
 
 /// Requests that found every connection busy, oldest first. Requests are released in
 /// schedule order and only queue when no connection is idle, so the queue is always a run
-/// of consecutive sequence numbers: two integers, whatever the backlog — memory stays flat
-/// even when a server stops answering for an hour.
+/// of consecutive requests of the schedule: the head's due time, a cursor over the schedule
+/// just past it, and a count — whatever the backlog, memory stays flat even when a server
+/// stops answering for an hour.
 pub(super) struct Backlog {
     pub(super) schedule: Schedule,
     pub(super) start: Cell<Instant>,
-    pub(super) head: Cell<u64>,
+    pub(super) head: Cell<Option<Instant>>,
+    pub(super) after_head: RefCell<Option<Cursor>>,
     pub(super) len: Cell<u64>,
 }
 
 impl Backlog {
-    pub(super) fn push(&self, seq: u64) {
+    /// Queues the request due at `intended`; `after` is the pacer's cursor just past it.
+    pub(super) fn push(&self, intended: Instant, after: &Cursor) {
         if self.len.get() == 0 {
-            self.head.set(seq);
+            self.head.set(Some(intended));
+            *self.after_head.borrow_mut() = Some(after.clone());
         }
-        debug_assert_eq!(
-            seq,
-            self.head.get() + self.len.get(),
-            "backlog is consecutive"
-        );
         self.len.set(self.len.get() + 1);
     }
 
@@ -61,11 +60,20 @@ impl Backlog {
         if self.len.get() == 0 {
             return None;
         }
-        let seq = self.head.get();
-        self.head.set(seq + 1);
+        let intended = self.head.get().expect("a queue with requests has a head");
         self.len.set(self.len.get() - 1);
+        if self.len.get() > 0 {
+            // The next queued request is the schedule's next one after the head.
+            let next = self
+                .after_head
+                .borrow_mut()
+                .as_mut()
+                .and_then(Cursor::next_due)
+                .expect("a queued request was released, so it is within the window");
+            self.head.set(Some(self.start.get() + next));
+        }
         Some(Job {
-            intended: self.start.get() + self.schedule.due(seq),
+            intended,
             free: false,
         })
     }
@@ -116,7 +124,7 @@ pub(super) const RESPONSE_SPIN_BUDGET: f64 = 0.25;
 
 impl Shared {
     /// Releases a due request: to an idle connection, else to the FIFO queue.
-    pub(super) fn dispatch(&self, seq: u64, intended: Instant, now: Instant) {
+    pub(super) fn dispatch(&self, intended: Instant, now: Instant, after: &Cursor) {
         let mut rec = self.recorder.borrow_mut();
         rec.scheduled(now.saturating_duration_since(intended));
         if let Some(id) = self.idle.borrow_mut().pop_front() {
@@ -129,7 +137,7 @@ impl Shared {
             slot.wake.notify_one();
         } else {
             rec.queued += 1;
-            self.queue.push(seq);
+            self.queue.push(intended, after);
         }
     }
 

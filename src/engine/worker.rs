@@ -180,9 +180,10 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     };
     let shared = Rc::new(Shared {
         queue: Backlog {
-            schedule,
+            schedule: schedule.clone(),
             start: Cell::new(Instant::now()),
-            head: Cell::new(0),
+            head: Cell::new(None),
+            after_head: RefCell::new(None),
             len: Cell::new(0),
         },
         idle: RefCell::new(VecDeque::with_capacity(connections)),
@@ -248,15 +249,15 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     }
 
     // The pacer.
-    let total = schedule.count_within(duration);
-    let mut n = 0u64;
+    let mut cursor = schedule.cursor(duration);
+    let mut next = cursor.next_due();
     let mut stopped = Stop::Run;
-    while n < total {
+    while let Some(offset) = next {
         if shared.script.as_ref().is_some_and(|s| s.stopped()) {
             stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
             break;
         }
-        let due = start + schedule.due(n);
+        let due = start + offset;
         if due > Instant::now() {
             tokio::select! {
                 biased;
@@ -266,14 +267,15 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         }
         // Release everything already due (a late wake-up releases several at once).
         let now = Instant::now();
-        while n < total {
-            let due = start + schedule.due(n);
+        while let Some(offset) = next {
+            let due = start + offset;
             if due > now {
                 break;
             }
             shared.rotate(start, due);
-            shared.dispatch(n, due, now);
-            n += 1;
+            // (The cursor is just past this request: where a queue starting here goes on.)
+            shared.dispatch(due, now, &cursor);
+            next = cursor.next_due();
         }
         // Let the connections just given a request send it before the pacer waits, so the
         // wait knows whether to stay awake for their responses (`stay_awake_for_response`).

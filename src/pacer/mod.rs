@@ -13,8 +13,12 @@
 //! Used by `engine::worker` (when to send) and, through the intended time, by `record`
 //! (where latency starts).
 
+pub mod shape;
+
 use crate::error::BadValue;
 use crate::units;
+pub use shape::{Arrival, Profile, Rng, Stage};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A request rate as an exact fraction: `per_sec_num / per_sec_den` requests per second.
@@ -88,27 +92,70 @@ impl std::fmt::Display for Rate {
 }
 
 /// One thread's share of the arrival schedule.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Schedule {
-    rate: Rate,
+    kind: Kind,
     threads: u64,
     thread: u64,
 }
 
+/// How due times are computed.
+#[derive(Debug, Clone)]
+enum Kind {
+    /// A constant rate with even spacing: exact integer nanoseconds from the global number.
+    Exact(Rate),
+    /// A rate profile and an arrival process: Λ⁻¹ of the unit-rate arrival sequence.
+    Shaped(Arc<Shaped>),
+}
+
+#[derive(Debug)]
+struct Shaped {
+    profile: Profile,
+    arrival: Arrival,
+    seed: u64,
+}
+
 impl Schedule {
-    /// The schedule of thread `thread` (from 0) of `threads`, sharing the total `rate`.
+    /// The schedule of thread `thread` (from 0) of `threads`, sharing the total `rate`,
+    /// evenly spaced.
     pub fn for_thread(rate: Rate, threads: usize, thread: usize) -> Schedule {
         assert!(thread < threads, "thread index within the thread count");
         Schedule {
-            rate,
+            kind: Kind::Exact(rate),
             threads: threads as u64,
             thread: thread as u64,
         }
     }
 
-    /// This thread's requests per second (its share of the total rate).
+    /// The schedule of thread `thread` of `threads` for a rate `profile` and `arrival`
+    /// process (random ones drawn from `seed`).
+    pub fn shaped(
+        profile: Profile,
+        arrival: Arrival,
+        seed: u64,
+        threads: usize,
+        thread: usize,
+    ) -> Schedule {
+        assert!(thread < threads, "thread index within the thread count");
+        Schedule {
+            kind: Kind::Shaped(Arc::new(Shaped {
+                profile,
+                arrival,
+                seed,
+            })),
+            threads: threads as u64,
+            thread: thread as u64,
+        }
+    }
+
+    /// This thread's requests per second (its share of the total rate; the peak rate for a
+    /// profile that changes).
     pub fn per_second(&self) -> f64 {
-        self.rate.as_f64() / self.threads as f64
+        let total = match &self.kind {
+            Kind::Exact(rate) => rate.as_f64(),
+            Kind::Shaped(s) => s.profile.peak(),
+        };
+        total / self.threads as f64
     }
 
     /// The global sequence number of this thread's `n`-th request.
@@ -116,21 +163,125 @@ impl Schedule {
         n * self.threads + self.thread
     }
 
-    /// When this thread's `n`-th request (from 0) is due, from the start of the run.
+    /// This thread's due times within `[0, window)`, in order.
+    pub fn cursor(&self, window: Duration) -> Cursor {
+        let rng = match &self.kind {
+            Kind::Shaped(s) => Some(Rng::new(s.seed)),
+            Kind::Exact(_) => None,
+        };
+        Cursor {
+            schedule: self.clone(),
+            window,
+            n: 0,
+            global: 0,
+            unit: 0.0,
+            rng,
+        }
+    }
+
+    /// When this thread's `n`-th request (from 0) is due, from the start of the run (evenly
+    /// spaced schedules only; shaped ones are walked with a `Cursor`).
     pub fn due(&self, n: u64) -> Duration {
-        let ns = self.rate.due_ns(self.global(n));
-        Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+        match &self.kind {
+            Kind::Exact(rate) => {
+                let ns = rate.due_ns(self.global(n));
+                Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
+            }
+            Kind::Shaped(_) => {
+                let mut c = self.cursor(Duration::MAX);
+                (0..n).for_each(|_| {
+                    c.next_due();
+                });
+                c.next_due().unwrap_or(Duration::MAX)
+            }
+        }
     }
 
     /// How many of this thread's requests are due within `[0, window)`.
     pub fn count_within(&self, window: Duration) -> u64 {
-        let total = self.rate.count_within(window);
-        // Global numbers t, t+T, … below `total`.
-        if total > self.thread {
-            (total - self.thread).div_ceil(self.threads)
-        } else {
-            0
+        match &self.kind {
+            Kind::Exact(rate) => {
+                let total = rate.count_within(window);
+                // Global numbers t, t+T, … below `total`.
+                if total > self.thread {
+                    (total - self.thread).div_ceil(self.threads)
+                } else {
+                    0
+                }
+            }
+            Kind::Shaped(_) => {
+                let mut c = self.cursor(window);
+                let mut n = 0;
+                while c.next_due().is_some() {
+                    n += 1;
+                }
+                n
+            }
         }
+    }
+}
+
+/// A walk over one thread's due times, in order: cheap to clone (the queue of requests
+/// waiting for a connection keeps one at its head, so it stays two numbers and a cursor
+/// however long it grows).
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    schedule: Schedule,
+    window: Duration,
+    /// This thread's next request number.
+    n: u64,
+    /// The next global request number to generate (shaped schedules).
+    global: u64,
+    /// The unit-rate arrival of global request `global` (shaped schedules).
+    unit: f64,
+    rng: Option<Rng>,
+}
+
+impl Cursor {
+    /// This thread's next due time, or None once it falls outside the window.
+    pub fn next_due(&mut self) -> Option<Duration> {
+        let due = match &self.schedule.kind {
+            Kind::Exact(_) => self.schedule.due(self.n),
+            Kind::Shaped(s) => {
+                let s = s.clone();
+                // Walk the global sequence (every thread draws every gap, so all agree on
+                // it) up to this thread's next request.
+                let target = self.schedule.global(self.n);
+                let mut at = None;
+                while self.global <= target {
+                    let unit = self.unit;
+                    if self.global == target {
+                        at = Some(unit);
+                    }
+                    let gap = match (s.arrival, self.rng.as_mut()) {
+                        (Arrival::Constant, _) => 1.0,
+                        (Arrival::Poisson, Some(r)) => r.exponential(),
+                        (Arrival::Gamma(k), Some(r)) => r.gamma_unit_mean(k),
+                        (_, None) => 1.0,
+                    };
+                    self.unit = match s.arrival {
+                        // Exactly k, not a float sum of ones.
+                        Arrival::Constant => (self.global + 1) as f64,
+                        _ => unit + gap,
+                    };
+                    self.global += 1;
+                }
+                let secs = s
+                    .profile
+                    .inverse(at.expect("the walk reached the target"))?;
+                Duration::try_from_secs_f64(secs).ok()?
+            }
+        };
+        if due >= self.window {
+            return None;
+        }
+        self.n += 1;
+        Some(due)
+    }
+
+    /// This thread's number of the request the next `next_due` gives.
+    pub fn position(&self) -> u64 {
+        self.n
     }
 }
 
@@ -267,5 +418,70 @@ mod tests {
             let n = s.count_within(w);
             assert!(s.due(n - 1) < w && s.due(n) >= w);
         }
+    }
+
+    /// Every due time of a schedule over `threads` threads, merged and sorted.
+    fn merged_shaped(
+        profile: &Profile,
+        arrival: Arrival,
+        seed: u64,
+        threads: usize,
+    ) -> Vec<Duration> {
+        let mut all: Vec<Duration> = (0..threads)
+            .flat_map(|t| {
+                let mut c = Schedule::shaped(profile.clone(), arrival, seed, threads, t)
+                    .cursor(profile.duration());
+                std::iter::from_fn(move || c.next_due())
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn poisson_gaps_are_exponential_with_mean_one_over_r() {
+        // 10⁵ arrivals at 1000/s (100 s). The gaps' mean is 1 ms within 1 % (its standard
+        // error is 1 ms/√10⁵ ≈ 0.3 %); and the Kolmogorov–Smirnov distance between the gaps
+        // and Exp(mean 1 ms) is below 1.63/√n, the 1 % critical value.
+        let profile = Profile::constant(1000.0, Duration::from_secs(100));
+        let due = merged_shaped(&profile, Arrival::Poisson, 42, 1);
+        assert!(due.len().abs_diff(100_000) < 1_500, "{}", due.len()); // Poisson(10⁵): σ ≈ 316
+        let mut gaps: Vec<f64> = due
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect();
+        let n = gaps.len() as f64;
+        let mean = gaps.iter().sum::<f64>() / n;
+        assert!((mean * 1000.0 - 1.0).abs() < 0.01, "mean gap {mean}");
+        gaps.sort_by(f64::total_cmp);
+        let d = gaps
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let cdf = 1.0 - (-g * 1000.0).exp();
+                (cdf - i as f64 / n)
+                    .abs()
+                    .max(((i + 1) as f64 / n - cdf).abs())
+            })
+            .fold(0.0, f64::max);
+        assert!(d < 1.63 / n.sqrt(), "KS distance {d}");
+    }
+
+    #[test]
+    fn shaped_threads_partition_one_sequence_and_seeds_repeat() {
+        // The same seed over 1 and over 3 threads gives the same due times, every one once
+        // (threads take every third request of one sequence); another seed gives others.
+        let profile = Profile::constant(500.0, Duration::from_secs(4));
+        let one = merged_shaped(&profile, Arrival::Poisson, 7, 1);
+        let three = merged_shaped(&profile, Arrival::Poisson, 7, 3);
+        assert_eq!(one, three);
+        assert_ne!(one, merged_shaped(&profile, Arrival::Poisson, 8, 1));
+        // Constant arrivals through a profile are the exact schedule's times (to the ns).
+        let even = merged_shaped(&profile, Arrival::Constant, 0, 2);
+        assert_eq!(even.len(), 2000);
+        assert!(even
+            .iter()
+            .enumerate()
+            .all(|(k, d)| d.as_nanos().abs_diff(k as u128 * 2_000_000) <= 1));
     }
 }
