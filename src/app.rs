@@ -10,7 +10,9 @@
 //!
 //! Used by `main`.
 
-use crate::cli::{Cli, Command, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs};
+use crate::cli::{
+    Cli, Command, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs, SweepCommand,
+};
 use crate::engine::{self, Plan, RunError, RunOptions, Stop};
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_THRESHOLD};
 use crate::outcome::ErrorClass;
@@ -21,7 +23,7 @@ use crate::report::hdr::{HlogWriter, ReadError};
 use crate::report::text::Spectra;
 use crate::report::threshold::Verdict;
 use crate::report::{self, fmt_us, Summary};
-use crate::run::RunResult;
+use crate::run::{RunResult, Warmup};
 use crate::script::{DoneSummary, HookError, Script, ScriptError};
 use crate::serve::{self, ServeConfig, ServeError, Stall};
 use std::io::{IsTerminal, Write};
@@ -66,6 +68,12 @@ pub enum Error {
     /// Some report files could not be written; the text report was printed (exit 1).
     #[error("could not write {0}")]
     Write(String),
+    /// No step of a sweep met all thresholds (exit 99).
+    #[error("no step of the sweep met all thresholds")]
+    NoPassingRate,
+    /// Ctrl-C during the warm-up: nothing was measured (exit 1).
+    #[error("stopped during the warm-up: nothing was measured")]
+    Interrupted,
     /// One or more thresholds did not hold (exit 99).
     #[error("{failed} of {total} thresholds failed: {which}")]
     Threshold {
@@ -86,10 +94,12 @@ impl Error {
             Error::Script(e) => e.exit_code(),
             Error::Run { source, .. } => source.exit_code(),
             Error::Serve(e) => e.exit_code(),
-            Error::Threshold { .. } => EXIT_THRESHOLD,
-            Error::HdrLog { .. } | Error::Read(_) | Error::Done(_) | Error::Write(_) => {
-                EXIT_RUNTIME
-            }
+            Error::Threshold { .. } | Error::NoPassingRate => EXIT_THRESHOLD,
+            Error::HdrLog { .. }
+            | Error::Read(_)
+            | Error::Done(_)
+            | Error::Write(_)
+            | Error::Interrupted => EXIT_RUNTIME,
         }
     }
 }
@@ -103,6 +113,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Serve(args)) => serve_cmd(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Report(args)) => report_cmd(&args),
+        Some(Command::Sweep(args)) => {
+            let command = args.validate()?;
+            fit_open_files(command.base.plan.connections, command.base.plan.threads)?;
+            sweep_cmd(&command)
+        }
         None => {
             let command = cli.run.validate()?;
             fit_open_files(command.plan.connections, command.plan.threads)?;
@@ -260,6 +275,46 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         )
         .into());
     }
+    // The warm-up: a run of its own before the measured one (its connections close with it),
+    // so nothing of it can reach a histogram, the accounting or a threshold of the window.
+    let warmup = match config.warmup_plan() {
+        Some(plan) => {
+            let w = engine::run(
+                &plan,
+                RunOptions {
+                    handle_sigint: true,
+                    thread_setups: script.as_ref().map(|s| s.thread_setups()),
+                    on_start: Some(Box::new(|| {
+                        progress_clear_line();
+                        let mut e = std::io::stderr();
+                        let _ = writeln!(
+                            e,
+                            "ratebench: warming up for {:?} at {} req/s (not measured)",
+                            plan.duration, plan.rate
+                        );
+                    })),
+                    ..RunOptions::default()
+                },
+            )
+            .map_err(|source| Error::Run {
+                url: config.target.url.clone(),
+                source,
+            })?;
+            if w.interrupted {
+                return Err(Error::Interrupted);
+            }
+            let t = &w.recorder.total;
+            Some(Warmup {
+                duration: w.load_duration,
+                rate: plan.rate.as_f64(),
+                scheduled: t.scheduled,
+                completed: t.completed,
+                errors: t.error_total(),
+                unfinished: w.unfinished,
+            })
+        }
+        None => None,
+    };
     let mut hlog = match &command.hdr_log {
         Some(p) => Some(HlogWriter::create(p).map_err(|source| Error::HdrLog {
             path: p.display().to_string(),
@@ -310,6 +365,7 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         }
     })?;
     progress.clear();
+    let result = RunResult { warmup, ..result };
     let summary = Summary::of(&result);
     let mut failures = Vec::new();
     if let (Some(h), Some(p)) = (hlog, &command.hdr_log) {
@@ -453,6 +509,145 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     );
     let summary = Summary::of(&result);
     finish(&result, &summary, &outputs, spectra, to_stderr, Vec::new())
+}
+
+/// `ratebench sweep`: the climb, the bisection, the table and the answer.
+fn sweep_cmd(command: &SweepCommand) -> Result<()> {
+    use crate::sweep::{self, Step};
+    let base = &command.base;
+    let to_stderr = base.outputs.json_to_stdout();
+    let script = load_script(&base.plan)?;
+    let config = sweep::SweepConfig {
+        url: base.plan.target.url.clone(),
+        from_per_s: command.from,
+        to_per_s: command.to,
+        steps: command.steps,
+        refine: command.refine,
+        duration_s: base.plan.duration.as_secs_f64(),
+        connections: base.plan.connections,
+        threads: base.plan.threads,
+        thresholds: base
+            .outputs
+            .thresholds
+            .iter()
+            .map(|t| t.expr.clone())
+            .collect(),
+    };
+    let mut text = format!(
+        "Sweep of {}: {} → {} req/s in {} geometric steps, then {} bisections; each step {:?} \
+         with {} threads and {} connections, judged by {}\n",
+        config.url,
+        config.from_per_s,
+        config.to_per_s,
+        config.steps,
+        config.refine,
+        base.plan.duration,
+        config.threads,
+        config.connections,
+        config.thresholds.join(", ")
+    );
+    text.push_str(&sweep::table_header());
+    out(to_stderr, &text);
+    let mut steps: Vec<Step> = Vec::new();
+    // Ctrl-C ends the sweep after the step it interrupted (whose numbers are partial).
+    let interrupted = std::cell::Cell::new(false);
+    // One step: a full run at `rate`, its own accounting, judged; then a short drain.
+    let mut run_step = |rate: f64, phase: &'static str, text: &mut String| -> Result<bool> {
+        let mut plan = base.plan.clone();
+        plan.rate = crate::pacer::Rate::new((rate * 1000.0).round() as u128, 1000);
+        plan.start_rate = Some(plan.rate);
+        let r = engine::run(
+            &plan,
+            RunOptions {
+                handle_sigint: true,
+                thread_setups: script.as_ref().map(|s| s.thread_setups()),
+                ..RunOptions::default()
+            },
+        )
+        .map_err(|source| Error::Run {
+            url: plan.target.url.clone(),
+            source,
+        })?;
+        interrupted.set(interrupted.get() || r.interrupted);
+        let s = Summary::of(&r);
+        let verdicts: Vec<Verdict> = base
+            .outputs
+            .thresholds
+            .iter()
+            .map(|t| t.evaluate(&r, &s))
+            .collect();
+        let step = sweep::judge(rate, &r, &s, &verdicts, phase);
+        let row = sweep::table_row(&step);
+        out(to_stderr, &row);
+        text.push_str(&row);
+        let pass = step.pass;
+        steps.push(step);
+        std::thread::sleep(Duration::from_secs(1));
+        Ok(pass)
+    };
+    let (mut lo, mut hi) = (None, None);
+    for rate in sweep::step_rates(command.from, command.to, command.steps) {
+        if interrupted.get() {
+            break;
+        }
+        if run_step(rate, "step", &mut text)? {
+            lo = Some(rate);
+        } else {
+            hi = Some(rate);
+            break;
+        }
+    }
+    if let (Some(mut l), Some(mut h)) = (lo, hi) {
+        for _ in 0..command.refine {
+            let m = sweep::midpoint(l, h);
+            if interrupted.get() {
+                break;
+            }
+            if m <= l || m >= h {
+                break; // nothing left between them at this resolution
+            }
+            if run_step(m, "refine", &mut text)? {
+                l = m;
+            } else {
+                h = m;
+            }
+        }
+    }
+    let highest = sweep::highest_passing(&steps);
+    let answer = match highest {
+        Some(r) => format!("Highest rate meeting all thresholds: {r} req/s\n"),
+        None => format!(
+            "No rate met all thresholds: the lowest step ({} req/s) failed\n",
+            command.from
+        ),
+    };
+    out(to_stderr, &answer);
+    text.push_str(&answer);
+    let mut failures = Vec::new();
+    let mut write = |path: &Path, bytes: String| {
+        let r = if path.as_os_str() == "-" {
+            let mut so = std::io::stdout();
+            so.write_all(bytes.as_bytes()).and_then(|_| so.flush())
+        } else {
+            std::fs::write(path, bytes)
+        };
+        if let Err(e) = r {
+            failures.push(format!("{}: {e}", path.display()));
+        }
+    };
+    if let Some(p) = &base.outputs.json {
+        write(p, sweep::json(&config, &steps));
+    }
+    if let Some(p) = &base.outputs.html {
+        write(p, sweep::html(&config, &steps, &text));
+    }
+    if !failures.is_empty() {
+        return Err(Error::Write(failures.join("; ")));
+    }
+    if highest.is_none() {
+        return Err(Error::NoPassingRate);
+    }
+    Ok(())
 }
 
 /// `ratebench demo`: a stalling built-in server and a short test against it.

@@ -4,7 +4,7 @@
 //! See `README.md` for the user's view and `app` for how the pieces fit.
 //!
 //! The modules form floors, each importing only from the floors below it:
-//! `app` → `cli` → `report` → `engine` (with its `Plan`) → `run` → `script`, `record` →
+//! `app` → `cli` → `sweep` → `report` → `engine` (with its `Plan`) → `run` → `script`, `record` →
 //! `pacer`, `stream`, `serve`, `clock` → `units`, `outcome`, `error`.
 
 pub mod app;
@@ -20,4 +20,5 @@ pub mod run;
 pub mod script;
 pub mod serve;
 pub mod stream;
+pub mod sweep;
 pub mod units;

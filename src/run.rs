@@ -37,6 +37,12 @@ pub struct RunMeta {
     pub headers: Vec<(String, String)>,
     /// Request body size in bytes.
     pub body_bytes: usize,
+    /// How arrivals were spaced: constant, poisson or gamma:K.
+    pub arrival: String,
+    /// The seed of random arrivals.
+    pub seed: u64,
+    /// The ramp as `D:R,…` (seconds and req/s), empty for a constant rate.
+    pub stages: String,
 }
 
 /// Everything a run measured, merged across threads (and, for `ratebench report`, logs).
@@ -80,6 +86,26 @@ pub struct RunResult {
     pub waits: (u64, u64),
     /// Per worker thread, its script's final globals.
     pub thread_globals: Vec<Vec<(String, Portable)>>,
+    /// What the warm-up before the measured window did, if there was one (never part of
+    /// any number above).
+    pub warmup: Option<Warmup>,
+}
+
+/// The warm-up's own accounting: sent before the measured window, kept out of it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    /// How long it ran.
+    pub duration: Duration,
+    /// Its rate, requests/s.
+    pub rate: f64,
+    /// Requests due in it.
+    pub scheduled: u64,
+    /// Of those, completed (any status).
+    pub completed: u64,
+    /// Failed.
+    pub errors: u64,
+    /// Still in flight when its grace period ended.
+    pub unfinished: u64,
 }
 
 impl RunResult {
@@ -103,6 +129,7 @@ impl RunResult {
             busy: Vec::new(),
             waits: (0, 0),
             thread_globals: Vec::new(),
+            warmup: None,
         }
     }
 

@@ -473,6 +473,9 @@ fn fixed_run() -> ratebench::run::RunResult {
         grace: Duration::from_secs(2),
         headers: Vec::new(),
         body_bytes: 0,
+        arrival: "constant".into(),
+        seed: 0,
+        stages: String::new(),
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();

@@ -33,6 +33,29 @@ pub enum Command {
     Demo(DemoArgs),
     /// Merge HdrHistogram interval logs (.hlog) from one or more runs and report on them.
     Report(ReportArgs),
+    /// Find where the tail breaks: constant-rate steps from --from to --to, each checked
+    /// against the thresholds, then a bisection between the last passing and first failing.
+    Sweep(Box<SweepArgs>),
+}
+
+/// `ratebench sweep` flags, as typed: its own, and a run's (without -R).
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The first (lowest) rate: 100, 2.5k.
+    #[arg(long = "from", value_name = "R0")]
+    pub from: String,
+    /// The last (highest) rate.
+    #[arg(long = "to", value_name = "R1")]
+    pub to: String,
+    /// Geometric steps from R0 to R1, both included.
+    #[arg(long = "steps", value_name = "N", default_value = "8")]
+    pub steps: String,
+    /// Bisections between the last passing and the first failing step.
+    #[arg(long = "refine", value_name = "K", default_value = "3")]
+    pub refine: String,
+    /// Each step's flags: -d, -c, -t, --threshold, --json, --html … (not -R).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Where to write reports, and what must hold: shared by a run and `report`.
@@ -83,7 +106,7 @@ pub struct ReportArgs {
 }
 
 /// A load test's flags, as typed.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     /// Total requests per second across all threads and connections: 1000, 2.5k, 0.5, 30/m.
     #[arg(
@@ -110,15 +133,30 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub threads: Option<String>,
-    /// Measured load duration: 30s, 2m, 1h, 1500ms.
+    /// Measured load duration: 30s, 2m, 1h, 1500ms [default: 10s; with --stages, their sum].
     #[arg(
         short = 'd',
         long = "duration",
         value_name = "T",
-        default_value = "10s",
         allow_hyphen_values = true
     )]
-    pub duration: String,
+    pub duration: Option<String>,
+    /// How arrivals are spaced: constant (one every 1/R), poisson (exponential gaps, mean
+    /// 1/R), or gamma:K (gamma gaps, mean 1/R; K < 1 burstier than Poisson).
+    #[arg(long = "arrival", value_name = "KIND", default_value = "constant")]
+    pub arrival: String,
+    /// Seed of the random arrivals (printed in the report, so any run can be repeated)
+    /// [default: drawn at random].
+    #[arg(long = "seed", value_name = "N")]
+    pub seed: Option<String>,
+    /// Ramping rate, k6-style: each stage moves the rate linearly from the previous stage's
+    /// end (the first from -R, or 0) to R over D: 30s:100,1m:100,30s:0. -d is their sum.
+    #[arg(long = "stages", value_name = "D:R,…")]
+    pub stages: Option<String>,
+    /// Send traffic at the first stage's rate (or -R) for T before the measured window;
+    /// counted on its own line, kept out of every result.
+    #[arg(long = "warmup", value_name = "T")]
+    pub warmup: Option<String>,
     /// Add a request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "K: V")]
     pub headers: Vec<String>,

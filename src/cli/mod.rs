@@ -13,5 +13,7 @@
 mod args;
 mod validate;
 
-pub use args::{Cli, Command, DemoArgs, OutputArgs, ReportArgs, RunArgs, ServeArgs, SpectraArgs};
-pub use validate::{check_writable, parse_header, Outputs, RunCommand};
+pub use args::{
+    Cli, Command, DemoArgs, OutputArgs, ReportArgs, RunArgs, ServeArgs, SpectraArgs, SweepArgs,
+};
+pub use validate::{check_writable, parse_header, Outputs, RunCommand, SweepCommand};

@@ -2,10 +2,11 @@
 //! (and, beside it, where reports go and which spectra to print), `serve`'s config, and
 //! the outputs of `ratebench report`. The first bad value is the error, before any traffic.
 
-use super::args::{OutputArgs, RunArgs, ServeArgs};
+use super::args::{OutputArgs, RunArgs, ServeArgs, SweepArgs};
 use crate::engine::{Plan, Target};
 use crate::error::{invalid, BadValue, ConfigError};
-use crate::pacer::Rate;
+use crate::pacer::shape::parse_stages;
+use crate::pacer::{Arrival, Profile, Rate};
 use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
@@ -17,6 +18,81 @@ use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A validated sweep: each step's command (its rate replaced step by step) and the climb.
+#[derive(Debug, Clone)]
+pub struct SweepCommand {
+    /// Each step's plan and outputs; `outputs.json`/`html` are the sweep's own files.
+    pub base: RunCommand,
+    /// R0 and R1, requests/s.
+    pub from: f64,
+    /// R1.
+    pub to: f64,
+    /// Steps of the climb.
+    pub steps: usize,
+    /// Bisections after it.
+    pub refine: usize,
+}
+
+impl SweepArgs {
+    /// Checks the sweep's own flags and each step's.
+    pub fn validate(&self) -> Result<SweepCommand, ConfigError> {
+        if let Some(r) = &self.run.rate {
+            return Err(invalid(
+                "-R/--rate",
+                r,
+                "a sweep sets each step's rate itself: use --from and --to",
+            ));
+        }
+        let from = Rate::parse(&self.from).map_err(|r| invalid("--from", &self.from, r))?;
+        let to = Rate::parse(&self.to).map_err(|r| invalid("--to", &self.to, r))?;
+        if from.as_f64() >= to.as_f64() {
+            return Err(invalid(
+                "--to",
+                &self.to,
+                format!(
+                    "must be above --from ({}), e.g. --from 100 --to 2k",
+                    self.from
+                ),
+            ));
+        }
+        let steps = parse_count("--steps", &self.steps)?;
+        if steps < 2 {
+            return Err(invalid("--steps", &self.steps, "at least 2 (R0 and R1)"));
+        }
+        let refine = match self.refine.trim().parse::<usize>() {
+            Ok(k) if k <= 20 => k,
+            _ => {
+                return Err(invalid(
+                    "--refine",
+                    &self.refine,
+                    "a whole number from 0 to 20",
+                ))
+            }
+        };
+        if self.run.output.thresholds.is_empty() {
+            return Err(ConfigError::Missing(
+                "a sweep judges each step by its thresholds: add at least one, e.g. \
+                 --threshold 'p99<250ms'"
+                    .into(),
+            ));
+        }
+        if self.run.stages.is_some() || self.run.warmup.is_some() {
+            return Err(ConfigError::Missing(
+                "each sweep step is a constant rate: --stages and --warmup do not apply".into(),
+            ));
+        }
+        let mut run = self.run.clone();
+        run.rate = Some(self.from.clone());
+        Ok(SweepCommand {
+            base: run.validate()?,
+            from: from.as_f64(),
+            to: to.as_f64(),
+            steps,
+            refine,
+        })
+    }
+}
 
 /// A validated load test: the engine's plan, and what the app does with its results.
 #[derive(Debug, Clone)]
@@ -108,6 +184,16 @@ pub fn check_writable(flag: &'static str, path: &Path) -> Result<(), ConfigError
         })
 }
 
+/// A seed for random arrivals when none is given: from the clock and the process id, and
+/// printed in the report so the run can be repeated with `--seed`.
+fn random_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mut rng = crate::pacer::Rng::new(nanos ^ (u64::from(std::process::id()) << 32));
+    (rng.uniform() * (1u64 << 53) as f64) as u64
+}
+
 /// Parses a positive whole number for `flag`.
 fn parse_count(flag: &'static str, s: &str) -> Result<usize, ConfigError> {
     match s.trim().parse::<usize>() {
@@ -143,21 +229,75 @@ impl RunArgs {
             )
         })?;
         let target = Target::parse(url)?;
-        let rate_s = self.rate.as_deref().ok_or_else(|| {
-            ConfigError::Missing(
-                "-R/--rate is required: ratebench sends a fixed rate whatever the server does \
-                 (open loop), e.g. -R 1000"
-                    .into(),
-            )
-        })?;
-        let rate = Rate::parse(rate_s).map_err(|r| invalid("-R/--rate", rate_s, r))?;
-        let duration = parse_duration(&self.duration)
-            .map_err(|r| invalid("-d/--duration", &self.duration, r))?;
-        if duration.is_zero() {
+        let stages = match &self.stages {
+            Some(s) => parse_stages(s).map_err(|r| invalid("--stages", s, r))?,
+            None => Vec::new(),
+        };
+        let given_rate =
+            match (&self.rate, stages.is_empty()) {
+                (Some(r), _) => Some(Rate::parse(r).map_err(|e| invalid("-R/--rate", r, e))?),
+                (None, false) => None, // stages ramp from 0
+                (None, true) => return Err(ConfigError::Missing(
+                    "-R/--rate is required: ratebench sends a fixed rate whatever the server does \
+                     (open loop), e.g. -R 1000 (or a ramp: --stages 30s:100,1m:100)"
+                        .into(),
+                )),
+            };
+        let duration = match (&self.duration, stages.is_empty()) {
+            (Some(d), true) => {
+                let duration = parse_duration(d).map_err(|r| invalid("-d/--duration", d, r))?;
+                if duration.is_zero() {
+                    return Err(invalid("-d/--duration", d, "must be longer than 0"));
+                }
+                duration
+            }
+            (None, true) => Duration::from_secs(10),
+            (None, false) => stages.iter().map(|s| s.duration).sum(),
+            (Some(d), false) => {
+                return Err(invalid(
+                    "-d/--duration",
+                    d,
+                    "with --stages the duration is the sum of the stages: leave -d out",
+                ))
+            }
+        };
+        let arrival =
+            Arrival::parse(&self.arrival).map_err(|r| invalid("--arrival", &self.arrival, r))?;
+        let seed = match &self.seed {
+            Some(s) => s.trim().parse::<u64>().map_err(|_| {
+                invalid(
+                    "--seed",
+                    s,
+                    "expected a whole number from 0 to 18446744073709551615",
+                )
+            })?,
+            None => random_seed(),
+        };
+        let warmup = match &self.warmup {
+            Some(w) => {
+                let d = parse_duration(w).map_err(|r| invalid("--warmup", w, r))?;
+                (!d.is_zero()).then_some(d)
+            }
+            None => None,
+        };
+        // The rate a constant-rate run holds, or the average of a ramp (for the report's
+        // "target rate"; the schedule itself follows the profile).
+        let profile = Profile::new(
+            given_rate.map_or(0.0, |r| r.as_f64()),
+            if stages.is_empty() { &[] } else { &stages },
+        );
+        let rate = match (given_rate, stages.is_empty()) {
+            (Some(r), true) => r,
+            _ => Rate::new(
+                (profile.total() / duration.as_secs_f64() * 1e6).round() as u128,
+                1_000_000,
+            ),
+        };
+        if rate.is_zero() {
             return Err(invalid(
-                "-d/--duration",
-                &self.duration,
-                "must be longer than 0",
+                "--stages",
+                self.stages.as_deref().unwrap_or_default(),
+                "these stages schedule no request at all",
             ));
         }
         let connections = parse_count("-c/--connections", &self.connections)?;
@@ -262,6 +402,11 @@ impl RunArgs {
             body,
             insecure: self.insecure,
             spin,
+            arrival,
+            seed,
+            stages,
+            start_rate: given_rate,
+            warmup,
             script,
             token_rule: TokenRule::parse(&self.sse_token)
                 .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,

@@ -19,7 +19,6 @@ pub mod tls;
 pub mod worker;
 
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_USAGE};
-use crate::pacer::Schedule;
 use crate::record::{Interval, IntervalStats, Recorder};
 use crate::run::RunResult;
 use crate::script::ScriptError;
@@ -202,7 +201,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         let (start_tx, start_rx) = oneshot::channel();
         starts.push(start_tx);
         let spec = worker::WorkerSpec {
-            schedule: Schedule::for_thread(config.rate, threads, t),
+            schedule: config.schedule(t),
             connections: config.connections / threads
                 + usize::from(t < config.connections % threads),
             duration: config.duration,
@@ -366,5 +365,6 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         busy,
         waits,
         thread_globals,
+        warmup: None,
     })
 }

@@ -9,7 +9,7 @@
 //! Used by `engine` (run), `cli` (building it) and `app`.
 
 use crate::error::{invalid, ConfigError};
-use crate::pacer::Rate;
+use crate::pacer::{Arrival, Profile, Rate, Schedule, Stage};
 use crate::run::RunMeta;
 use crate::script::ScriptBase;
 use crate::stream::{Slo, TokenRule};
@@ -130,6 +130,17 @@ pub struct Plan {
     pub insecure: bool,
     /// Busy-wait window before each due time.
     pub spin: Duration,
+    /// How arrivals are spaced.
+    pub arrival: Arrival,
+    /// The seed of random arrivals (kept for constant ones, so every run names one).
+    pub seed: u64,
+    /// The ramp, if any: the rate follows these stages and `duration` is their sum (`rate`
+    /// is then their average, for the reports).
+    pub stages: Vec<Stage>,
+    /// `-R` when given: a constant run's rate, or where the first stage ramps from.
+    pub start_rate: Option<Rate>,
+    /// Traffic before the measured window, if asked for.
+    pub warmup: Option<Duration>,
     /// The Lua script, if any.
     pub script: Option<ScriptBase>,
     /// Which event-stream events count as tokens.
@@ -155,10 +166,48 @@ impl Plan {
             body: Bytes::new(),
             insecure: false,
             spin: Duration::from_micros(50),
+            arrival: Arrival::Constant,
+            seed: 0,
+            stages: Vec::new(),
+            start_rate: Some(rate),
+            warmup: None,
             script: None,
             token_rule: TokenRule::OpenAi,
             slos: Vec::new(),
         }
+    }
+
+    /// Thread `thread`'s share of the schedule: exact integer spacing for a constant rate
+    /// with constant arrivals, else the rate profile through the arrival process.
+    pub fn schedule(&self, thread: usize) -> Schedule {
+        if self.stages.is_empty() && self.arrival == Arrival::Constant {
+            return Schedule::for_thread(self.rate, self.threads, thread);
+        }
+        let profile = if self.stages.is_empty() {
+            Profile::constant(self.rate.as_f64(), self.duration)
+        } else {
+            Profile::new(self.start_rate.map_or(0.0, |r| r.as_f64()), &self.stages)
+        };
+        Schedule::shaped(profile, self.arrival, self.seed, self.threads, thread)
+    }
+
+    /// The plan of the warm-up before it: the same traffic at the first stage's rate (or
+    /// `-R`) for the warm-up's length, with nothing of its own to warm up.
+    pub fn warmup_plan(&self) -> Option<Plan> {
+        let length = self.warmup?;
+        let rate = match (self.start_rate, self.stages.first()) {
+            (Some(r), _) => r,
+            (None, Some(first)) => Rate::new((first.rate * 1e6).round() as u128, 1_000_000),
+            (None, None) => self.rate,
+        };
+        (!rate.is_zero()).then(|| Plan {
+            rate,
+            start_rate: Some(rate),
+            duration: length,
+            stages: Vec::new(),
+            warmup: None,
+            ..self.clone()
+        })
     }
 
     /// The description of this plan that travels with its results.
@@ -183,6 +232,20 @@ impl Plan {
                 })
                 .collect(),
             body_bytes: self.body.len(),
+            arrival: self.arrival.name(),
+            seed: self.seed,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| format!("{}s:{}", trim_f(s.duration.as_secs_f64()), trim_f(s.rate)))
+                .collect::<Vec<_>>()
+                .join(","),
         }
     }
+}
+
+/// A number without trailing zeros: 2.5, 30, 0.125.
+fn trim_f(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -33,14 +33,14 @@ const COLORS: [&str; 6] = [
 ];
 
 /// One line of a chart: a name and its points; a `None` y is a gap (nothing to plot then).
-struct Series {
-    name: String,
-    points: Vec<(f64, Option<f64>)>,
+pub(crate) struct Series {
+    pub(crate) name: String,
+    pub(crate) points: Vec<(f64, Option<f64>)>,
 }
 
 /// How the y axis maps values.
 #[derive(Clone, Copy, PartialEq)]
-enum Scale {
+pub(crate) enum Scale {
     /// From 0, evenly.
     Linear,
     /// Logarithmic (latencies); values ≤ 0 cannot be drawn and are gaps.
@@ -50,7 +50,7 @@ enum Scale {
 /// Dash patterns, one per series, so lines that lie on top of each other stay visible.
 const DASHES: [&str; 6] = ["", "6 3", "2 2", "10 3 2 3", "1 3", "4 4"];
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -75,7 +75,7 @@ fn nice_step(span: f64, n: f64) -> f64 {
 }
 
 /// A line chart as inline SVG. `x_ticks` overrides the numeric x axis labels.
-fn chart(
+pub(crate) fn chart(
     id: &str,
     title: &str,
     x_label: &str,
@@ -266,7 +266,7 @@ fn trim(v: f64) -> String {
 }
 
 /// The percentile spectrum as (number of nines, ms) points: x = log10(1 / (1 − q)).
-fn spectrum_points(h: &Hist) -> Vec<(f64, Option<f64>)> {
+pub(crate) fn spectrum_points(h: &Hist) -> Vec<(f64, Option<f64>)> {
     if h.is_empty() {
         return Vec::new();
     }

@@ -65,6 +65,27 @@ pub struct Document {
     pub thresholds: Vec<VerdictDoc>,
     /// One row per second of the run.
     pub series: Vec<SecondDoc>,
+    /// The warm-up before the measured window (`--warmup`), or null; none of it is in any
+    /// other field.
+    #[serde(default)]
+    pub warmup: Option<WarmupDoc>,
+}
+
+/// The warm-up's own accounting.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WarmupDoc {
+    /// Its length, seconds.
+    pub duration_s: f64,
+    /// Its rate, requests/s.
+    pub rate_per_s: f64,
+    /// Requests due in it.
+    pub scheduled: u64,
+    /// Completed (any status).
+    pub completed: u64,
+    /// Failed.
+    pub errors: u64,
+    /// Still in flight when it ended.
+    pub unfinished: u64,
 }
 
 /// The configuration, with secret-looking header values redacted.
@@ -90,6 +111,19 @@ pub struct ConfigDoc {
     pub headers: Vec<[String; 2]>,
     /// Request body size in bytes.
     pub body_bytes: usize,
+    /// How arrivals were spaced: `constant`, `poisson` or `gamma:K`.
+    #[serde(default = "constant")]
+    pub arrival: String,
+    /// The seed of random arrivals (repeat a run with `--seed`).
+    #[serde(default)]
+    pub seed: u64,
+    /// The ramp as `D:R,…` (seconds and req/s), empty for a constant rate.
+    #[serde(default)]
+    pub stages: String,
+}
+
+fn constant() -> String {
+    "constant".into()
 }
 
 /// The accounting line.
@@ -409,6 +443,9 @@ impl ConfigDoc {
                 })
                 .collect(),
             body_bytes: c.body_bytes,
+            arrival: c.arrival.clone(),
+            seed: c.seed,
+            stages: c.stages.clone(),
         }
     }
 }
@@ -482,6 +519,14 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             })
             .collect(),
         series: r.intervals.iter().map(SecondDoc::of).collect(),
+        warmup: r.warmup.map(|w| WarmupDoc {
+            duration_s: w.duration.as_secs_f64(),
+            rate_per_s: w.rate,
+            scheduled: w.scheduled,
+            completed: w.completed,
+            errors: w.errors,
+            unfinished: w.unfinished,
+        }),
     }
 }
 

@@ -292,6 +292,9 @@ mod tests {
             grace: Duration::from_secs(10),
             headers: Vec::new(),
             body_bytes: 0,
+            arrival: "constant".into(),
+            seed: 0,
+            stages: String::new(),
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

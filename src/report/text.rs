@@ -30,15 +30,61 @@ pub struct Spectra {
 
 /// The header printed before the run starts.
 pub fn header(m: &RunMeta) -> String {
+    let target = if m.stages.is_empty() {
+        format!("target {} requests/s", m.rate)
+    } else {
+        format!("stages {} ({} requests/s on average)", m.stages, m.rate)
+    };
+    let arrivals = if m.arrival == "constant" {
+        String::new()
+    } else {
+        format!(", {} arrivals (seed {})", m.arrival, m.seed)
+    };
     format!(
-        "Running {} test @ {}\n  {} threads and {} connections, target {} requests/s \
+        "Running {} test @ {}\n  {} threads and {} connections, {target}{arrivals} \
          (open loop; latency from each request's intended send time)\n",
         humantime(m.duration),
         m.url,
         m.threads,
         m.connections,
-        m.rate
     )
+}
+
+/// The per-second series as text, for a ramp: what was asked and what happened, in at
+/// most 30 rows (seconds grouped when the run is longer).
+fn ramp_series(o: &mut String, r: &RunResult) {
+    let rows = &r.intervals;
+    if rows.is_empty() {
+        return;
+    }
+    let per_row = rows.len().div_ceil(30);
+    let _ = writeln!(
+        o,
+        "  Per {}: intended → sent → completed, corrected p99",
+        if per_row == 1 {
+            "second".to_string()
+        } else {
+            format!("{per_row} seconds")
+        }
+    );
+    for group in rows.chunks(per_row) {
+        let first = group[0].index;
+        let sum = |f: fn(&crate::record::IntervalStats) -> u64| group.iter().map(f).sum::<u64>();
+        let p99 = group.iter().map(|i| i.p99_us).max().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "  {:>6}s {:>8} → {:>8} → {:>8}  {:>10}",
+            first,
+            sum(|i| i.counts.scheduled),
+            sum(|i| i.counts.sent),
+            sum(|i| i.counts.completed),
+            if sum(|i| i.counts.completed) == 0 {
+                "n/a".to_string()
+            } else {
+                fmt_us(p99 as f64)
+            }
+        );
+    }
 }
 
 fn humantime(d: std::time::Duration) -> String {
@@ -199,7 +245,23 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         r.meta.rate.to_string(),
         s.achieved_rate
     );
+    if !r.meta.stages.is_empty() {
+        ramp_series(&mut o, r);
+    }
 
+    if let Some(w) = &r.warmup {
+        let _ = writeln!(
+            o,
+            "Warm-up (not measured, before the load window): {}s at {} req/s: scheduled {} = \
+             completed {} + errors {} + unfinished {}",
+            fmt_secs(w.duration.as_secs_f64()),
+            fmt_count(w.rate),
+            w.scheduled,
+            w.completed,
+            w.errors,
+            w.unfinished
+        );
+    }
     let _ = writeln!(
         o,
         "Accounting: scheduled {} = completed {} + errors {} + unfinished {}{}",

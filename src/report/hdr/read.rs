@@ -238,6 +238,9 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
             .map(|[k, v]| (k.clone(), v.clone()))
             .collect(),
         body_bytes: c.body_bytes,
+        arrival: c.arrival.clone(),
+        seed: c.seed,
+        stages: c.stages.clone(),
     }
 }
 
@@ -376,6 +379,9 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         grace_s: 0.0,
         headers: Vec::new(),
         body_bytes: 0,
+        arrival: "unknown".into(),
+        seed: 0,
+        stages: String::new(),
     });
     Ok(RunResult {
         meta: meta_of(&config),
@@ -401,5 +407,6 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         busy,
         waits: (0, 0), // not in the log
         thread_globals: Vec::new(),
+        warmup: None,
     })
 }
