@@ -94,12 +94,11 @@ impl Error {
             Error::Script(e) => e.exit_code(),
             Error::Run { source, .. } => source.exit_code(),
             Error::Serve(e) => e.exit_code(),
+            Error::Read(e) => e.exit_code(),
             Error::Threshold { .. } | Error::NoPassingRate => EXIT_THRESHOLD,
-            Error::HdrLog { .. }
-            | Error::Read(_)
-            | Error::Done(_)
-            | Error::Write(_)
-            | Error::Interrupted => EXIT_RUNTIME,
+            Error::HdrLog { .. } | Error::Done(_) | Error::Write(_) | Error::Interrupted => {
+                EXIT_RUNTIME
+            }
         }
     }
 }
@@ -477,7 +476,7 @@ fn done_summary(r: &RunResult) -> DoneSummary {
 /// `ratebench report`: merge interval logs and report on them.
 fn report_cmd(args: &ReportArgs) -> Result<()> {
     let outputs = args.output.validate()?;
-    let result = report::hdr::read(&args.logs)?;
+    let result = report::hdr::read(&args.logs, args.allow_partial)?;
     let spectra = Spectra {
         corrected: args.spectra.latency,
         uncorrected: args.spectra.u_latency,

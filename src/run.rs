@@ -43,6 +43,14 @@ pub struct RunMeta {
     pub seed: u64,
     /// The ramp as `D:R,…` (seconds and req/s), empty for a constant rate.
     pub stages: String,
+    /// Which shard of the plan this is (0 of 1: the whole plan).
+    pub shard: u64,
+    /// How many shards share the plan.
+    pub shards: u64,
+    /// The common wall-clock start of the shards, when one was given.
+    pub start_at: Option<SystemTime>,
+    /// The plan's identity (shared by all its shards): what `ratebench report` checks.
+    pub plan_id: String,
 }
 
 /// Everything a run measured, merged across threads (and, for `ratebench report`, logs).
@@ -86,9 +94,33 @@ pub struct RunResult {
     pub waits: (u64, u64),
     /// Per worker thread, its script's final globals.
     pub thread_globals: Vec<Vec<(String, Portable)>>,
+    /// How late the schedule really started after `--start-at` (zero without one).
+    pub start_late: Duration,
+    /// For a merge of shards: one line per shard, to spot the one that fell behind.
+    pub shard_lines: Vec<ShardLine>,
+    /// For a merge that was not the whole set of a plan's shards (`--allow-partial`): what
+    /// was missing or mixed.
+    pub incomplete: Option<String>,
     /// What the warm-up before the measured window did, if there was one (never part of
     /// any number above).
     pub warmup: Option<Warmup>,
+}
+
+/// One shard of a merged run, as its own log told it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardLine {
+    /// Its index.
+    pub shard: u64,
+    /// Its achieved (sent) rate, requests/s.
+    pub achieved_per_s: f64,
+    /// Its share of the target rate, requests/s.
+    pub target_per_s: f64,
+    /// Its send lag p99, ms.
+    pub send_lag_p99_ms: f64,
+    /// Its busiest thread's share of the load window.
+    pub busiest: f64,
+    /// How late it started after `--start-at`, seconds.
+    pub start_late_s: f64,
 }
 
 /// The warm-up's own accounting: sent before the measured window, kept out of it.
@@ -130,6 +162,9 @@ impl RunResult {
             waits: (0, 0),
             thread_globals: Vec::new(),
             warmup: None,
+            start_late: Duration::ZERO,
+            shard_lines: Vec::new(),
+            incomplete: None,
         }
     }
 

@@ -138,6 +138,87 @@ pub fn parse_size(s: &str) -> Result<u64, BadValue> {
     u64::try_from(bytes / 10u128.pow(d.scale)).map_err(|_| BadValue(format!("too large: {hint}")))
 }
 
+/// Parses a wall-clock time: RFC 3339 (`2026-11-23T18:00:00Z`, `…T19:00:00.5+01:00`) or
+/// Unix seconds (`1795449600`, `1795449600.25`).
+pub fn parse_time(s: &str) -> Result<std::time::SystemTime, BadValue> {
+    use std::time::UNIX_EPOCH;
+    let hint = "expected RFC 3339 (e.g. 2026-11-23T18:00:00Z) or Unix seconds (e.g. 1795449600.5)";
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .and_then(|d| UNIX_EPOCH.checked_add(d))
+            .ok_or_else(|| BadValue(format!("out of range: {hint}")));
+    }
+    let bad = || BadValue(hint.to_string());
+    let num = |a: usize, b: usize| -> Result<i64, BadValue> {
+        t.get(a..b)
+            .filter(|x| x.bytes().all(|c| c.is_ascii_digit()))
+            .and_then(|x| x.parse().ok())
+            .ok_or_else(bad)
+    };
+    let b = t.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    // Fractional seconds, then the offset.
+    let mut rest = &t[19..];
+    let mut nanos = 0u64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let f = &frac[..digits.min(9)];
+        nanos = f.parse::<u64>().map_err(|_| bad())? * 10u64.pow(9 - f.len() as u32);
+        rest = &frac[digits..];
+    }
+    let offset_s: i64 = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+            let h: i64 = o[1..3].parse().map_err(|_| bad())?;
+            let m: i64 = o[4..6].parse().map_err(|_| bad())?;
+            let v = h * 3600 + m * 60;
+            if o.starts_with('-') {
+                -v
+            } else {
+                v
+            }
+        }
+        _ => return Err(bad()),
+    };
+    // Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
+    let secs = u64::try_from(secs).map_err(|_| BadValue(format!("before 1970: {hint}")))?;
+    Ok(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +271,33 @@ mod tests {
         assert_eq!(parse_size("1.5k"), Ok(1500));
         assert!(parse_size("1.5").is_err());
         assert!(parse_size("10x").is_err());
+    }
+
+    #[test]
+    fn wall_clock_times() {
+        use std::time::UNIX_EPOCH;
+        let at = |s: &str| parse_time(s).unwrap().duration_since(UNIX_EPOCH).unwrap();
+        // 2026-11-23T18:00:00Z: 20780 days after 1970-01-01, + 18 h.
+        assert_eq!(
+            at("2026-11-23T18:00:00Z"),
+            Duration::from_secs(20_780 * 86_400 + 18 * 3600)
+        );
+        assert_eq!(at("2026-11-23T19:00:00+01:00"), at("2026-11-23T18:00:00Z"));
+        assert_eq!(
+            at("2026-11-23T18:00:00.25Z"),
+            at("2026-11-23T18:00:00Z") + Duration::from_millis(250)
+        );
+        assert_eq!(at("2000-03-01T00:00:00Z"), Duration::from_secs(951_868_800));
+        assert_eq!(at("1795449600.5"), Duration::from_millis(1_795_449_600_500));
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T18:00:00",
+            "2026-11-23 18:00Z",
+            "-5",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }

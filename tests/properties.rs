@@ -156,7 +156,7 @@ proptest! {
         for (name, bytes) in [("garbage", &garbage), ("mutated", &mutated)] {
             let p = dir.join(format!("{name}.hlog"));
             std::fs::write(&p, bytes).unwrap();
-            let _ = ratebench::report::hdr::read(std::slice::from_ref(&p));
+            let _ = ratebench::report::hdr::read(std::slice::from_ref(&p), false);
         }
     }
 }

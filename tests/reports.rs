@@ -476,6 +476,10 @@ fn fixed_run() -> ratebench::run::RunResult {
         arrival: "constant".into(),
         seed: 0,
         stages: String::new(),
+        shard: 0,
+        shards: 1,
+        start_at: None,
+        plan_id: String::new(),
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();

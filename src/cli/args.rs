@@ -100,6 +100,10 @@ pub struct ReportArgs {
     /// Percentile spectra to print.
     #[command(flatten)]
     pub spectra: SpectraArgs,
+    /// Merge the logs of a sharded plan even when shards are missing, doubled or from
+    /// another plan (the report says so).
+    #[arg(long = "allow-partial")]
+    pub allow_partial: bool,
     /// Outputs and thresholds.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -157,6 +161,14 @@ pub struct RunArgs {
     /// counted on its own line, kept out of every result.
     #[arg(long = "warmup", value_name = "T")]
     pub warmup: Option<String>,
+    /// Run shard I of N of the whole plan (-R stays the whole test's rate): this process
+    /// sends the global requests k with k mod N = I, at the single run's times.
+    #[arg(long = "shard", value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Start the schedule at this wall-clock time (RFC 3339 or Unix seconds), so shards on
+    /// several machines start together.
+    #[arg(long = "start-at", value_name = "TIME")]
+    pub start_at: Option<String>,
     /// Add a request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "K: V")]
     pub headers: Vec<String>,

@@ -12,7 +12,7 @@ use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
 use crate::serve::config::{parse_range, parse_status, LlmConfig, ServeConfig, Stall};
 use crate::stream::{Slo, TokenRule};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_time};
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
@@ -194,6 +194,19 @@ fn random_seed() -> u64 {
     (rng.uniform() * (1u64 << 53) as f64) as u64
 }
 
+/// Parses `--shard I/N`: 0 ≤ I < N.
+fn parse_shard(s: &str) -> Result<(u64, u64), ConfigError> {
+    let hint = "expected I/N with 0 <= I < N, e.g. --shard 0/3 (Kubernetes: \
+                --shard $(JOB_COMPLETION_INDEX)/3)";
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| invalid("--shard", s, hint))?;
+    match (i.trim().parse::<u64>(), n.trim().parse::<u64>()) {
+        (Ok(i), Ok(n)) if n >= 1 && i < n && n <= 100_000 => Ok((i, n)),
+        _ => Err(invalid("--shard", s, hint)),
+    }
+}
+
 /// Parses a positive whole number for `flag`.
 fn parse_count(flag: &'static str, s: &str) -> Result<usize, ConfigError> {
     match s.trim().parse::<usize>() {
@@ -272,6 +285,29 @@ impl RunArgs {
                 )
             })?,
             None => random_seed(),
+        };
+        let (shard, shards) = match &self.shard {
+            Some(s) => parse_shard(s)?,
+            None => (0, 1),
+        };
+        let start_at = match &self.start_at {
+            Some(t) => {
+                let at = parse_time(t).map_err(|r| invalid("--start-at", t, r))?;
+                let now = std::time::SystemTime::now();
+                if at < now {
+                    return Err(invalid(
+                        "--start-at",
+                        t,
+                        "is in the past: give every shard the same time a little ahead, e.g. \
+                         $(date -u -d '+30 seconds' +%Y-%m-%dT%H:%M:%SZ)",
+                    ));
+                }
+                if at > now + Duration::from_secs(86_400) {
+                    return Err(invalid("--start-at", t, "is more than a day ahead"));
+                }
+                Some(at)
+            }
+            None => None,
         };
         let warmup = match &self.warmup {
             Some(w) => {
@@ -389,7 +425,7 @@ impl RunArgs {
             }
             None => None,
         };
-        let plan = Plan {
+        let mut plan = Plan {
             target,
             rate,
             connections,
@@ -407,6 +443,9 @@ impl RunArgs {
             stages,
             start_rate: given_rate,
             warmup,
+            shard,
+            shards,
+            start_at,
             script,
             token_rule: TokenRule::parse(&self.sse_token)
                 .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,
@@ -416,6 +455,12 @@ impl RunArgs {
                 .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
                 .collect::<Result<_, _>>()?,
         };
+        // Shards must draw the same arrivals: without --seed, every shard derives the same
+        // seed from what they share (the plan, its shard count and its start).
+        if plan.shards > 1 && self.seed.is_none() {
+            plan.seed = 0;
+            plan.seed = u64::from_str_radix(&plan.identity(), 16).unwrap_or(0);
+        }
         Ok(RunCommand {
             plan,
             spectra: Spectra {

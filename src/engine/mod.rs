@@ -257,9 +257,27 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     if let Some(f) = options.on_start.take() {
         f();
     }
-    // A common start a little ahead, so every thread is waiting when it comes.
-    let start = Instant::now() + Duration::from_millis(2);
-    let started_at = std::time::SystemTime::now() + Duration::from_millis(2);
+    // A common start a little ahead, so every thread is waiting when it comes; or the
+    // wall-clock `--start-at`, read once into the monotonic clock. A shard that is ready
+    // late keeps that start all the same (its first requests are then released late, and
+    // their latency says so), so the shards' union stays the single run's schedule.
+    let (start, started_at, start_late) = match config.start_at {
+        Some(at) => {
+            let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+            match at.duration_since(wall) {
+                Ok(ahead) => (now + ahead, at, Duration::ZERO),
+                Err(e) => {
+                    let late = e.duration();
+                    (now.checked_sub(late).unwrap_or(now), at, late)
+                }
+            }
+        }
+        None => (
+            Instant::now() + Duration::from_millis(2),
+            std::time::SystemTime::now() + Duration::from_millis(2),
+            Duration::ZERO,
+        ),
+    };
     for s in starts {
         let _ = s.send(start);
     }
@@ -366,5 +384,8 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         waits,
         thread_globals,
         warmup: None,
+        start_late,
+        shard_lines: Vec::new(),
+        incomplete: None,
     })
 }

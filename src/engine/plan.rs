@@ -16,7 +16,7 @@ use crate::stream::{Slo, TokenRule};
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Uri};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Where requests go, taken apart from the URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +141,12 @@ pub struct Plan {
     pub start_rate: Option<Rate>,
     /// Traffic before the measured window, if asked for.
     pub warmup: Option<Duration>,
+    /// This process runs shard `shard` of `shards` (0 of 1: the whole plan).
+    pub shard: u64,
+    /// How many shards share the plan.
+    pub shards: u64,
+    /// The wall-clock start of the schedule, when every shard must start together.
+    pub start_at: Option<SystemTime>,
     /// The Lua script, if any.
     pub script: Option<ScriptBase>,
     /// Which event-stream events count as tokens.
@@ -171,6 +177,9 @@ impl Plan {
             stages: Vec::new(),
             start_rate: Some(rate),
             warmup: None,
+            shard: 0,
+            shards: 1,
+            start_at: None,
             script: None,
             token_rule: TokenRule::OpenAi,
             slos: Vec::new(),
@@ -180,6 +189,11 @@ impl Plan {
     /// Thread `thread`'s share of the schedule: exact integer spacing for a constant rate
     /// with constant arrivals, else the rate profile through the arrival process.
     pub fn schedule(&self, thread: usize) -> Schedule {
+        self.thread_schedule(thread)
+            .in_shard(self.shard, self.shards)
+    }
+
+    fn thread_schedule(&self, thread: usize) -> Schedule {
         if self.stages.is_empty() && self.arrival == Arrival::Constant {
             return Schedule::for_thread(self.rate, self.threads, thread);
         }
@@ -206,6 +220,7 @@ impl Plan {
             duration: length,
             stages: Vec::new(),
             warmup: None,
+            start_at: None,
             ..self.clone()
         })
     }
@@ -240,7 +255,49 @@ impl Plan {
                 .map(|s| format!("{}s:{}", trim_f(s.duration.as_secs_f64()), trim_f(s.rate)))
                 .collect::<Vec<_>>()
                 .join(","),
+            shard: self.shard,
+            shards: self.shards,
+            start_at: self.start_at,
+            plan_id: self.identity(),
         }
+    }
+
+    /// What makes shards parts of one plan: the target and request, the schedule (rate,
+    /// stages, arrival, seed, duration), the shard count and the common start, as a short
+    /// hash (FNV-1a). The shard index is not in it: the N shards share it.
+    pub fn identity(&self) -> String {
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", String::from_utf8_lossy(v.as_bytes())))
+            .collect();
+        let stages: Vec<String> = self
+            .stages
+            .iter()
+            .map(|s| format!("{}:{}", s.duration.as_nanos(), s.rate))
+            .collect();
+        let text = format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
+            self.target.url,
+            self.method,
+            self.rate,
+            self.start_rate.map(|r| r.to_string()).unwrap_or_default(),
+            stages.join(","),
+            self.arrival.name(),
+            self.seed,
+            self.duration.as_nanos(),
+            self.shards,
+            self.body.len(),
+            self.start_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis()),
+            headers.join("\n"),
+        );
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{h:016x}")
     }
 }
 

@@ -227,6 +227,12 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         // The coordinator gave up before the start (e.g. another thread failed).
         return Ok(WorkerResult::not_started(shared.recorder.take()));
     };
+    // A `--start-at` can be seconds away: wait for it before counting busy time.
+    if let Some(early) = start.checked_sub(Duration::from_millis(5)) {
+        if early > Instant::now() {
+            tokio::time::sleep_until(early.into()).await;
+        }
+    }
     let idle_at_start = clock::idle_time();
     let waits_at_start = clock::wait_counts();
     shared.queue.start.set(start);

@@ -95,8 +95,10 @@ impl std::fmt::Display for Rate {
 #[derive(Debug, Clone)]
 pub struct Schedule {
     kind: Kind,
-    threads: u64,
-    thread: u64,
+    /// This share takes global requests `offset`, `offset + stride`, … (thread t of T:
+    /// stride T, offset t; within shard I of N: stride N·T, offset I + N·t).
+    stride: u64,
+    offset: u64,
 }
 
 /// How due times are computed.
@@ -122,8 +124,8 @@ impl Schedule {
         assert!(thread < threads, "thread index within the thread count");
         Schedule {
             kind: Kind::Exact(rate),
-            threads: threads as u64,
-            thread: thread as u64,
+            stride: threads as u64,
+            offset: thread as u64,
         }
     }
 
@@ -143,8 +145,19 @@ impl Schedule {
                 arrival,
                 seed,
             })),
-            threads: threads as u64,
-            thread: thread as u64,
+            stride: threads as u64,
+            offset: thread as u64,
+        }
+    }
+
+    /// This share of shard `shard` of `shards`: the shards together take every global request
+    /// once, each at exactly the time the single-process run would give it.
+    pub fn in_shard(self, shard: u64, shards: u64) -> Schedule {
+        assert!(shard < shards, "shard index within the shard count");
+        Schedule {
+            stride: self.stride * shards,
+            offset: shard + shards * self.offset,
+            ..self
         }
     }
 
@@ -155,12 +168,12 @@ impl Schedule {
             Kind::Exact(rate) => rate.as_f64(),
             Kind::Shaped(s) => s.profile.peak(),
         };
-        total / self.threads as f64
+        total / self.stride as f64
     }
 
     /// The global sequence number of this thread's `n`-th request.
     pub fn global(&self, n: u64) -> u64 {
-        n * self.threads + self.thread
+        n * self.stride + self.offset
     }
 
     /// This thread's due times within `[0, window)`, in order.
@@ -203,8 +216,8 @@ impl Schedule {
             Kind::Exact(rate) => {
                 let total = rate.count_within(window);
                 // Global numbers t, t+T, … below `total`.
-                if total > self.thread {
-                    (total - self.thread).div_ceil(self.threads)
+                if total > self.offset {
+                    (total - self.offset).div_ceil(self.stride)
                 } else {
                     0
                 }
@@ -483,5 +496,56 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(k, d)| d.as_nanos().abs_diff(k as u128 * 2_000_000) <= 1));
+    }
+
+    #[test]
+    fn shards_partition_the_single_schedule() {
+        // For N = 1..5 shards of 2 threads each, the union of every share's due times is the
+        // single process's schedule (1 thread), each time exactly once: constant, Poisson
+        // with a seed, and a ramp.
+        let ramp = Profile::new(
+            0.0,
+            &[Stage {
+                duration: Duration::from_secs(2),
+                rate: 300.0,
+            }],
+        );
+        let shapes: [(Option<Rate>, Profile, Arrival); 3] = [
+            (
+                Some(Rate::per_second(250)),
+                Profile::constant(250.0, Duration::from_secs(2)),
+                Arrival::Constant,
+            ),
+            (
+                None,
+                Profile::constant(250.0, Duration::from_secs(2)),
+                Arrival::Poisson,
+            ),
+            (None, ramp, Arrival::Constant),
+        ];
+        let window = Duration::from_secs(2);
+        let schedule =
+            |exact: Option<Rate>, p: &Profile, a: Arrival, threads: usize, t: usize| match exact {
+                Some(r) => Schedule::for_thread(r, threads, t),
+                None => Schedule::shaped(p.clone(), a, 99, threads, t),
+            };
+        for (exact, profile, arrival) in &shapes {
+            let mut single = schedule(*exact, profile, *arrival, 1, 0).cursor(window);
+            let single: Vec<Duration> = std::iter::from_fn(|| single.next_due()).collect();
+            assert!(single.len() > 200);
+            for shards in 1..=5u64 {
+                let mut union: Vec<Duration> = Vec::new();
+                for shard in 0..shards {
+                    for t in 0..2 {
+                        let mut c = schedule(*exact, profile, *arrival, 2, t)
+                            .in_shard(shard, shards)
+                            .cursor(window);
+                        union.extend(std::iter::from_fn(|| c.next_due()));
+                    }
+                }
+                union.sort();
+                assert_eq!(union, single, "{shards} shards, {arrival:?}");
+            }
+        }
     }
 }

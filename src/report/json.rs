@@ -120,6 +120,25 @@ pub struct ConfigDoc {
     /// The ramp as `D:R,…` (seconds and req/s), empty for a constant rate.
     #[serde(default)]
     pub stages: String,
+    /// Which shard of the plan this process ran (`--shard I/N`; 0 of 1 without).
+    #[serde(default)]
+    pub shard: u64,
+    /// How many shards share the plan.
+    #[serde(default = "one")]
+    pub shards: u64,
+    /// The shards' common start (`--start-at`), seconds since the Unix epoch, or null.
+    #[serde(default)]
+    pub start_at_unix_s: Option<f64>,
+    /// The plan's identity, shared by all its shards (what `ratebench report` checks).
+    #[serde(default)]
+    pub plan_id: String,
+    /// How late this process really started after `--start-at`, seconds.
+    #[serde(default)]
+    pub start_late_s: f64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 fn constant() -> String {
@@ -446,6 +465,14 @@ impl ConfigDoc {
             arrival: c.arrival.clone(),
             seed: c.seed,
             stages: c.stages.clone(),
+            shard: c.shard,
+            shards: c.shards,
+            start_at_unix_s: c
+                .start_at
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64()),
+            plan_id: c.plan_id.clone(),
+            start_late_s: 0.0,
         }
     }
 }
@@ -455,7 +482,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
     let rec = &r.recorder;
     let t = &rec.total;
     let mut config = ConfigDoc::of(&r.meta);
-    config.rate_per_s = s.target_rate;
+    config.start_late_s = r.start_late.as_secs_f64();
     Document {
         schema: SCHEMA.into(),
         tool: format!("ratebench {}", env!("CARGO_PKG_VERSION")),

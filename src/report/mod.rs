@@ -125,7 +125,8 @@ impl Summary {
     pub fn of(r: &RunResult) -> Summary {
         let t = &r.recorder.total;
         let secs = r.load_duration.as_secs_f64().max(1e-9);
-        let target_rate = r.meta.rate.as_f64();
+        // A shard's target is its share of the plan's rate.
+        let target_rate = r.meta.rate.as_f64() / r.meta.shards.max(1) as f64;
         let achieved_rate = r.sent_in_window as f64 / secs;
         // Completions are counted over the time they took, never over a window they
         // overran: 3000 answers that took 6.5 s are 460/s, not 1000/s over a 3 s window.
@@ -204,6 +205,18 @@ impl Summary {
                  latencies include ratebench's own delay (a busy machine wakes it late)",
                 fmt_us(lag_p99 as f64),
                 fmt_us(us(SEND_LAG_WARN) as f64)
+            ));
+        }
+        if let Some(why) = &r.incomplete {
+            warnings.push(format!(
+                "partial merge (--allow-partial): {why}; these numbers are not the whole plan's"
+            ));
+        }
+        if r.start_late > Duration::from_millis(10) {
+            warnings.push(format!(
+                "this process started {} after --start-at: its first requests went out late \
+                 (the lateness is in their corrected latency)",
+                fmt_us(us(r.start_late) as f64)
             ));
         }
         if let Some(st) = r.recorder.stream.as_deref() {
@@ -295,6 +308,10 @@ mod tests {
             arrival: "constant".into(),
             seed: 0,
             stages: String::new(),
+            shard: 0,
+            shards: 1,
+            start_at: None,
+            plan_id: String::new(),
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

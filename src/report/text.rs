@@ -35,13 +35,23 @@ pub fn header(m: &RunMeta) -> String {
     } else {
         format!("stages {} ({} requests/s on average)", m.stages, m.rate)
     };
+    let shard = if m.shards > 1 {
+        format!(
+            ", shard {}/{} (its share: {} requests/s)",
+            m.shard,
+            m.shards,
+            fmt_count(m.rate.as_f64() / m.shards as f64)
+        )
+    } else {
+        String::new()
+    };
     let arrivals = if m.arrival == "constant" {
         String::new()
     } else {
         format!(", {} arrivals (seed {})", m.arrival, m.seed)
     };
     format!(
-        "Running {} test @ {}\n  {} threads and {} connections, {target}{arrivals} \
+        "Running {} test @ {}\n  {} threads and {} connections, {target}{shard}{arrivals} \
          (open loop; latency from each request's intended send time)\n",
         humantime(m.duration),
         m.url,
@@ -372,6 +382,20 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             );
         }
         let _ = writeln!(o);
+    }
+    for l in &r.shard_lines {
+        let _ = writeln!(
+            o,
+            "Shard {}/{}: achieved {:.2} of {:.2} req/s, send lag p99 {}, busiest thread {:.0}%, \
+             started {} after --start-at",
+            l.shard,
+            r.shard_lines.len(),
+            l.achieved_per_s,
+            l.target_per_s,
+            fmt_us(l.send_lag_p99_ms * 1000.0),
+            l.busiest * 100.0,
+            fmt_us(l.start_late_s * 1e6),
+        );
     }
     for w in &s.warnings {
         let _ = writeln!(o, "WARNING: {w}");

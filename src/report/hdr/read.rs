@@ -10,7 +10,7 @@ use crate::pacer::Rate;
 use crate::record::histogram::{new_hist, Hist};
 use crate::record::{Counts, Interval, Recorder};
 use crate::report::json::{ConfigDoc, Document, SecondDoc};
-use crate::run::{RunMeta, RunResult};
+use crate::run::{RunMeta, RunResult, ShardLine};
 use crate::stream::Slo;
 use base64::Engine as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry, LogIteratorError};
@@ -42,6 +42,12 @@ pub enum ReadError {
         /// What is wrong.
         reason: String,
     },
+    /// Logs of a sharded plan that are not its whole set, each shard once: add or remove
+    /// the logs named, or pass --allow-partial.
+    #[error(
+        "these logs are not one plan's shards, each once: {0} (--allow-partial merges them anyway)"
+    )]
+    Set(String),
     /// No interval lines at all: is this an HdrHistogram log?
     #[error("{0}: no histograms found (expected an interval log written with --hdr-log)")]
     Empty(PathBuf),
@@ -241,16 +247,89 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
         arrival: c.arrival.clone(),
         seed: c.seed,
         stages: c.stages.clone(),
+        shard: c.shard,
+        shards: c.shards.max(1),
+        start_at: c
+            .start_at_unix_s
+            .map(|s| UNIX_EPOCH.checked_add(secs(s)).unwrap_or(UNIX_EPOCH)),
+        plan_id: c.plan_id.clone(),
+    }
+}
+
+/// Checks that logs of a sharded plan are the whole set: every shard of one plan, each
+/// once. Logs of unsharded runs are independent runs merged side by side, as before.
+fn check_shards(paths: &[PathBuf], logs: &[LogData]) -> Result<(), String> {
+    let docs: Vec<(&PathBuf, &ConfigDoc)> = paths
+        .iter()
+        .zip(logs)
+        .filter_map(|(p, l)| l.totals.as_ref().map(|t| (p, &t.config)))
+        .collect();
+    let Some((_, first)) = docs.iter().find(|(_, c)| c.shards > 1) else {
+        return Ok(());
+    };
+    let n = first.shards;
+    let mut problems = Vec::new();
+    for (p, c) in &docs {
+        if c.plan_id != first.plan_id || c.shards != n {
+            problems.push(format!(
+                "{} is from another plan (plan {}, shards {}; expected plan {}, shards {n})",
+                p.display(),
+                c.plan_id,
+                c.shards,
+                first.plan_id
+            ));
+        }
+    }
+    if docs.len() < logs.len() {
+        problems.push("some logs carry no ratebench totals (not from a sharded run)".into());
+    }
+    for i in 0..n {
+        let holders: Vec<String> = docs
+            .iter()
+            .filter(|(_, c)| c.shard == i && c.plan_id == first.plan_id)
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        match holders.len() {
+            0 => problems.push(format!("shard {i}/{n} is missing")),
+            1 => {}
+            _ => problems.push(format!(
+                "shard {i}/{n} is there twice ({})",
+                holders.join(", ")
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+impl ReadError {
+    /// An incomplete or mixed set of shards is bad input (2); a file that cannot be read
+    /// or parsed is a runtime failure (1).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ReadError::Set(_) => crate::error::EXIT_USAGE,
+            _ => crate::error::EXIT_RUNTIME,
+        }
     }
 }
 
 /// Reads and merges interval logs into one run: histograms merged second by second (each
-/// log's seconds counted from its own start), counters and rates summed.
-pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
+/// log's seconds counted from its own start), counters summed. The shards of one plan must
+/// all be there, each once (unless `allow_partial`); independent runs' rates are summed.
+pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadError> {
     let logs = paths
         .iter()
         .map(|p| read_one(p))
         .collect::<Result<Vec<_>, _>>()?;
+    let partial = match check_shards(paths, &logs) {
+        Ok(()) => None,
+        Err(why) if allow_partial => Some(why),
+        Err(why) => return Err(ReadError::Set(why)),
+    };
+    let mut shard_lines = Vec::new();
     let mut recorder = Recorder::new();
     let mut seconds: BTreeMap<u32, Interval> = BTreeMap::new();
     let mut config: Option<ConfigDoc> = None;
@@ -339,10 +418,23 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
                 started_at = started_at.min(t.started_at_unix_s);
                 interrupted |= t.interrupted;
                 busy.extend(&t.threads_busy);
+                if t.config.shards > 1 {
+                    shard_lines.push(ShardLine {
+                        shard: t.config.shard,
+                        achieved_per_s: t.rates.achieved_per_s,
+                        target_per_s: t.rates.target_per_s,
+                        send_lag_p99_ms: t.latency_ms.send_lag.p99,
+                        busiest: t.threads_busy.iter().cloned().fold(0.0, f64::max),
+                        start_late_s: t.config.start_late_s,
+                    });
+                }
                 config = Some(match config {
                     None => t.config.clone(),
                     Some(mut c) => {
-                        c.rate_per_s += t.config.rate_per_s;
+                        // Shards of one plan share its whole rate; independent runs add up.
+                        if t.config.shards <= 1 {
+                            c.rate_per_s += t.config.rate_per_s;
+                        }
                         c.connections += t.config.connections;
                         c.threads += t.config.threads;
                         c.duration_s = c.duration_s.max(t.config.duration_s);
@@ -382,7 +474,20 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         arrival: "unknown".into(),
         seed: 0,
         stages: String::new(),
+        shard: 0,
+        shards: 1,
+        start_at_unix_s: None,
+        plan_id: String::new(),
+        start_late_s: 0.0,
     });
+    shard_lines.sort_by_key(|l| l.shard);
+    // The merge of a plan's shards is the whole plan: its rate, no shard of its own.
+    let mut config = config;
+    if !shard_lines.is_empty() {
+        config.shard = 0;
+        config.shards = 1;
+    }
+
     Ok(RunResult {
         meta: meta_of(&config),
         addr: None,
@@ -408,5 +513,8 @@ pub fn read(paths: &[PathBuf]) -> Result<RunResult, ReadError> {
         waits: (0, 0), // not in the log
         thread_globals: Vec::new(),
         warmup: None,
+        start_late: Duration::ZERO,
+        shard_lines,
+        incomplete: partial,
     })
 }
