@@ -56,6 +56,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The metrics endpoint could not listen (exit 2: pick another --metrics-addr).
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// Interval logs could not be read (exit 1).
     #[error("{0}")]
     Read(#[from] ReadError),
@@ -95,6 +98,7 @@ impl Error {
             Error::Run { source, .. } => source.exit_code(),
             Error::Serve(e) => e.exit_code(),
             Error::Read(e) => e.exit_code(),
+            Error::Metrics(_) => crate::error::EXIT_USAGE,
             Error::Threshold { .. } | Error::NoPassingRate => EXIT_THRESHOLD,
             Error::HdrLog { .. } | Error::Done(_) | Error::Write(_) | Error::Interrupted => {
                 EXIT_RUNTIME
@@ -266,7 +270,9 @@ pub fn load_script(plan: &Plan) -> Result<Option<Script>> {
 /// `load`, handing back the run's numbers.
 fn load_result(command: &RunCommand) -> Result<RunResult> {
     let config = &command.plan;
-    let to_stderr = command.outputs.json_to_stdout();
+    // The text report goes to stderr when stdout carries the JSON or the interval log.
+    let to_stderr =
+        command.outputs.json_to_stdout() || command.hdr_log.as_deref() == Some(Path::new("-"));
     let script = load_script(config)?;
     if to_stderr && script.as_ref().is_some_and(|s| s.has_done()) {
         return Err(ConfigError::Missing(
@@ -274,6 +280,19 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         )
         .into());
     }
+    let metrics = match command.metrics_addr {
+        Some(addr) => {
+            let m = std::sync::Arc::new(std::sync::Mutex::new(crate::metrics::Metrics::new(
+                config.shard,
+                config.shards,
+                &config.identity(),
+                config.rate.as_f64() / config.shards as f64,
+            )));
+            crate::metrics::serve(addr, m.clone())?;
+            Some(m)
+        }
+        None => None,
+    };
     // The warm-up: a run of its own before the measured one (its connections close with it),
     // so nothing of it can reach a histogram, the accounting or a threshold of the window.
     let warmup = match config.warmup_plan() {
@@ -330,6 +349,11 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
             handle_sigint: true,
             on_interval: Box::new(|iv, s| {
                 progress.second(iv, s);
+                if let Some(m) = &metrics {
+                    if let Ok(mut m) = m.lock() {
+                        m.second(iv, s);
+                    }
+                }
                 if let Some(h) = hlog.as_mut() {
                     h.interval(iv, s);
                 }
@@ -356,7 +380,9 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         // A run that never started leaves no half-written log behind to mislead a reader.
         if let (Some(h), Some(p)) = (hlog.take(), &command.hdr_log) {
             drop(h);
-            let _ = std::fs::remove_file(p);
+            if p.as_os_str() != "-" {
+                let _ = std::fs::remove_file(p);
+            }
         }
         Error::Run {
             url: config.target.url.clone(),

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod outcome;
 pub mod pacer;
 pub mod record;

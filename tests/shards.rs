@@ -260,3 +260,96 @@ fn bad_shard_and_start_flags_exit_2() {
     }
     assert_eq!(target.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn metrics_show_the_run_live() {
+    // -R100 for 3 s with --metrics-addr: read while the run goes, the counters agree with
+    // each other and with the schedule so far (100 per elapsed second), and the latency
+    // histogram's buckets count every completed request.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = load(&url)
+        .rate("100")
+        .duration("3s")
+        .connections(2)
+        .flag("--metrics-addr", &addr)
+        .flag("--shard", "0/1")
+        .argv();
+    let child = bin()
+        .args(&child)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2300));
+    let mut conn = std::net::TcpStream::connect(&addr).expect("the endpoint listens");
+    use std::io::{Read, Write};
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    let out = wait_limited(child, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0));
+    let value = |metric: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(metric) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{metric} in {text}"))
+    };
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    let scheduled = value("ratebench_requests_scheduled_total{");
+    // Two full seconds reported (the third is still running): 200 of 100/s.
+    assert!((100.0..=300.0).contains(&scheduled), "{scheduled}");
+    assert_eq!(value("ratebench_requests_completed_total{"), scheduled);
+    assert_eq!(value("ratebench_latency_seconds_count{"), scheduled);
+    // Buckets are cumulative: they never decrease, and the last (+Inf) holds every one.
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("ratebench_latency_seconds_bucket{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(buckets.last().copied(), Some(scheduled));
+    assert_eq!(value("ratebench_target_rate{"), 100.0);
+}
+
+#[test]
+fn the_kubernetes_manifest_is_an_indexed_job_of_shards() {
+    // No cluster is reachable here: check the manifest is valid YAML and says what the
+    // README says — an Indexed Job, N completions = N in parallel = N shards, no retries,
+    // one --start-at, the pod index as the shard, metrics annotated for scraping.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/ratebench-job.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
+        .collect();
+    let job = docs.iter().find(|d| d["kind"] == "Job").expect("a Job");
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"], "Indexed");
+    assert_eq!(spec["backoffLimit"], 0);
+    let n = spec["completions"].as_u64().unwrap();
+    assert_eq!(spec["parallelism"].as_u64(), Some(n));
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let args: Vec<&str> = pod["containers"][0]["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let after = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap() + 1];
+    assert_eq!(after("--shard"), format!("$(JOB_COMPLETION_INDEX)/{n}"));
+    assert_eq!(after("--start-at"), "$(START_AT)");
+    assert_eq!(after("--hdr-log"), "-");
+    assert_eq!(after("--metrics-addr"), "0.0.0.0:9464");
+    let notes = &spec["template"]["metadata"]["annotations"];
+    assert_eq!(notes["prometheus.io/scrape"], "true");
+    assert!(docs.iter().any(|d| d["kind"] == "ConfigMap"));
+}

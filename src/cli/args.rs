@@ -169,6 +169,10 @@ pub struct RunArgs {
     /// several machines start together.
     #[arg(long = "start-at", value_name = "TIME")]
     pub start_at: Option<String>,
+    /// Serve live Prometheus metrics of the run at this address (e.g. 0.0.0.0:9464), at
+    /// any path; labelled with the shard and the plan.
+    #[arg(long = "metrics-addr", value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
     /// Add a request header, "Name: value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "K: V")]
     pub headers: Vec<String>,

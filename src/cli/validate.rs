@@ -105,6 +105,8 @@ pub struct RunCommand {
     pub spectra: Spectra,
     /// Where to write the interval log.
     pub hdr_log: Option<PathBuf>,
+    /// Where to serve live Prometheus metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Validated report outputs and thresholds.
@@ -461,13 +463,30 @@ impl RunArgs {
             plan.seed = 0;
             plan.seed = u64::from_str_radix(&plan.identity(), 16).unwrap_or(0);
         }
+        let metrics_addr = match &self.metrics_addr {
+            Some(a) => Some(a.parse().map_err(|_| {
+                invalid("--metrics-addr", a, "expected IP:PORT, e.g. 0.0.0.0:9464")
+            })?),
+            None => None,
+        };
         Ok(RunCommand {
+            metrics_addr,
             plan,
             spectra: Spectra {
                 corrected: self.spectra.latency,
                 uncorrected: self.spectra.u_latency,
             },
             hdr_log: match &self.hdr_log {
+                Some(p) if p.as_os_str() == "-" => {
+                    if self.output.json.as_deref() == Some(Path::new("-")) {
+                        return Err(ConfigError::Missing(
+                            "--hdr-log - and --json - would both write to stdout: send one of \
+                             them to a file"
+                                .into(),
+                        ));
+                    }
+                    Some(p.clone())
+                }
                 Some(p) => {
                     check_writable("--hdr-log", p)?;
                     Some(p.clone())

@@ -33,6 +33,8 @@ pub struct Counts {
     pub bytes: u64,
     /// Output tokens of event streams.
     pub tokens: u64,
+    /// Completed responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx (others in 5xx).
+    pub status_classes: [u64; 5],
 }
 
 impl Counts {
@@ -51,6 +53,9 @@ impl Counts {
         }
         self.bytes += other.bytes;
         self.tokens += other.tokens;
+        for (a, b) in self.status_classes.iter_mut().zip(other.status_classes) {
+            *a += b;
+        }
     }
 }
 
@@ -299,6 +304,8 @@ impl Recorder {
                 self.total.completed += 1;
                 self.interval.counts.completed += 1;
                 self.status[usize::from(status).min(999)] += 1;
+                let class = usize::from(status / 100).clamp(1, 5) - 1;
+                self.interval.counts.status_classes[class] += 1;
                 self.record_latency(o);
             }
             Err(class) => {

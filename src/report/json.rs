@@ -415,6 +415,7 @@ impl SecondDoc {
             errors: [e.connect, e.read, e.write, e.timeout, e.protocol, e.script],
             bytes: self.bytes,
             tokens: self.tokens,
+            status_classes: [0; 5],
         }
     }
 }

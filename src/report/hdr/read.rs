@@ -384,6 +384,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                     errors: [e.connect, e.read, e.write, e.timeout, e.protocol, e.script],
                     bytes: t.bytes,
                     tokens: t.streaming.tokens,
+                    status_classes: [0; 5],
                 });
                 for (code, n) in &t.status_codes {
                     if let Ok(i) = code.parse::<usize>() {

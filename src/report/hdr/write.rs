@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Writes an interval log as the run goes, one second at a time.
 pub struct HlogWriter {
-    out: io::BufWriter<std::fs::File>,
+    out: io::BufWriter<Box<dyn Write>>,
     serializer: V2DeflateSerializer,
     bytes: Vec<u8>,
     text: String,
@@ -33,11 +33,16 @@ fn unix_s(t: SystemTime) -> f64 {
 }
 
 impl HlogWriter {
-    /// Creates the file and writes the standard header lines.
+    /// Creates the file (`-`: standard output, e.g. for `kubectl logs`) and writes the
+    /// standard header lines.
     pub fn create(path: &Path) -> io::Result<HlogWriter> {
-        let file = std::fs::File::create(path)?;
+        let sink: Box<dyn Write> = if path.as_os_str() == "-" {
+            Box::new(io::stdout())
+        } else {
+            Box::new(std::fs::File::create(path)?)
+        };
         let mut w = HlogWriter {
-            out: io::BufWriter::new(file),
+            out: io::BufWriter::new(sink),
             serializer: V2DeflateSerializer::new(),
             bytes: Vec::new(),
             text: String::new(),
