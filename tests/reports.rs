@@ -689,3 +689,43 @@ fn a_closed_stdout_still_writes_every_file() {
     assert_eq!(j["accounting"]["scheduled"], 50);
     assert!(std::fs::read_to_string(&csv_path).unwrap().lines().count() > 5);
 }
+
+#[test]
+fn an_interval_log_on_stdout_survives_being_mixed_with_the_report() {
+    // `--hdr-log -` puts the log on stdout and the text report on stderr; `kubectl logs`
+    // hands both back interleaved. `ratebench report` reads the log out of that mix.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("hlog-stdout");
+    let mixed = dir.join("pod.log");
+    let cmd = format!(
+        "{} -R100 -d2s -c2 -t1 --hdr-log - {url} > {} 2>&1",
+        env!("CARGO_BIN_EXE_ratebench"),
+        mixed.display()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &cmd])
+        .spawn()
+        .unwrap();
+    assert_eq!(
+        wait_limited(child, Duration::from_secs(20)).status.code(),
+        Some(0)
+    );
+    let text = std::fs::read_to_string(&mixed).unwrap();
+    assert!(text.contains("Running 2s test") && text.contains("Tag=corrected,"));
+    let out = run_bin(
+        &["report", mixed.to_str().unwrap()],
+        Duration::from_secs(20),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Accounting: scheduled 200 = completed 200"),
+        "{stdout}"
+    );
+}

@@ -119,6 +119,23 @@ fn read_one(path: &Path) -> Result<LogData, ReadError> {
     if bytes.last().is_some_and(|b| *b != b'\n') {
         bytes.push(b'\n'); // the last line counts even without its newline
     }
+    // A log collected with `kubectl logs` from `--hdr-log -` has the text report (stderr)
+    // interleaved: keep only the lines a log can have (comments, the legend, intervals).
+    let log_line = |l: &[u8]| {
+        l.first()
+            .is_some_and(|c| matches!(c, b'#' | b'"' | b'0'..=b'9'))
+            || l.starts_with(b"Tag=")
+    };
+    if bytes
+        .split(|b| *b == b'\n')
+        .any(|l| !l.is_empty() && !log_line(l))
+    {
+        bytes = bytes
+            .split(|b| *b == b'\n')
+            .filter(|l| log_line(l))
+            .flat_map(|l| l.iter().copied().chain([b'\n']))
+            .collect();
+    }
     let err = |line: usize, reason: String| ReadError::Format {
         path: path.to_path_buf(),
         line,
