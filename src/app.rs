@@ -334,10 +334,12 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         None => None,
     };
     let mut hlog = match &command.hdr_log {
-        Some(p) => Some(HlogWriter::create(p).map_err(|source| Error::HdrLog {
-            path: p.display().to_string(),
-            source,
-        })?),
+        Some(p) => Some(
+            HlogWriter::create(p, &config.meta()).map_err(|source| Error::HdrLog {
+                path: p.display().to_string(),
+                source,
+            })?,
+        ),
         None => None,
     };
     let header = report::text::header(&config.meta());

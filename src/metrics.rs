@@ -30,6 +30,7 @@ pub struct Metrics {
     target_per_s: f64,
     totals: Counts,
     corrected: Hist,
+    send_lag: Hist,
     last_second_sent: u64,
 }
 
@@ -41,6 +42,7 @@ impl Metrics {
             target_per_s,
             totals: Counts::default(),
             corrected: new_hist(),
+            send_lag: new_hist(),
             last_second_sent: 0,
         }
     }
@@ -49,6 +51,7 @@ impl Metrics {
     pub fn second(&mut self, iv: &Interval, s: &IntervalStats) {
         self.totals.add(&s.counts);
         let _ = self.corrected.add(&iv.corrected);
+        let _ = self.send_lag.add(&iv.send_lag);
         self.last_second_sent = s.counts.sent;
     }
 
@@ -77,6 +80,11 @@ impl Metrics {
             "requests_completed_total",
             "Requests answered (any status).",
             t.completed,
+        );
+        counter(
+            "requests_rate_limited_total",
+            "Requests answered 429 Too Many Requests.",
+            t.rate_limited,
         );
         let _ = write!(
             o,
@@ -111,34 +119,50 @@ impl Metrics {
              # TYPE ratebench_achieved_rate gauge\nratebench_achieved_rate{{{l}}} {}\n",
             self.target_per_s, self.last_second_sent
         );
-        // Corrected latency (from each request's intended send time), as cumulative
-        // buckets, exact from the HDR histogram of the run so far.
-        let _ = write!(
-            o,
-            "# HELP ratebench_latency_seconds Corrected latency, from each request's intended send time.\n\
-             # TYPE ratebench_latency_seconds histogram\n"
+        // Corrected latency (from each request's intended send time) and the generator's
+        // own send lag, as cumulative buckets, exact from the HDR histograms so far.
+        histogram(
+            &mut o,
+            l,
+            "latency_seconds",
+            "Corrected latency, from each request's intended send time.",
+            &self.corrected,
         );
-        let h = &self.corrected;
-        for le in BUCKETS_S {
-            let limit_us = (le * 1e6) as u64;
-            let n: u64 = h
-                .iter_recorded()
-                .take_while(|v| h.highest_equivalent(v.value_iterated_to()) <= limit_us)
-                .map(|v| v.count_at_value())
-                .sum();
-            let _ = writeln!(o, "ratebench_latency_seconds_bucket{{{l},le=\"{le}\"}} {n}");
-        }
-        let _ = writeln!(
-            o,
-            "ratebench_latency_seconds_bucket{{{l},le=\"+Inf\"}} {}\n\
-             ratebench_latency_seconds_sum{{{l}}} {}\n\
-             ratebench_latency_seconds_count{{{l}}} {}",
-            h.len(),
-            h.mean() * h.len() as f64 / 1e6,
-            h.len()
+        histogram(
+            &mut o,
+            l,
+            "send_lag_seconds",
+            "Actual minus intended send time, on a free connection: ratebench's own delay.",
+            &self.send_lag,
         );
         o
     }
+}
+
+/// One HDR histogram (µs) as a Prometheus histogram in seconds.
+fn histogram(o: &mut String, l: &str, name: &str, help: &str, h: &Hist) {
+    let _ = write!(
+        o,
+        "# HELP ratebench_{name} {help}\n# TYPE ratebench_{name} histogram\n"
+    );
+    for le in BUCKETS_S {
+        let limit_us = (le * 1e6) as u64;
+        let n: u64 = h
+            .iter_recorded()
+            .take_while(|v| h.highest_equivalent(v.value_iterated_to()) <= limit_us)
+            .map(|v| v.count_at_value())
+            .sum();
+        let _ = writeln!(o, "ratebench_{name}_bucket{{{l},le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(
+        o,
+        "ratebench_{name}_bucket{{{l},le=\"+Inf\"}} {}\n\
+         ratebench_{name}_sum{{{l}}} {}\n\
+         ratebench_{name}_count{{{l}}} {}",
+        h.len(),
+        h.mean() * h.len() as f64 / 1e6,
+        h.len()
+    );
 }
 
 /// Why the endpoint could not start.

@@ -72,6 +72,10 @@ fn three_shards_make_one_run() {
         );
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("its share: 200.00 requests/s"), "{stdout}");
+        assert!(
+            stdout.contains(&format!("Start: --start-at {at:.3}")),
+            "{stdout}"
+        );
     }
     assert_eq!(
         server.requests.load(std::sync::atomic::Ordering::SeqCst),
@@ -318,6 +322,13 @@ fn metrics_show_the_run_live() {
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
     assert_eq!(buckets.last().copied(), Some(scheduled));
     assert_eq!(value("ratebench_target_rate{"), 100.0);
+    assert_eq!(value("ratebench_requests_rate_limited_total{"), 0.0);
+    // Send lag counts the requests that found a free connection: some, at most all.
+    let lagged = value("ratebench_send_lag_seconds_count{");
+    assert!(
+        lagged > 0.0 && lagged <= scheduled,
+        "{lagged} of {scheduled}"
+    );
 }
 
 #[test]

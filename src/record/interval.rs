@@ -23,6 +23,8 @@ pub struct Interval {
     pub counts: Counts,
     /// Time to first token of streams whose first token came in this second, µs.
     pub ttft: Option<Hist>,
+    /// Send lag of requests sent on a free connection in this second, µs (live metrics).
+    pub send_lag: Hist,
 }
 
 impl Interval {
@@ -34,6 +36,7 @@ impl Interval {
             uncorrected: new_hist(),
             counts: Counts::default(),
             ttft: None,
+            send_lag: new_hist(),
         }
     }
 
@@ -46,6 +49,9 @@ impl Interval {
             .add(&other.uncorrected)
             .expect("same HDR settings");
         self.counts.add(&other.counts);
+        self.send_lag
+            .add(&other.send_lag)
+            .expect("same HDR settings");
         if let Some(t) = &other.ttft {
             self.ttft
                 .get_or_insert_with(new_hist)

@@ -35,6 +35,8 @@ pub struct Counts {
     pub tokens: u64,
     /// Completed responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx (others in 5xx).
     pub status_classes: [u64; 5],
+    /// Of those, 429 Too Many Requests: rate limited.
+    pub rate_limited: u64,
 }
 
 impl Counts {
@@ -56,6 +58,7 @@ impl Counts {
         for (a, b) in self.status_classes.iter_mut().zip(other.status_classes) {
             *a += b;
         }
+        self.rate_limited += other.rate_limited;
     }
 }
 
@@ -306,6 +309,9 @@ impl Recorder {
                 self.status[usize::from(status).min(999)] += 1;
                 let class = usize::from(status / 100).clamp(1, 5) - 1;
                 self.interval.counts.status_classes[class] += 1;
+                if status == 429 {
+                    self.interval.counts.rate_limited += 1;
+                }
                 self.record_latency(o);
             }
             Err(class) => {
@@ -322,10 +328,9 @@ impl Recorder {
             }
         }
         if let (Some(sent), true) = (o.sent, o.conn_was_free) {
-            record(
-                &mut self.send_lag,
-                sent.saturating_duration_since(o.intended),
-            );
+            let lag = sent.saturating_duration_since(o.intended);
+            record(&mut self.send_lag, lag);
+            record(&mut self.interval.send_lag, lag);
         }
         self.total.bytes += o.bytes;
         self.interval.counts.bytes += o.bytes;

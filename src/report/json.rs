@@ -416,6 +416,7 @@ impl SecondDoc {
             bytes: self.bytes,
             tokens: self.tokens,
             status_classes: [0; 5],
+            rate_limited: 0,
         }
     }
 }

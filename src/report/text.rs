@@ -258,6 +258,16 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     if !r.meta.stages.is_empty() {
         ramp_series(&mut o, r);
     }
+    if let Some(at) = r.meta.start_at {
+        let unix = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let _ = writeln!(
+            o,
+            "Start: --start-at {unix:.3} (Unix seconds); this process started {} after it",
+            fmt_us(r.start_late.as_micros() as f64)
+        );
+    }
 
     if let Some(w) = &r.warmup {
         let _ = writeln!(

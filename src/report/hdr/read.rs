@@ -402,6 +402,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                     bytes: t.bytes,
                     tokens: t.streaming.tokens,
                     status_classes: [0; 5],
+                    rate_limited: 0,
                 });
                 for (code, n) in &t.status_codes {
                     if let Ok(i) = code.parse::<usize>() {

@@ -10,7 +10,7 @@ use crate::record::histogram::Hist;
 use crate::record::{Interval, IntervalStats};
 use crate::report::json::{self, SecondDoc};
 use crate::report::Summary;
-use crate::run::RunResult;
+use crate::run::{RunMeta, RunResult};
 use base64::Engine as _;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use std::io::{self, Write};
@@ -35,7 +35,7 @@ fn unix_s(t: SystemTime) -> f64 {
 impl HlogWriter {
     /// Creates the file (`-`: standard output, e.g. for `kubectl logs`) and writes the
     /// standard header lines.
-    pub fn create(path: &Path) -> io::Result<HlogWriter> {
+    pub fn create(path: &Path, meta: &RunMeta) -> io::Result<HlogWriter> {
         let sink: Box<dyn Write> = if path.as_os_str() == "-" {
             Box::new(io::stdout())
         } else {
@@ -59,6 +59,20 @@ impl HlogWriter {
             env!("CARGO_PKG_VERSION")
         );
         w.out.write_all(header.as_bytes())?;
+        // The plan up front (the totals at the end repeat it): a shard's log names its plan
+        // even if the process dies before the end.
+        let plan = serde_json::json!({
+            "plan_id": meta.plan_id,
+            "shard": meta.shard,
+            "shards": meta.shards,
+            "url": meta.url,
+            "rate_per_s": meta.rate.as_f64(),
+            "stages": meta.stages,
+            "arrival": meta.arrival,
+            "seed": meta.seed,
+            "duration_s": meta.duration.as_secs_f64(),
+        });
+        writeln!(w.out, "#[ratebench-plan {plan}]")?;
         Ok(w)
     }
 
