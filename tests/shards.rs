@@ -125,6 +125,15 @@ fn three_shards_make_one_run() {
             "{stdout}"
         );
     }
+    // Thresholds judge the whole: 600/s was held, and no p99 is under a microsecond.
+    assert_eq!(
+        report(&logs, &["--threshold", "rate>590"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        report(&logs, &["--threshold", "p99<1us"]).status.code(),
+        Some(99)
+    );
 
     // Not the set: a shard missing, one twice, or one of another plan — exit 2, named.
     let out = report(&logs[..2], &[]);
