@@ -82,6 +82,13 @@ impl SweepArgs {
                 "each sweep step is a constant rate: --stages and --warmup do not apply".into(),
             ));
         }
+        if self.run.shard.is_some() || self.run.start_at.is_some() {
+            return Err(ConfigError::Missing(
+                "a sweep runs its steps one after another on one machine: --shard and \
+                 --start-at do not apply"
+                    .into(),
+            ));
+        }
         let mut run = self.run.clone();
         run.rate = Some(self.from.clone());
         Ok(SweepCommand {
