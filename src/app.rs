@@ -691,6 +691,8 @@ fn demo(args: &DemoArgs) -> Result<()> {
             every: None,
         }),
         tls: false,
+        cert: None,
+        client_ca: None,
         threads: 1,
         llm: Default::default(),
         statuses: Vec::new(),

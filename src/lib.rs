@@ -15,6 +15,7 @@ pub mod error;
 pub mod metrics;
 pub mod outcome;
 pub mod pacer;
+pub mod pem;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -203,6 +203,24 @@ pub struct RunArgs {
     /// Skip TLS certificate verification.
     #[arg(short = 'k', long = "insecure")]
     pub insecure: bool,
+    /// Trust the certificates of this PEM bundle too (beside the built-in web roots and the
+    /// system's trust store), as curl's --cacert.
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub cacert: Vec<PathBuf>,
+    /// Present this client certificate (PEM chain) for mTLS; needs --key.
+    #[arg(long = "cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); needs --cert.
+    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Connect to ADDR for HOST:PORT, while the URL, Host header and TLS name keep HOST, as
+    /// curl's --resolve (repeatable).
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDR")]
+    pub resolve: Vec<String>,
+    /// Limit for opening a connection (TCP connect and TLS handshake), apart from
+    /// --timeout [default: the --timeout value].
+    #[arg(long = "connect-timeout", value_name = "T")]
+    pub connect_timeout: Option<String>,
     /// Pacing: sleep in a kernel timer until this long before each due time, then
     /// busy-wait (yielding to other tasks); the thread also stays awake for responses
     /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
@@ -253,9 +271,18 @@ pub struct ServeArgs {
     /// Repeat the stall every PERIOD (needs --stall).
     #[arg(long = "stall-every", value_name = "PERIOD")]
     pub stall_every: Option<String>,
-    /// Serve HTTPS with a freshly generated self-signed certificate.
+    /// Serve HTTPS with a freshly generated self-signed certificate (or --cert/--key).
     #[arg(long)]
     pub tls: bool,
+    /// Serve HTTPS with this certificate chain (PEM; implies --tls); needs --key.
+    #[arg(long = "cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Require a client certificate signed by this CA (PEM): mutual TLS.
+    #[arg(long = "client-ca", value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
     /// Runtime threads for the server.
     #[arg(long, default_value = "1")]
     pub threads: String,

@@ -3,6 +3,7 @@
 //! the outputs of `ratebench report`. The first bad value is the error, before any traffic.
 
 use super::args::{OutputArgs, RunArgs, ServeArgs, SweepArgs};
+use crate::engine::tls::{read_certs, read_key, TlsSettings};
 use crate::engine::{Plan, Target};
 use crate::error::{invalid, BadValue, ConfigError};
 use crate::pacer::shape::parse_stages;
@@ -17,6 +18,7 @@ use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::Method;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A validated sweep: each step's command (its rate replaced step by step) and the climb.
@@ -201,6 +203,46 @@ fn random_seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     let mut rng = crate::pacer::Rng::new(nanos ^ (u64::from(std::process::id()) << 32));
     (rng.uniform() * (1u64 << 53) as f64) as u64
+}
+
+impl RunArgs {
+    /// Reads the TLS files (`--cacert`, `--cert`, `--key`) now, so a missing or bad one is
+    /// a usage error before any traffic.
+    fn tls_settings(&self) -> Result<TlsSettings, ConfigError> {
+        let show = |p: &Path| p.display().to_string();
+        let mut roots = Vec::new();
+        for p in &self.cacert {
+            roots.extend(read_certs(p).map_err(|r| invalid("--cacert", &show(p), r))?);
+        }
+        let client = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some(Arc::new((
+                read_certs(c).map_err(|r| invalid("--cert", &show(c), r))?,
+                read_key(k).map_err(|r| invalid("--key", &show(k), r))?,
+            ))),
+            _ => None,
+        };
+        Ok(TlsSettings {
+            insecure: self.insecure,
+            roots,
+            client,
+        })
+    }
+}
+
+/// Parses `--resolve HOST:PORT:ADDR` (ADDR may be an IPv6 address, bracketed or not).
+fn parse_resolve(s: &str) -> Result<(String, u16, std::net::IpAddr), ConfigError> {
+    let hint = "expected HOST:PORT:ADDR, e.g. --resolve api.example.com:443:10.0.0.7";
+    let mut parts = s.splitn(3, ':');
+    let (Some(host), Some(port), Some(addr)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(invalid("--resolve", s, hint));
+    };
+    let port: u16 = port.parse().map_err(|_| invalid("--resolve", s, hint))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let ip = addr.parse().map_err(|_| invalid("--resolve", s, hint))?;
+    if host.is_empty() {
+        return Err(invalid("--resolve", s, hint));
+    }
+    Ok((host.to_string(), port, ip))
 }
 
 /// Parses `--shard I/N`: 0 ≤ I < N.
@@ -446,6 +488,22 @@ impl RunArgs {
             headers,
             body,
             insecure: self.insecure,
+            tls: self.tls_settings()?,
+            resolve: self
+                .resolve
+                .iter()
+                .map(|r| parse_resolve(r))
+                .collect::<Result<_, _>>()?,
+            connect_timeout: match &self.connect_timeout {
+                Some(t) => {
+                    let d = parse_duration(t).map_err(|r| invalid("--connect-timeout", t, r))?;
+                    if d.is_zero() {
+                        return Err(invalid("--connect-timeout", t, "must be longer than 0"));
+                    }
+                    d
+                }
+                None => timeout,
+            },
             spin,
             arrival,
             seed,
@@ -585,7 +643,24 @@ impl ServeArgs {
             delay,
             body_size,
             stall,
-            tls: self.tls,
+            tls: self.tls || self.cert.is_some() || self.client_ca.is_some(),
+            cert: match (&self.cert, &self.key) {
+                (Some(c), Some(k)) => {
+                    let show = |p: &Path| p.display().to_string();
+                    read_certs(c).map_err(|r| invalid("--cert", &show(c), r))?;
+                    read_key(k).map_err(|r| invalid("--key", &show(k), r))?;
+                    Some((c.clone(), k.clone()))
+                }
+                _ => None,
+            },
+            client_ca: match &self.client_ca {
+                Some(p) => {
+                    read_certs(p)
+                        .map_err(|r| invalid("--client-ca", &p.display().to_string(), r))?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             threads,
             llm,
             statuses,
@@ -681,6 +756,9 @@ mod tests {
             stall: Some("1s@5s".into()),
             stall_every: Some("10s".into()),
             tls: false,
+            cert: None,
+            key: None,
+            client_ca: None,
             threads: "1".into(),
             ttft: "100ms..300ms".into(),
             token_interval: "20ms".into(),

@@ -45,6 +45,15 @@ pub enum ConnectError {
         /// A suggestion, when one applies.
         hint: &'static str,
     },
+    /// No connection within `--connect-timeout` (TCP and TLS together): is the target
+    /// overloaded, or the address right?
+    #[error("no connection to {addr} within --connect-timeout ({limit:?})")]
+    Timeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The limit.
+        limit: std::time::Duration,
+    },
     /// hyper refused the stream (should not happen for a fresh stream).
     #[error("HTTP/1.1 handshake with {addr} failed: {source}")]
     Http {
@@ -61,6 +70,8 @@ pub struct Connector {
     addr: SocketAddr,
     tls: Option<(TlsConnector, ServerName<'static>)>,
     template: RequestTemplate,
+    /// TCP connect plus TLS handshake limit (`--connect-timeout`).
+    connect_timeout: std::time::Duration,
 }
 
 /// The parts of the request sent every time (no script).
@@ -85,7 +96,8 @@ impl Connector {
                     format!("{:?} is not a TLS server name: {e}", t.host),
                 )
             })?;
-            Some((TlsConnector::from(tls_config(config.insecure)), name))
+            let tls = tls_config(&config.tls).map_err(|e| invalid("--cert/--key", "", e))?;
+            Some((TlsConnector::from(tls), name))
         } else {
             None
         };
@@ -114,6 +126,7 @@ impl Connector {
         Ok(Connector {
             addr,
             tls,
+            connect_timeout: config.connect_timeout,
             template: RequestTemplate {
                 method: config.method.clone(),
                 uri,
@@ -138,6 +151,14 @@ impl Connector {
 
     /// Opens one connection and spawns its driver on the current `LocalSet`.
     pub async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
+        let addr = self.addr;
+        let limit = self.connect_timeout;
+        tokio::time::timeout(limit, self.open())
+            .await
+            .unwrap_or(Err(ConnectError::Timeout { addr, limit }))
+    }
+
+    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
         let addr = self.addr;
         let tcp = TcpStream::connect(addr)
             .await

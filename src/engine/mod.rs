@@ -95,6 +95,14 @@ impl RunError {
 pub fn resolve(config: &Plan) -> Result<SocketAddr, RunError> {
     let t = &config.target;
     let host = format!("{}:{}", t.host, t.port);
+    // --resolve HOST:PORT:ADDR, as curl's: this host and port go to ADDR.
+    if let Some((_, _, ip)) = config
+        .resolve
+        .iter()
+        .find(|(h, p, _)| h.eq_ignore_ascii_case(&t.host) && *p == t.port)
+    {
+        return Ok(SocketAddr::new(*ip, t.port));
+    }
     let addrs: Vec<SocketAddr> = (t.host.as_str(), t.port)
         .to_socket_addrs()
         .map_err(|e| RunError::Resolve {

@@ -8,6 +8,7 @@
 //!
 //! Used by `engine` (run), `cli` (building it) and `app`.
 
+use super::tls::TlsSettings;
 use crate::error::{invalid, ConfigError};
 use crate::pacer::{Arrival, Profile, Rate, Schedule, Stage};
 use crate::run::RunMeta;
@@ -128,6 +129,13 @@ pub struct Plan {
     pub body: Bytes,
     /// Skip TLS verification.
     pub insecure: bool,
+    /// TLS trust and client certificate (`insecure` is copied into it).
+    pub tls: TlsSettings,
+    /// `--resolve HOST:PORT:ADDR`: connect to ADDR for HOST:PORT (the URL, Host header and
+    /// SNI keep HOST).
+    pub resolve: Vec<(String, u16, std::net::IpAddr)>,
+    /// TCP connect plus TLS handshake limit, apart from the request's `timeout`.
+    pub connect_timeout: Duration,
     /// Busy-wait window before each due time.
     pub spin: Duration,
     /// How arrivals are spaced.
@@ -171,6 +179,9 @@ impl Plan {
             headers: Vec::new(),
             body: Bytes::new(),
             insecure: false,
+            tls: TlsSettings::default(),
+            resolve: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
             spin: Duration::from_micros(50),
             arrival: Arrival::Constant,
             seed: 0,

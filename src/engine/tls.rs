@@ -1,10 +1,17 @@
-//! TLS for the client side: the rustls configuration (web PKI roots, or none with `-k`;
-//! ALPN offering only the protocol spoken) and the byte stream that is either plain TCP or
-//! TLS over it.
+//! TLS for the client side: the rustls configuration (the built-in web PKI roots, the
+//! system's trust store and `--cacert` bundles; none with `-k`; a client certificate with
+//! `--cert`/`--key`; ALPN offering only the protocol spoken) and the byte stream that is
+//! either plain TCP or TLS over it.
 //!
-//! Used by `engine::conn` (connecting).
+//! ratebench drives tokio-rustls itself rather than through hyper-rustls' connector: it
+//! opens each connection by hand (no pool, one attempt per scheduled request, its own
+//! timing of connect and handshake), which is what hyper-rustls' connector would hide.
+//!
+//! Used by `engine::conn` (connecting) and `cli` (loading the files before any traffic).
 
-use rustls::pki_types::ServerName;
+pub use crate::pem::{read_certs, read_key};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -60,24 +67,71 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 
 /// The rustls client configuration: web PKI roots, or no verification with `-k`; ALPN
 /// offers only http/1.1, the protocol spoken.
-pub fn tls_config(insecure: bool) -> Arc<rustls::ClientConfig> {
+pub fn tls_config(settings: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .expect("ring supports the default TLS versions");
-    let mut config = if insecure {
+    let builder = if settings.insecure {
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth()
     } else {
-        let roots = rustls::RootCertStore {
+        // The built-in web roots, the system's trust store, and the --cacert bundles.
+        let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        roots.add_parsable_certificates(system_roots());
+        roots.add_parsable_certificates(settings.roots.iter().cloned());
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match &settings.client {
+        Some(c) => builder
+            .with_client_auth_cert(c.0.clone(), c.1.clone_key())
+            .map_err(|e| format!("--cert/--key: {e}"))?,
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+    Ok(Arc::new(config))
+}
+
+/// What TLS trusts and presents, beyond the defaults: read from files before any traffic.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// `-k`: accept any server certificate.
+    pub insecure: bool,
+    /// `--cacert`: more trusted roots.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// `--cert` and `--key`: the client certificate chain and its key (mTLS).
+    pub client: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
+}
+
+/// The system's trust store: `SSL_CERT_FILE`, else the usual bundle of the distribution.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    let candidates = std::env::var_os("SSL_CERT_FILE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(
+            [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+                "/etc/ssl/ca-bundle.pem",
+                "/etc/ssl/cert.pem",
+            ]
+            .iter()
+            .map(std::path::PathBuf::from),
+        );
+    for path in candidates {
+        if let Ok(bytes) = std::fs::read(&path) {
+            let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+                .filter_map(Result::ok)
+                .collect();
+            if !certs.is_empty() {
+                return certs;
+            }
+        }
+    }
+    Vec::new()
 }
 
 /// A plain or TLS byte stream.

@@ -19,8 +19,12 @@ pub struct ServeConfig {
     pub body_size: usize,
     /// Stall: (length, first start after server start, repeat period).
     pub stall: Option<Stall>,
-    /// HTTPS with a self-signed certificate.
+    /// HTTPS (with a fresh self-signed certificate unless `cert` gives one).
     pub tls: bool,
+    /// `--cert`/`--key`: the server's certificate chain and key (PEM files).
+    pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `--client-ca`: require client certificates signed by this CA (PEM), i.e. mTLS.
+    pub client_ca: Option<std::path::PathBuf>,
     /// Runtime threads.
     pub threads: usize,
     /// The OpenAI-compatible chat endpoint's timing and length.

@@ -103,16 +103,45 @@ impl ServeError {
     }
 }
 
-fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, ServeError> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-        .map_err(|e| ServeError::Tls(format!("generating a self-signed certificate: {e}")))?;
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+fn tls_acceptor(config: &ServeConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use crate::pem::{read_certs, read_key};
+    let (chain, key) = match &config.cert {
+        Some((c, k)) => (
+            read_certs(c).map_err(|e| ServeError::Tls(format!("{}: {e}", c.display())))?,
+            read_key(k).map_err(|e| ServeError::Tls(format!("{}: {e}", k.display())))?,
+        ),
+        None => {
+            let cert =
+                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                    .map_err(|e| {
+                        ServeError::Tls(format!("generating a self-signed certificate: {e}"))
+                    })?;
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+            (vec![cert.cert.der().clone()], key)
+        }
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServeError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    let builder = match &config.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(
+                read_certs(ca).map_err(|e| ServeError::Tls(format!("{}: {e}", ca.display())))?,
+            );
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ServeError::Tls(format!("client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
         .map_err(|e| ServeError::Tls(format!("server config: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
@@ -401,7 +430,7 @@ pub fn spawn(config: ServeConfig) -> Result<ServerHandle, ServeError> {
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let tls = if config.tls {
-        Some(tls_acceptor()?)
+        Some(tls_acceptor(&config)?)
     } else {
         None
     };

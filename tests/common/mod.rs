@@ -24,6 +24,8 @@ pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
         body_size: 100,
         stall: None,
         tls: false,
+        cert: None,
+        client_ca: None,
         threads: 1,
         llm: Default::default(),
         statuses: Vec::new(),
