@@ -68,14 +68,26 @@ fn a_private_ca_is_trusted_with_cacert_and_resolve_keeps_the_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("certificate"), "{err}");
-    // Trusted with --cacert.
-    let r = load(&url)
+    // Trusted with --cacert. Each connection opened has its TCP connect and its TLS
+    // handshake timed (JSON connect_ms, and a line of the report).
+    let (r, j) = load(&url)
         .rate("20")
         .duration("1s")
         .connections(2)
         .flag("--cacert", s(&pki.ca))
-        .run();
+        .run_json();
     assert_eq!(r.recorder.total.completed, 20);
+    let opened = j["connections"]["opened"].as_u64().unwrap();
+    assert!(opened >= 2);
+    assert_eq!(j["connect_ms"]["tcp"]["count"].as_u64(), Some(opened));
+    assert_eq!(j["connect_ms"]["tls"]["count"].as_u64(), Some(opened));
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    assert!(text.contains("; TLS handshake p50 "), "{text}");
     // A name that does not resolve: --resolve sends it to 127.0.0.1 while the TLS name
     // (and the certificate check) stays ratebench.test.
     let r = load(&format!("https://ratebench.test:{port}/"))

@@ -64,6 +64,15 @@ pub enum ConnectError {
     },
 }
 
+/// How long opening one connection took, phase by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectTiming {
+    /// The TCP connect.
+    pub tcp: std::time::Duration,
+    /// The TLS handshake, for https.
+    pub tls: Option<std::time::Duration>,
+}
+
 /// Opens connections to the target and builds its requests.
 #[derive(Clone)]
 pub struct Connector {
@@ -151,6 +160,13 @@ impl Connector {
 
     /// Opens one connection and spawns its driver on the current `LocalSet`.
     pub async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
+        self.connect_timed().await.map(|(s, _)| s)
+    }
+
+    /// `connect`, also saying how long the TCP connect and the TLS handshake took.
+    pub async fn connect_timed(
+        &self,
+    ) -> Result<(SendRequest<Full<Bytes>>, ConnectTiming), ConnectError> {
         let addr = self.addr;
         let limit = self.connect_timeout;
         tokio::time::timeout(limit, self.open())
@@ -158,11 +174,17 @@ impl Connector {
             .unwrap_or(Err(ConnectError::Timeout { addr, limit }))
     }
 
-    async fn open(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
+    async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, ConnectTiming), ConnectError> {
         let addr = self.addr;
+        let t0 = std::time::Instant::now();
         let tcp = TcpStream::connect(addr)
             .await
             .map_err(|source| ConnectError::Tcp { addr, source })?;
+        let t1 = std::time::Instant::now();
+        let mut timing = ConnectTiming {
+            tcp: t1 - t0,
+            tls: None,
+        };
         let _ = tcp.set_nodelay(true);
         let stream = match &self.tls {
             None => Stream::Plain(tcp),
@@ -178,6 +200,7 @@ impl Connector {
                         };
                         ConnectError::Tls { addr, source, hint }
                     })?;
+                timing.tls = Some(t1.elapsed());
                 Stream::Tls(Box::new(tls))
             }
         };
@@ -188,7 +211,7 @@ impl Connector {
             // Errors surface through the request that was in flight.
             let _ = conn.await;
         });
-        Ok(sender)
+        Ok((sender, timing))
     }
 
     /// The next request to send.

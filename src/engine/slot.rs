@@ -27,10 +27,12 @@ pub(super) async fn connection(
     timeout: Duration,
 ) {
     let mut sender = None;
-    if let Ok(Ok(s)) = tokio::time::timeout(timeout, connector.connect()).await {
+    if let Ok(Ok((s, timing))) = tokio::time::timeout(timeout, connector.connect_timed()).await {
         sender = Some(s);
         shared.open.set(shared.open.get() + 1);
-        shared.recorder.borrow_mut().connects += 1;
+        let mut rec = shared.recorder.borrow_mut();
+        rec.connects += 1;
+        rec.connected(timing.tcp, timing.tls);
     }
     shared.connecting.set(shared.connecting.get() - 1);
     if shared.connecting.get() == 0 {
@@ -97,13 +99,14 @@ pub(super) async fn attempt(
             shared.recorder.borrow_mut().reconnect_waits += 1;
         }
         free = false; // time spent connecting is not the generator's send lag
-        match tokio::time::timeout(timeout, connector.connect()).await {
-            Ok(Ok(s)) => {
+        match tokio::time::timeout(timeout, connector.connect_timed()).await {
+            Ok(Ok((s, timing))) => {
                 *sender = Some(s);
                 shared.open.set(shared.open.get() + 1);
                 let mut rec = shared.recorder.borrow_mut();
                 rec.connects += 1;
                 rec.reconnects += 1;
+                rec.connected(timing.tcp, timing.tls);
             }
             _ => {
                 return Outcome {

@@ -149,6 +149,10 @@ pub struct Recorder {
     pub connects: u64,
     /// Connections re-opened after the server closed one or a request failed on it.
     pub reconnects: u64,
+    /// How long each opened connection's TCP connect took, µs.
+    pub connect_tcp: Hist,
+    /// How long each opened https connection's TLS handshake took, µs.
+    pub connect_tls: Hist,
     /// The current interval (swapped out every second by the worker).
     pub interval: Interval,
     /// Streamed responses' measurements, once there has been one.
@@ -192,6 +196,8 @@ impl Recorder {
             reconnect_waits: 0,
             connects: 0,
             reconnects: 0,
+            connect_tcp: new_hist(),
+            connect_tls: new_hist(),
             interval: Interval::new(0),
             stream: None,
             slos: Vec::new(),
@@ -216,6 +222,14 @@ impl Recorder {
             self.script_messages.push((m, n));
         } else {
             self.script_messages_more += n;
+        }
+    }
+
+    /// Records how long opening a connection took: TCP connect, and TLS handshake if any.
+    pub fn connected(&mut self, tcp: Duration, tls: Option<Duration>) {
+        record(&mut self.connect_tcp, tcp);
+        if let Some(t) = tls {
+            record(&mut self.connect_tls, t);
         }
     }
 
@@ -361,6 +375,8 @@ impl Recorder {
             (&mut self.uncorrected, &other.uncorrected),
             (&mut self.send_lag, &other.send_lag),
             (&mut self.release_lag, &other.release_lag),
+            (&mut self.connect_tcp, &other.connect_tcp),
+            (&mut self.connect_tls, &other.connect_tls),
         ] {
             mine.add(theirs).expect("same HDR settings");
         }

@@ -55,6 +55,10 @@ pub struct Document {
     pub rates: RatesDoc,
     /// Latency distributions, in milliseconds.
     pub latency_ms: LatencyDoc,
+    /// How long opening connections took: TCP connect and TLS handshake, ms (null in logs of
+    /// versions before it).
+    #[serde(default)]
+    pub connect_ms: Option<ConnectDoc>,
     /// Streamed (`text/event-stream`) responses: tokens, TTFT, ITL, goodput.
     pub streaming: StreamingDoc,
     /// Per worker thread, the share of the load window it was busy (0..1).
@@ -227,6 +231,15 @@ pub struct RatesDoc {
     pub completed_per_s: f64,
     /// Response bytes per second of `completion_span_s`.
     pub bytes_per_s: f64,
+}
+
+/// Connection phases.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConnectDoc {
+    /// TCP connect, per connection opened.
+    pub tcp: Percentiles,
+    /// TLS handshake, per https connection opened.
+    pub tls: Percentiles,
 }
 
 /// The four distributions.
@@ -529,6 +542,10 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             completed_per_s: s.completed_rate,
             bytes_per_s: s.bytes_rate,
         },
+        connect_ms: Some(ConnectDoc {
+            tcp: Percentiles::of(&rec.connect_tcp),
+            tls: Percentiles::of(&rec.connect_tls),
+        }),
         latency_ms: LatencyDoc {
             corrected: Percentiles::of(&rec.corrected),
             uncorrected: Percentiles::of(&rec.uncorrected),

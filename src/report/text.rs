@@ -339,6 +339,25 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         "Connections: {} asked, {} open at end of load, {} opened ({} reconnects)",
         r.meta.connections, r.open, rec.connects, rec.reconnects
     );
+    if !rec.connect_tcp.is_empty() {
+        let _ = write!(
+            o,
+            "Connect: TCP p50 {}, p99 {}, max {}",
+            na_us(&rec.connect_tcp, 50.0),
+            na_us(&rec.connect_tcp, 99.0),
+            na_max(&rec.connect_tcp)
+        );
+        if !rec.connect_tls.is_empty() {
+            let _ = write!(
+                o,
+                "; TLS handshake p50 {}, p99 {}, max {}",
+                na_us(&rec.connect_tls, 50.0),
+                na_us(&rec.connect_tls, 99.0),
+                na_max(&rec.connect_tls)
+            );
+        }
+        let _ = writeln!(o, " ({} connections opened)", rec.connects);
+    }
     // Logs of other HdrHistogram tools carry latencies only: no generator to speak of.
     let generator_known = !r.busy.is_empty();
     if generator_known {
