@@ -96,6 +96,9 @@ pub struct RunResult {
     pub thread_globals: Vec<Vec<(String, Portable)>>,
     /// How late the schedule really started after `--start-at` (zero without one).
     pub start_late: Duration,
+    /// What was negotiated with the target: protocol, TLS version and cipher (empty when
+    /// rebuilt from logs that did not say).
+    pub negotiated: String,
     /// For a merge of shards: one line per shard, to spot the one that fell behind.
     pub shard_lines: Vec<ShardLine>,
     /// For a merge that was not the whole set of a plan's shards (`--allow-partial`): what
@@ -163,6 +166,7 @@ impl RunResult {
             thread_globals: Vec::new(),
             warmup: None,
             start_late: Duration::ZERO,
+            negotiated: String::new(),
             shard_lines: Vec::new(),
             incomplete: None,
         }

@@ -88,6 +88,13 @@ fn a_private_ca_is_trusted_with_cacert_and_resolve_keeps_the_name() {
         Default::default(),
     );
     assert!(text.contains("; TLS handshake p50 "), "{text}");
+    // What was negotiated is said: rustls and serve agree on TLS 1.3.
+    let negotiated = j["connections"]["negotiated"].as_str().unwrap();
+    assert!(
+        negotiated.starts_with("HTTP/1.1 over TLSv1.3 with TLS13_"),
+        "{negotiated}"
+    );
+    assert!(text.contains(negotiated), "{text}");
     // A name that does not resolve: --resolve sends it to 127.0.0.1 while the TLS name
     // (and the certificate check) stays ratebench.test.
     let r = load(&format!("https://ratebench.test:{port}/"))

@@ -21,6 +21,7 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -81,6 +82,8 @@ pub struct Connector {
     template: RequestTemplate,
     /// TCP connect plus TLS handshake limit (`--connect-timeout`).
     connect_timeout: std::time::Duration,
+    /// What the first TLS handshake agreed on (version and cipher), for the report.
+    negotiated: Arc<std::sync::OnceLock<String>>,
 }
 
 /// The parts of the request sent every time (no script).
@@ -136,6 +139,7 @@ impl Connector {
             addr,
             tls,
             connect_timeout: config.connect_timeout,
+            negotiated: Arc::default(),
             template: RequestTemplate {
                 method: config.method.clone(),
                 uri,
@@ -143,6 +147,16 @@ impl Connector {
                 body: config.body.clone(),
             },
         })
+    }
+
+    /// What was negotiated with the target: the protocol, and for https the TLS version and
+    /// cipher of the first handshake.
+    pub fn negotiated(&self) -> String {
+        match self.negotiated.get() {
+            Some(tls) => format!("HTTP/1.1 over {tls}"),
+            None if self.tls.is_some() => "HTTP/1.1 over TLS".into(),
+            None => "HTTP/1.1 (cleartext)".into(),
+        }
     }
 
     /// The address it connects to.
@@ -201,6 +215,16 @@ impl Connector {
                         ConnectError::Tls { addr, source, hint }
                     })?;
                 timing.tls = Some(t1.elapsed());
+                let session = tls.get_ref().1;
+                let _ = self.negotiated.set(format!(
+                    "{} with {}",
+                    session
+                        .protocol_version()
+                        .map_or("TLS".into(), |v| format!("{v:?}").replace('_', ".")),
+                    session
+                        .negotiated_cipher_suite()
+                        .map_or("an unknown cipher".into(), |c| format!("{:?}", c.suite())),
+                ));
                 Stream::Tls(Box::new(tls))
             }
         };

@@ -393,6 +393,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         thread_globals,
         warmup: None,
         start_late,
+        negotiated: connector.negotiated(),
         shard_lines: Vec::new(),
         incomplete: None,
     })

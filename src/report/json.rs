@@ -218,6 +218,9 @@ pub struct ConnectionsDoc {
     pub opened: u64,
     /// Of those, re-opens.
     pub reconnects: u64,
+    /// What was negotiated: protocol, and TLS version and cipher for https.
+    #[serde(default)]
+    pub negotiated: String,
 }
 
 /// Rates over the load duration.
@@ -534,6 +537,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             open_at_end: r.open,
             opened: rec.connects,
             reconnects: rec.reconnects,
+            negotiated: r.negotiated.clone(),
         },
         bytes: t.bytes,
         rates: RatesDoc {

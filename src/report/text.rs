@@ -336,8 +336,16 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     }
     let _ = writeln!(
         o,
-        "Connections: {} asked, {} open at end of load, {} opened ({} reconnects)",
-        r.meta.connections, r.open, rec.connects, rec.reconnects
+        "Connections: {} asked, {} open at end of load, {} opened ({} reconnects){}",
+        r.meta.connections,
+        r.open,
+        rec.connects,
+        rec.reconnects,
+        if r.negotiated.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", r.negotiated)
+        }
     );
     if !rec.connect_tcp.is_empty() {
         let _ = write!(

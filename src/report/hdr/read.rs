@@ -351,6 +351,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         Err(why) => return Err(ReadError::Set(why)),
     };
     let mut shard_lines = Vec::new();
+    let mut negotiated: Option<String> = None;
     let mut recorder = Recorder::new();
     let mut seconds: BTreeMap<u32, Interval> = BTreeMap::new();
     let mut config: Option<ConfigDoc> = None;
@@ -447,6 +448,9 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                 started_at = started_at.min(t.started_at_unix_s);
                 interrupted |= t.interrupted;
                 busy.extend(&t.threads_busy);
+                if negotiated.is_none() && !t.connections.negotiated.is_empty() {
+                    negotiated = Some(t.connections.negotiated.clone());
+                }
                 if t.config.shards > 1 {
                     shard_lines.push(ShardLine {
                         shard: t.config.shard,
@@ -543,6 +547,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         thread_globals: Vec::new(),
         warmup: None,
         start_late: Duration::ZERO,
+        negotiated: negotiated.unwrap_or_default(),
         shard_lines,
         incomplete: partial,
     })
