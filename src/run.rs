@@ -51,6 +51,8 @@ pub struct RunMeta {
     pub start_at: Option<SystemTime>,
     /// The plan's identity (shared by all its shards): what `ratebench report` checks.
     pub plan_id: String,
+    /// `--precision`, when pacing was coarsened on purpose.
+    pub precision: Option<Duration>,
 }
 
 /// Everything a run measured, merged across threads (and, for `ratebench report`, logs).

@@ -480,6 +480,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         shards: 1,
         start_at: None,
         plan_id: String::new(),
+        precision: None,
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();

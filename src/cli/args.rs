@@ -226,6 +226,10 @@ pub struct RunArgs {
     /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
     #[arg(long = "spin", value_name = "T", default_value = "50us")]
     pub spin: String,
+    /// Coarser, cheaper pacing: wake at most once per T and send everything then due, so a
+    /// request may go out up to T late (in its latency and send lag) [default: exact].
+    #[arg(long = "precision", value_name = "T")]
+    pub precision: Option<String>,
     /// Lua script with wrk's API (setup, init, request, response, delay, done).
     #[arg(short = 's', long = "script", value_name = "FILE")]
     pub script: Option<PathBuf>,

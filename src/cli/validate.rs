@@ -505,6 +505,20 @@ impl RunArgs {
                 None => timeout,
             },
             spin,
+            precision: match &self.precision {
+                Some(p) => {
+                    let d = parse_duration(p).map_err(|r| invalid("--precision", p, r))?;
+                    if d.is_zero() || d > Duration::from_secs(1) {
+                        return Err(invalid(
+                            "--precision",
+                            p,
+                            "from just above 0 to 1s, e.g. 1ms (leave it out for exact pacing)",
+                        ));
+                    }
+                    Some(d)
+                }
+                None => None,
+            },
             arrival,
             seed,
             stages,

@@ -215,7 +215,13 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             duration: config.duration,
             timeout: config.timeout,
             grace: config.grace,
-            spin: config.spin,
+            // Coarse pacing never spins: it trades precision for wake-ups and CPU.
+            spin: if config.precision.is_some() {
+                Duration::ZERO
+            } else {
+                config.spin
+            },
+            precision: config.precision,
             connector: connector.clone(),
             rule: config.token_rule.clone(),
             slos: config.slos.clone(),

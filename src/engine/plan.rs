@@ -138,6 +138,9 @@ pub struct Plan {
     pub connect_timeout: Duration,
     /// Busy-wait window before each due time.
     pub spin: Duration,
+    /// `--precision T`: wake at most once per T, sending everything then due (None: exact
+    /// pacing, a wake-up per due time).
+    pub precision: Option<Duration>,
     /// How arrivals are spaced.
     pub arrival: Arrival,
     /// The seed of random arrivals (kept for constant ones, so every run names one).
@@ -183,6 +186,7 @@ impl Plan {
             resolve: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             spin: Duration::from_micros(50),
+            precision: None,
             arrival: Arrival::Constant,
             seed: 0,
             stages: Vec::new(),
@@ -270,6 +274,7 @@ impl Plan {
             shards: self.shards,
             start_at: self.start_at,
             plan_id: self.identity(),
+            precision: self.precision,
         }
     }
 

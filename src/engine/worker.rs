@@ -51,6 +51,8 @@ pub struct WorkerSpec {
     pub grace: Duration,
     /// Busy-wait window before each due time.
     pub spin: Duration,
+    /// `--precision`: wake at most once per this, on a grid from the start.
+    pub precision: Option<Duration>,
     /// Opens connections and builds requests.
     pub connector: Arc<Connector>,
     /// Which event-stream events are tokens.
@@ -150,6 +152,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         timeout,
         grace,
         spin,
+        precision,
         connector,
         rule,
         slos,
@@ -263,12 +266,21 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
             break;
         }
-        let due = start + offset;
-        if due > Instant::now() {
+        // With --precision P the thread wakes on a grid of P from the start, at the first
+        // tick at or after the due time, and releases everything due by then: at most one
+        // wake-up per P, each request at most P late (in its corrected latency and send lag).
+        let wake = match precision {
+            Some(p) => {
+                let ticks = offset.as_nanos().div_ceil(p.as_nanos().max(1));
+                start + Duration::from_nanos((ticks * p.as_nanos()).min(u64::MAX as u128) as u64)
+            }
+            None => start + offset,
+        };
+        if wake > Instant::now() {
             tokio::select! {
                 biased;
                 s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
-                r = timer.wait_until(due) => r?,
+                r = timer.wait_until(wake) => r?,
             }
         }
         // Release everything already due (a late wake-up releases several at once).

@@ -139,6 +139,9 @@ pub struct ConfigDoc {
     /// How late this process really started after `--start-at`, seconds.
     #[serde(default)]
     pub start_late_s: f64,
+    /// `--precision`, seconds, or null for exact pacing.
+    #[serde(default)]
+    pub precision_s: Option<f64>,
 }
 
 fn one() -> u64 {
@@ -491,6 +494,7 @@ impl ConfigDoc {
                 .map(|d| d.as_secs_f64()),
             plan_id: c.plan_id.clone(),
             start_late_s: 0.0,
+            precision_s: c.precision.map(|p| p.as_secs_f64()),
         }
     }
 }

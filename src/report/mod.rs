@@ -312,6 +312,7 @@ mod tests {
             shards: 1,
             start_at: None,
             plan_id: String::new(),
+            precision: None,
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

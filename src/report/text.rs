@@ -411,6 +411,13 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             "Generator: threads busy {} of the load window",
             busy.join(", ")
         );
+        if let Some(p) = r.meta.precision {
+            let _ = write!(
+                o,
+                "; pacing precision {} (--precision: a request may go out up to that late)",
+                fmt_us(p.as_micros() as f64)
+            );
+        }
         let (waits, awake) = r.waits;
         if awake > 0 {
             let _ = write!(

@@ -274,6 +274,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
             .start_at_unix_s
             .map(|s| UNIX_EPOCH.checked_add(secs(s)).unwrap_or(UNIX_EPOCH)),
         plan_id: c.plan_id.clone(),
+        precision: c.precision_s.map(secs),
     }
 }
 
@@ -512,6 +513,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         start_at_unix_s: None,
         plan_id: String::new(),
         start_late_s: 0.0,
+        precision_s: None,
     });
     shard_lines.sort_by_key(|l| l.shard);
     // The merge of a plan's shards is the whole plan: its rate, no shard of its own.
