@@ -57,21 +57,6 @@ impl Rate {
         (n as u128) * 1_000_000_000 * self.den / self.num
     }
 
-    /// How many requests are due in `[0, window)`: the smallest `n` with `due_ns(n) >= window`.
-    pub fn count_within(&self, window: Duration) -> u64 {
-        // due_ns(n) >= w  <=>  n*1e9*den >= w*num (floor division is monotone) — solve for n
-        // then step back over the floor's rounding.
-        let w = window.as_nanos();
-        let mut n = (w * self.num / (1_000_000_000 * self.den)) as u64;
-        while n > 0 && self.due_ns(n - 1) >= w {
-            n -= 1;
-        }
-        while self.due_ns(n) < w {
-            n += 1;
-        }
-        n
-    }
-
     /// Whether the rate is zero.
     pub fn is_zero(&self) -> bool {
         self.num == 0
@@ -192,44 +177,19 @@ impl Schedule {
         }
     }
 
-    /// When this thread's `n`-th request (from 0) is due, from the start of the run (evenly
-    /// spaced schedules only; shaped ones are walked with a `Cursor`).
+    /// When this thread's `n`-th request (from 0) is due, from the start of the run. Exact
+    /// for an evenly spaced schedule; a shaped one is walked from its start (use a `Cursor`
+    /// to go through it in order).
     pub fn due(&self, n: u64) -> Duration {
         match &self.kind {
             Kind::Exact(rate) => {
                 let ns = rate.due_ns(self.global(n));
                 Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
             }
-            Kind::Shaped(_) => {
-                let mut c = self.cursor(Duration::MAX);
-                (0..n).for_each(|_| {
-                    c.next_due();
-                });
-                c.next_due().unwrap_or(Duration::MAX)
-            }
-        }
-    }
-
-    /// How many of this thread's requests are due within `[0, window)`.
-    pub fn count_within(&self, window: Duration) -> u64 {
-        match &self.kind {
-            Kind::Exact(rate) => {
-                let total = rate.count_within(window);
-                // Global numbers t, t+T, … below `total`.
-                if total > self.offset {
-                    (total - self.offset).div_ceil(self.stride)
-                } else {
-                    0
-                }
-            }
-            Kind::Shaped(_) => {
-                let mut c = self.cursor(window);
-                let mut n = 0;
-                while c.next_due().is_some() {
-                    n += 1;
-                }
-                n
-            }
+            Kind::Shaped(_) => self
+                .cursor(Duration::MAX)
+                .nth(n as usize)
+                .unwrap_or(Duration::MAX),
         }
     }
 }
@@ -255,33 +215,25 @@ impl Cursor {
     pub fn next_due(&mut self) -> Option<Duration> {
         let due = match &self.schedule.kind {
             Kind::Exact(_) => self.schedule.due(self.n),
-            Kind::Shaped(s) => {
-                let s = s.clone();
-                // Walk the global sequence (every thread draws every gap, so all agree on
-                // it) up to this thread's next request.
+            Kind::Shaped(shaped) => {
                 let target = self.schedule.global(self.n);
-                let mut at = None;
-                while self.global <= target {
-                    let unit = self.unit;
-                    if self.global == target {
-                        at = Some(unit);
+                let unit = match (shaped.arrival, self.rng.as_mut()) {
+                    // Constant arrivals: the k-th is exactly at k, no walk needed.
+                    (Arrival::Constant, _) | (_, None) => target as f64,
+                    // Random ones: walk the global sequence up to this thread's next request
+                    // (every thread draws every gap, so all agree on the sequence).
+                    (arrival, Some(rng)) => {
+                        while self.global < target {
+                            self.unit += gap(arrival, rng);
+                            self.global += 1;
+                        }
+                        let at = self.unit;
+                        self.unit += gap(arrival, rng);
+                        self.global += 1;
+                        at
                     }
-                    let gap = match (s.arrival, self.rng.as_mut()) {
-                        (Arrival::Constant, _) => 1.0,
-                        (Arrival::Poisson, Some(r)) => r.exponential(),
-                        (Arrival::Gamma(k), Some(r)) => r.gamma_unit_mean(k),
-                        (_, None) => 1.0,
-                    };
-                    self.unit = match s.arrival {
-                        // Exactly k, not a float sum of ones.
-                        Arrival::Constant => (self.global + 1) as f64,
-                        _ => unit + gap,
-                    };
-                    self.global += 1;
-                }
-                let secs = s
-                    .profile
-                    .inverse(at.expect("the walk reached the target"))?;
+                };
+                let secs = shaped.profile.inverse(unit)?;
                 Duration::try_from_secs_f64(secs).ok()?
             }
         };
@@ -291,10 +243,22 @@ impl Cursor {
         self.n += 1;
         Some(due)
     }
+}
 
-    /// This thread's number of the request the next `next_due` gives.
-    pub fn position(&self) -> u64 {
-        self.n
+/// One unit-mean gap of a random arrival process.
+fn gap(arrival: Arrival, rng: &mut Rng) -> f64 {
+    match arrival {
+        Arrival::Constant => 1.0,
+        Arrival::Poisson => rng.exponential(),
+        Arrival::Gamma(k) => rng.gamma_unit_mean(k),
+    }
+}
+
+impl Iterator for Cursor {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        self.next_due()
     }
 }
 
@@ -330,19 +294,6 @@ mod tests {
         assert_eq!(r.due_ns(2), 666_666_666);
         assert_eq!(r.due_ns(3), 1_000_000_000);
         assert_eq!(r.due_ns(30_000_000), 10_000_000 * 1_000_000_000);
-    }
-
-    #[test]
-    fn count_within_window() {
-        // 2000/s for 3 s: due times 0, 0.5 ms, …, 2999.5 ms: 6000 of them.
-        assert_eq!(
-            Rate::new(2000, 1).count_within(Duration::from_secs(3)),
-            6000
-        );
-        // 0.5/s for 3 s: due at 0 s and 2 s.
-        assert_eq!(Rate::new(1, 2).count_within(Duration::from_secs(3)), 2);
-        // 3/s for 1 s: 0, 1/3, 2/3 s (the fourth is due exactly at 1 s, outside).
-        assert_eq!(Rate::new(3, 1).count_within(Duration::from_secs(1)), 3);
     }
 
     fn merged(rate: Rate, threads: usize, per_thread: u64) -> Vec<Duration> {
@@ -416,21 +367,26 @@ mod tests {
         // 6000 = 7*857 + 1, so thread 0 gets 858 and the others 857.
         let rate = Rate::per_second(2000);
         let w = Duration::from_secs(3);
-        let four: Vec<u64> = (0..4)
-            .map(|t| Schedule::for_thread(rate, 4, t).count_within(w))
-            .collect();
+        // (Counted as the engine counts them: by walking each thread's cursor.)
+        let count = |threads, t| Schedule::for_thread(rate, threads, t).cursor(w).count() as u64;
+        let four: Vec<u64> = (0..4).map(|t| count(4, t)).collect();
         assert_eq!(four, vec![1500; 4]);
-        let seven: u64 = (0..7)
-            .map(|t| Schedule::for_thread(rate, 7, t).count_within(w))
-            .sum();
+        let seven: u64 = (0..7).map(|t| count(7, t)).sum();
         assert_eq!(seven, 6000);
-        assert_eq!(Schedule::for_thread(rate, 7, 0).count_within(w), 858);
+        assert_eq!(count(7, 0), 858);
         // Each thread's last request is inside the window and the next is not.
         for t in 0..7 {
             let s = Schedule::for_thread(rate, 7, t);
-            let n = s.count_within(w);
+            let n = count(7, t);
             assert!(s.due(n - 1) < w && s.due(n) >= w);
         }
+        // 0.5/s for 3 s: due at 0 s and 2 s; 3/s for 1 s: 0, 1/3, 2/3 s (1 s is outside).
+        let one = |rate: Rate, w: u64| {
+            Schedule::for_thread(rate, 1, 0)
+                .cursor(Duration::from_secs(w))
+                .count()
+        };
+        assert_eq!((one(Rate::new(1, 2), 3), one(Rate::new(3, 1), 1)), (2, 3));
     }
 
     /// Every due time of a schedule over `threads` threads, merged and sorted.
@@ -442,9 +398,8 @@ mod tests {
     ) -> Vec<Duration> {
         let mut all: Vec<Duration> = (0..threads)
             .flat_map(|t| {
-                let mut c = Schedule::shaped(profile.clone(), arrival, seed, threads, t)
-                    .cursor(profile.duration());
-                std::iter::from_fn(move || c.next_due())
+                Schedule::shaped(profile.clone(), arrival, seed, threads, t)
+                    .cursor(profile.duration())
             })
             .collect();
         all.sort();
@@ -530,17 +485,17 @@ mod tests {
                 None => Schedule::shaped(p.clone(), a, 99, threads, t),
             };
         for (exact, profile, arrival) in &shapes {
-            let mut single = schedule(*exact, profile, *arrival, 1, 0).cursor(window);
-            let single: Vec<Duration> = std::iter::from_fn(|| single.next_due()).collect();
+            let single = schedule(*exact, profile, *arrival, 1, 0).cursor(window);
+            let single: Vec<Duration> = single.collect();
             assert!(single.len() > 200);
             for shards in 1..=5u64 {
                 let mut union: Vec<Duration> = Vec::new();
                 for shard in 0..shards {
                     for t in 0..2 {
-                        let mut c = schedule(*exact, profile, *arrival, 2, t)
+                        let c = schedule(*exact, profile, *arrival, 2, t)
                             .in_shard(shard, shards)
                             .cursor(window);
-                        union.extend(std::iter::from_fn(|| c.next_due()));
+                        union.extend(c);
                     }
                 }
                 union.sort();
