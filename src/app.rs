@@ -432,17 +432,7 @@ fn finish(
     let verdicts: Vec<Verdict> = o.thresholds.iter().map(|t| t.evaluate(r, s)).collect();
     out(to_stderr, &report::text::render(r, s, &verdicts, spectra));
     let mut write = |path: &Path, bytes: std::result::Result<Vec<u8>, String>| {
-        let result = bytes.and_then(|b| {
-            if path.as_os_str() == "-" {
-                let mut so = std::io::stdout();
-                so.write_all(&b)
-                    .and_then(|_| so.flush())
-                    .map_err(|e| e.to_string())
-            } else {
-                std::fs::write(path, b).map_err(|e| e.to_string())
-            }
-        });
-        if let Err(e) = result {
+        if let Err(e) = bytes.and_then(|b| write_output(path, &b)) {
             failures.push(format!("{}: {e}", path.display()));
         }
     };
@@ -536,6 +526,17 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     );
     let summary = Summary::of(&result);
     finish(&result, &summary, &outputs, spectra, to_stderr, Vec::new())
+}
+
+/// Writes a report file, or stdout for `-`.
+fn write_output(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
+    if path.as_os_str() == "-" {
+        let mut so = std::io::stdout();
+        so.write_all(bytes).and_then(|_| so.flush())
+    } else {
+        std::fs::write(path, bytes)
+    }
+    .map_err(|e| e.to_string())
 }
 
 /// `ratebench sweep`: the climb, the bisection, the table and the answer.
@@ -651,14 +652,8 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
     out(to_stderr, &answer);
     text.push_str(&answer);
     let mut failures = Vec::new();
-    let mut write = |path: &Path, bytes: String| {
-        let r = if path.as_os_str() == "-" {
-            let mut so = std::io::stdout();
-            so.write_all(bytes.as_bytes()).and_then(|_| so.flush())
-        } else {
-            std::fs::write(path, bytes)
-        };
-        if let Err(e) = r {
+    let mut write = |path: &Path, text: String| {
+        if let Err(e) = write_output(path, text.as_bytes()) {
             failures.push(format!("{}: {e}", path.display()));
         }
     };

@@ -138,6 +138,13 @@ pub fn parse_size(s: &str) -> Result<u64, BadValue> {
     u64::try_from(bytes / 10u128.pow(d.scale)).map_err(|_| BadValue(format!("too large: {hint}")))
 }
 
+/// A number with at most three decimals and no trailing zeros, as the reports and the
+/// plan's description write durations and rates: 2.5, 30, 0.125.
+pub fn trim_decimal(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Parses a wall-clock time: RFC 3339 (`2026-11-23T18:00:00Z`, `…T19:00:00.5+01:00`) or
 /// Unix seconds (`1795449600`, `1795449600.25`).
 pub fn parse_time(s: &str) -> Result<std::time::SystemTime, BadValue> {

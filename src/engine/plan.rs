@@ -14,6 +14,7 @@ use crate::pacer::{Arrival, Profile, Rate, Schedule, Stage};
 use crate::run::RunMeta;
 use crate::script::ScriptBase;
 use crate::stream::{Slo, TokenRule};
+use crate::units::trim_decimal;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Uri};
@@ -267,7 +268,13 @@ impl Plan {
             stages: self
                 .stages
                 .iter()
-                .map(|s| format!("{}s:{}", trim_f(s.duration.as_secs_f64()), trim_f(s.rate)))
+                .map(|s| {
+                    format!(
+                        "{}s:{}",
+                        trim_decimal(s.duration.as_secs_f64()),
+                        trim_decimal(s.rate)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(","),
             shard: self.shard,
@@ -315,10 +322,4 @@ impl Plan {
         }
         format!("{h:016x}")
     }
-}
-
-/// A number without trailing zeros: 2.5, 30, 0.125.
-fn trim_f(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -20,6 +20,7 @@ use super::{na_max, na_us, text, Summary};
 use crate::outcome::ErrorClass;
 use crate::record::histogram::Hist;
 use crate::run::RunResult;
+use crate::units::trim_decimal;
 use std::fmt::Write;
 
 const W: f64 = 760.0;
@@ -155,7 +156,7 @@ pub(crate) fn chart(
             LEFT + pw,
             LEFT - 6.0,
             py + 4.0,
-            trim(y)
+            trim_decimal(y)
         );
     }
     let ticks: Vec<(f64, String)> = match x_ticks {
@@ -172,7 +173,7 @@ pub(crate) fn chart(
             let mut v = Vec::new();
             let mut x = (x0 / step).ceil() * step;
             while x <= x1 + 1e-9 {
-                v.push((x, trim(x)));
+                v.push((x, trim_decimal(x)));
                 x += step;
             }
             v
@@ -258,11 +259,6 @@ pub(crate) fn chart(
     }
     o.push_str("</svg>");
     o
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The percentile spectrum as (number of nines, ms) points: x = log10(1 / (1 − q)).

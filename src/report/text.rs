@@ -13,6 +13,7 @@ use crate::outcome::ErrorClass;
 use crate::record::histogram::percentile;
 use crate::record::histogram::{Hist, SIGFIGS};
 use crate::run::{RunMeta, RunResult};
+use crate::units::trim_decimal;
 use std::fmt::Write;
 
 /// The percentiles of the short latency distribution, as in wrk2.
@@ -104,13 +105,8 @@ fn humantime(d: std::time::Duration) -> String {
     } else if d.subsec_millis() * 1_000_000 == d.subsec_nanos() && d.subsec_millis() != 0 {
         format!("{}ms", d.as_millis())
     } else {
-        format!("{}s", fmt_secs(s))
+        format!("{}s", trim_decimal(s))
     }
-}
-
-fn fmt_secs(s: f64) -> String {
-    let t = format!("{s:.3}");
-    t.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// HdrHistogram's percentile spectrum of `h` (µs), printed in milliseconds.
@@ -233,7 +229,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         o,
         "  {} requests in {}s, {} read",
         t.completed,
-        fmt_secs(s.completion_secs),
+        trim_decimal(s.completion_secs),
         fmt_bytes(t.bytes as f64)
     );
     if s.drained > 0 {
@@ -243,7 +239,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             o,
             "  {} completed within the {}s load window, {} after it (in the grace period)",
             t.completed - s.drained,
-            fmt_secs(r.load_duration.as_secs_f64()),
+            trim_decimal(r.load_duration.as_secs_f64()),
             s.drained,
         );
     }
@@ -274,7 +270,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             o,
             "Warm-up (not measured, before the load window): {}s at {} req/s: scheduled {} = \
              completed {} + errors {} + unfinished {}",
-            fmt_secs(w.duration.as_secs_f64()),
+            trim_decimal(w.duration.as_secs_f64()),
             fmt_count(w.rate),
             w.scheduled,
             w.completed,
