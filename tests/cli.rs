@@ -321,13 +321,7 @@ fn the_open_file_limit_is_raised_or_named_before_traffic() {
         "ulimit -Sn 64 && exec {bin} -R200 -d1s -c100 -t1 --json {} {url}",
         json.display()
     );
-    let child = std::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_limited(child, Duration::from_secs(20));
+    let out = shell(&cmd, Duration::from_secs(20));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -344,13 +338,7 @@ fn the_open_file_limit_is_raised_or_named_before_traffic() {
     let target = counting_listener();
     let url = format!("http://{}/", target.addr);
     let cmd = format!("ulimit -Sn 64 && ulimit -Hn 128 && exec {bin} -R10 -d1s -c200 {url}");
-    let child = std::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_limited(child, Duration::from_secs(20));
+    let out = shell(&cmd, Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(

@@ -591,34 +591,80 @@ fn report_reads_a_log_written_by_another_implementation() {
 
 #[test]
 fn damaged_logs_are_errors_not_panics() {
-    // Each of these is a clear error (exit 1 naming the file and line) or a report — never a
-    // panic (exit 101).
+    // Each damaged log is a clear error (exit 1 naming the file and line) or a report of
+    // what it holds — never a panic (exit 101). The one-second line below holds 1000 values.
     let dir = tmpdir("damaged-logs");
     let good = "Tag=corrected,0.000,1.000,1.000,HISTFAAAACZ4nJNpmSzMwMDAygABzFCaEch0M9ixgMH+A0Tg4DrGC/wAbJ0Gnw==\n";
-    let cases = [
-        ("garbage", "this is not a log\n".to_string()),
-        ("bad base64", "0.0,1.0,1.0,HIST!!!\n".to_string()),
-        ("huge stamp", good.replace("0.000,1.000", "1e300,1.000")),
+    // A real log whose totals say absurd things: a negative load, an elapsed time and a
+    // start beyond any duration (once a panic converting them).
+    let server = serve(|_| {});
+    let real = dir.join("real.hlog");
+    let out = load(&format!("http://{}/", server.addr))
+        .rate("10")
+        .duration("1s")
+        .connections(1)
+        .flag("--hdr-log", real.to_str().unwrap())
+        .run_bin(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(&real).unwrap();
+    let set = |text: &str, key: &str, value: &str| {
+        let at = text.find(&format!("\"{key}\":")).expect(key) + key.len() + 3;
+        let end = at + text[at..].find([',', '}']).unwrap();
+        format!("{}{value}{}", &text[..at], &text[end..])
+    };
+    let absurd = set(
+        &set(
+            &set(&text, "load_duration_s", "-1e308"),
+            "elapsed_s",
+            "1e308",
+        ),
+        "started_at_unix_s",
+        "1e308",
+    );
+    let cases: [(&str, String, Option<i32>, &str); 6] = [
+        (
+            "garbage",
+            "this is not a log\n".into(),
+            Some(1),
+            "no histograms",
+        ),
+        (
+            "bad base64",
+            "0.0,1.0,1.0,HIST!!!\n".into(),
+            Some(1),
+            ":1: histogram is not base64",
+        ),
+        (
+            "huge stamp",
+            good.replace("0.000,1.000", "1e300,1.000"),
+            Some(1),
+            ":1: not an interval-log line",
+        ),
         (
             "far future",
             good.replace("0.000,1.000", "99999999999999.000,1.000"),
+            Some(0),
+            "1000 requests in 1s",
         ),
         (
-            "absurd totals",
-            format!("{good}#[ratebench-totals {{\"load_duration_s\": -1e308}}]\n"),
+            "no newline",
+            good.trim_end().to_string(),
+            Some(0),
+            "1000 requests in 1s",
         ),
-        ("no newline", good.trim_end().to_string()),
+        ("absurd totals", absurd, Some(0), "10 requests in 1s"),
     ];
-    for (name, text) in cases {
+    for (name, text, code, says) in cases {
         let p = dir.join(format!("{}.hlog", name.replace(' ', "-")));
         std::fs::write(&p, text).unwrap();
         let out = run_bin(&["report", p.to_str().unwrap()], Duration::from_secs(20));
-        let code = out.status.code();
-        assert!(
-            code == Some(0) || code == Some(1),
-            "{name}: exit {code:?}: {}",
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        assert_eq!(out.status.code(), code, "{name}: {all}");
+        assert!(all.contains(says), "{name}: {all}");
     }
 }
 
@@ -672,13 +718,7 @@ fn a_closed_stdout_still_writes_every_file() {
         json_path.display(),
         csv_path.display()
     );
-    let child = std::process::Command::new("bash")
-        .args(["-c", &cmd])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait_limited(child, Duration::from_secs(20));
+    let out = shell(&cmd, Duration::from_secs(20));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -704,14 +744,7 @@ fn an_interval_log_on_stdout_survives_being_mixed_with_the_report() {
         env!("CARGO_BIN_EXE_ratebench"),
         mixed.display()
     );
-    let child = std::process::Command::new("sh")
-        .args(["-c", &cmd])
-        .spawn()
-        .unwrap();
-    assert_eq!(
-        wait_limited(child, Duration::from_secs(20)).status.code(),
-        Some(0)
-    );
+    assert_eq!(shell(&cmd, Duration::from_secs(20)).status.code(), Some(0));
     let text = std::fs::read_to_string(&mixed).unwrap();
     assert!(text.contains("Running 2s test") && text.contains("Tag=corrected,"));
     let out = run_bin(

@@ -180,6 +180,19 @@ pub fn run_bin(args: &[&str], limit: Duration) -> Output {
     wait_limited(child, limit)
 }
 
+/// Runs a shell command line (`bash -c`, for pipes, redirections and `ulimit`), within
+/// `limit`.
+pub fn shell(cmd: &str, limit: Duration) -> Output {
+    let child = Command::new("bash")
+        .args(["-c", cmd])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bash starts");
+    wait_limited(child, limit)
+}
+
 /// Waits for `child`, killing it (and failing) after `limit`.
 pub fn wait_limited(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
