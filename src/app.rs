@@ -691,6 +691,10 @@ fn demo(args: &DemoArgs) -> Result<()> {
         threads: 1,
         llm: Default::default(),
         statuses: Vec::new(),
+        http2: false,
+        max_streams: None,
+        goaway_after: None,
+        reset: 0.0,
     })?;
     // The demo's run, spelled as a user would type it, so every default applies.
     let url = format!("http://{}/", server.addr);

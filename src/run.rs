@@ -101,6 +101,12 @@ pub struct RunResult {
     /// What was negotiated with the target: protocol, TLS version and cipher (empty when
     /// rebuilt from logs that did not say).
     pub negotiated: String,
+    /// HTTP/2: the lowest SETTINGS_MAX_CONCURRENT_STREAMS the server announced (None over
+    /// HTTP/1.1, or when it set no limit).
+    pub server_max_streams: Option<u64>,
+    /// Requests in flight one connection may carry: `--streams` over HTTP/2, 1 over
+    /// HTTP/1.1.
+    pub streams_per_connection: u64,
     /// For a merge of shards: one line per shard, to spot the one that fell behind.
     pub shard_lines: Vec<ShardLine>,
     /// For a merge that was not the whole set of a plan's shards (`--allow-partial`): what
@@ -169,6 +175,8 @@ impl RunResult {
             warmup: None,
             start_late: Duration::ZERO,
             negotiated: String::new(),
+            server_max_streams: None,
+            streams_per_connection: 1,
             shard_lines: Vec::new(),
             incomplete: None,
         }

@@ -181,10 +181,9 @@ fn a_host_with_several_addresses_gets_the_first_that_answers() {
     // `localhost` may resolve to ::1 first while the server listens on 127.0.0.1 only; as
     // wrk and curl do, each address is tried in the resolver's order. Here: a port nothing
     // listens on, then the live server.
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    }; // dropped: nothing listens there now
+    // Port 1 (tcpmux) is below the ephemeral range, so no other test's server can take it
+    // meanwhile (a freed ephemeral port can be, and then it answers).
+    let refused: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let server = raw_server(Behaviour::Ok);
     let timeout = Duration::from_secs(1);
     let got = ratebench::engine::first_reachable("localhost:x", &[refused, server.addr], timeout)

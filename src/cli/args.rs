@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the built-in target server (for demos, tests and experiments).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start `serve` with a stall and run a short test against it: corrected vs uncorrected.
     Demo(DemoArgs),
     /// Merge HdrHistogram interval logs (.hlog) from one or more runs and report on them.
@@ -221,6 +221,15 @@ pub struct RunArgs {
     /// --timeout [default: the --timeout value].
     #[arg(long = "connect-timeout", value_name = "T")]
     pub connect_timeout: Option<String>,
+    /// Speak HTTP/2: over https ALPN offers only h2 (a server that does not agree stops the
+    /// run before traffic); over http, h2c with prior knowledge. -c is then the number of
+    /// HTTP/2 connections.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: at most N requests in flight on one connection, further capped by the
+    /// server's SETTINGS_MAX_CONCURRENT_STREAMS [default: 100].
+    #[arg(long, value_name = "N")]
+    pub streams: Option<String>,
     /// Pacing: sleep in a kernel timer until this long before each due time, then
     /// busy-wait (yielding to other tasks); the thread also stays awake for responses
     /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
@@ -303,6 +312,21 @@ pub struct ServeArgs {
     /// carry Retry-After: 1). Repeatable.
     #[arg(long = "status", value_name = "CODE:SHARE%")]
     pub statuses: Vec<String>,
+    /// Speak HTTP/2: h2 through ALPN with --tls (HTTP/1.1 still offered), else h2c with
+    /// prior knowledge only.
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: announce this SETTINGS_MAX_CONCURRENT_STREAMS (hyper's default: 200).
+    #[arg(long = "max-streams", value_name = "N")]
+    pub max_streams: Option<String>,
+    /// Close each connection gracefully after N requests (HTTP/2: GOAWAY; HTTP/1.1:
+    /// Connection: close), as load balancers recycle connections.
+    #[arg(long = "goaway-after", value_name = "N")]
+    pub goaway_after: Option<String>,
+    /// Reset an exact share of requests instead of answering (HTTP/2: RST_STREAM
+    /// INTERNAL_ERROR; HTTP/1.1: the connection is closed): 1%.
+    #[arg(long, value_name = "SHARE%")]
+    pub reset: Option<String>,
 }
 
 /// `ratebench demo` flags, as typed.

@@ -11,7 +11,7 @@ use crate::pacer::{Arrival, Profile, Rate};
 use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
-use crate::serve::config::{parse_range, parse_status, LlmConfig, ServeConfig, Stall};
+use crate::serve::config::{parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Stall};
 use crate::stream::{Slo, TokenRule};
 use crate::units::{parse_duration, parse_size, parse_time};
 use bytes::Bytes;
@@ -504,6 +504,18 @@ impl RunArgs {
                 }
                 None => timeout,
             },
+            http2: self.http2,
+            streams: match &self.streams {
+                Some(_) if !self.http2 => {
+                    return Err(ConfigError::Missing(
+                        "--streams is for HTTP/2 connections: add --http2 (an HTTP/1.1 \
+                         connection carries one request at a time; raise -c instead)"
+                            .into(),
+                    ))
+                }
+                Some(n) => parse_count("--streams", n)?,
+                None => 100,
+            },
             spin,
             precision: match &self.precision {
                 Some(p) => {
@@ -678,6 +690,27 @@ impl ServeArgs {
             threads,
             llm,
             statuses,
+            http2: self.http2,
+            max_streams: match &self.max_streams {
+                Some(_) if !self.http2 => {
+                    return Err(ConfigError::Missing(
+                        "--max-streams is an HTTP/2 setting: add --http2".into(),
+                    ))
+                }
+                Some(m) => Some(
+                    u32::try_from(parse_count("--max-streams", m)?)
+                        .map_err(|_| invalid("--max-streams", m, "at most 4294967295"))?,
+                ),
+                None => None,
+            },
+            goaway_after: match &self.goaway_after {
+                Some(n) => Some(parse_count("--goaway-after", n)? as u64),
+                None => None,
+            },
+            reset: match &self.reset {
+                Some(r) => parse_share("--reset", r)?,
+                None => 0.0,
+            },
         })
     }
 }
@@ -778,6 +811,10 @@ mod tests {
             token_interval: "20ms".into(),
             tokens: "50".into(),
             statuses: vec!["429:5%".into()],
+            http2: false,
+            max_streams: None,
+            goaway_after: None,
+            reset: Some("1%".into()),
         };
         let c = a.validate().unwrap();
         assert_eq!(c.delay, Duration::from_micros(200));

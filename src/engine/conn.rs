@@ -1,10 +1,12 @@
-//! One HTTP/1.1 connection: connect (TCP, then TLS for https) and build the request sent
-//! on it.
+//! One connection: connect (TCP, then TLS for https, then HTTP/1.1 or HTTP/2) and build
+//! the requests sent on it.
 //!
-//! hyper's low-level `client::conn::http1` is used directly: no pool, no retries, no
-//! redirects — each scheduled request is exactly one attempt on the wire. A connection
-//! that the server closes, or on which a request failed, is dropped; the next request on
-//! that slot re-opens it, and the reconnect time counts against that request's latency.
+//! hyper's low-level `client::conn::http1` is used directly for HTTP/1.1, and the `h2`
+//! crate (hyper's own HTTP/2 layer) for HTTP/2, because only it tells the server's
+//! SETTINGS_MAX_CONCURRENT_STREAMS: no pool, no retries, no redirects — each scheduled
+//! request is exactly one attempt on the wire. A connection that the server closes, or on
+//! which a request failed, is dropped; the next request on it re-opens it, and the
+//! reconnect time counts against that request's latency.
 //!
 //! Sending and reading live in `engine::exchange`, TLS settings in `engine::tls`.
 //!
@@ -19,8 +21,11 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -63,6 +68,50 @@ pub enum ConnectError {
         /// hyper's error.
         source: hyper::Error,
     },
+    /// `--http2` over https, and the server did not pick h2 in ALPN.
+    #[error(
+        "{addr} does not speak HTTP/2: ALPN offered only h2 and the server chose {chose} \
+         (drop --http2 to test it over HTTP/1.1)"
+    )]
+    NoH2 {
+        /// The address tried.
+        addr: SocketAddr,
+        /// What the server picked.
+        chose: String,
+    },
+    /// `--http2`: the HTTP/2 connection preface, SETTINGS or PING went wrong.
+    #[error("HTTP/2 with {addr} failed: {source}{hint}")]
+    H2 {
+        /// The address tried.
+        addr: SocketAddr,
+        /// h2's error.
+        source: h2::Error,
+        /// A suggestion, when one applies.
+        hint: &'static str,
+    },
+}
+
+/// An open connection: an HTTP/1.1 sender, or an HTTP/2 one.
+pub enum Link {
+    /// HTTP/1.1: one request at a time.
+    H1(SendRequest<Full<Bytes>>),
+    /// HTTP/2: many streams.
+    H2(H2Link),
+}
+
+/// An open HTTP/2 connection.
+pub struct H2Link {
+    /// Opens streams (clones share the connection).
+    pub sender: h2::client::SendRequest<Bytes>,
+    /// Set when the connection's driver ended (closed, broken, or gone away and drained).
+    pub closed: Rc<Cell<bool>>,
+}
+
+impl H2Link {
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (`usize::MAX` when it set none).
+    pub fn server_limit(&self) -> usize {
+        self.sender.current_max_send_streams()
+    }
 }
 
 /// How long opening one connection took, phase by phase.
@@ -84,6 +133,10 @@ pub struct Connector {
     connect_timeout: std::time::Duration,
     /// What the first TLS handshake agreed on (version and cipher), for the report.
     negotiated: Arc<std::sync::OnceLock<String>>,
+    /// `--http2`.
+    http2: bool,
+    /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced (`usize::MAX`: none).
+    server_streams: Arc<AtomicUsize>,
 }
 
 /// The parts of the request sent every time (no script).
@@ -93,6 +146,11 @@ struct RequestTemplate {
     uri: Uri,
     headers: hyper::HeaderMap,
     body: Bytes,
+    /// For HTTP/2: `scheme://authority` (the Host header's authority when one is given).
+    origin: String,
+    /// For HTTP/2: the request head, with the absolute URI and without the headers
+    /// HTTP/2 forbids.
+    h2: Option<hyper::Request<()>>,
 }
 
 impl Connector {
@@ -108,7 +166,8 @@ impl Connector {
                     format!("{:?} is not a TLS server name: {e}", t.host),
                 )
             })?;
-            let tls = tls_config(&config.tls).map_err(|e| invalid("--cert/--key", "", e))?;
+            let tls = tls_config(&config.tls, config.http2)
+                .map_err(|e| invalid("--cert/--key", "", e))?;
             Some((TlsConnector::from(tls), name))
         } else {
             None
@@ -135,28 +194,70 @@ impl Connector {
             .path
             .parse()
             .map_err(|e| invalid("URL", &t.url, format!("path {:?}: {e}", t.path)))?;
+        let scheme = if t.tls { "https" } else { "http" };
+        let authority = headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&t.authority)
+            .to_string();
+        let mut template = RequestTemplate {
+            method: config.method.clone(),
+            uri,
+            headers,
+            body: config.body.clone(),
+            origin: format!("{scheme}://{authority}"),
+            h2: None,
+        };
+        if config.http2 {
+            let mut head = hyper::Request::new(());
+            *head.method_mut() = template.method.clone();
+            *head.uri_mut() = template.uri.clone();
+            *head.headers_mut() = template.headers.clone();
+            let head =
+                to_h2_head(head, &template.origin).map_err(|e| invalid("-H/--header", "", e))?;
+            template.h2 = Some(head);
+        }
         Ok(Connector {
             addr,
             tls,
             connect_timeout: config.connect_timeout,
             negotiated: Arc::default(),
-            template: RequestTemplate {
-                method: config.method.clone(),
-                uri,
-                headers,
-                body: config.body.clone(),
-            },
+            http2: config.http2,
+            server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
+            template,
         })
     }
 
     /// What was negotiated with the target: the protocol, and for https the TLS version and
-    /// cipher of the first handshake.
+    /// cipher of the first handshake; for HTTP/2, the server's stream limit.
     pub fn negotiated(&self) -> String {
-        match self.negotiated.get() {
-            Some(tls) => format!("HTTP/1.1 over {tls}"),
-            None if self.tls.is_some() => "HTTP/1.1 over TLS".into(),
+        let protocol = if self.http2 { "HTTP/2" } else { "HTTP/1.1" };
+        let on = match self.negotiated.get() {
+            Some(tls) => format!("{protocol} over {tls}"),
+            None if self.tls.is_some() => format!("{protocol} over TLS"),
+            None if self.http2 => "HTTP/2 (h2c, cleartext)".into(),
             None => "HTTP/1.1 (cleartext)".into(),
+        };
+        match self.server_max_streams() {
+            Some(n) if self.http2 => format!("{on}; server allows {n} streams per connection"),
+            None if self.http2 => format!("{on}; server sets no stream limit"),
+            _ => on,
         }
+    }
+
+    /// Whether it speaks HTTP/2.
+    pub fn http2(&self) -> bool {
+        self.http2
+    }
+
+    /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced, if any did.
+    pub fn server_max_streams(&self) -> Option<usize> {
+        Some(self.server_streams.load(Ordering::Relaxed)).filter(|n| *n != usize::MAX)
+    }
+
+    /// Notes a server's stream limit, as seen on a connection.
+    pub fn saw_server_limit(&self, limit: usize) {
+        self.server_streams.fetch_min(limit, Ordering::Relaxed);
     }
 
     /// The address it connects to.
@@ -173,14 +274,12 @@ impl Connector {
     }
 
     /// Opens one connection and spawns its driver on the current `LocalSet`.
-    pub async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ConnectError> {
+    pub async fn connect(&self) -> Result<Link, ConnectError> {
         self.connect_timed().await.map(|(s, _)| s)
     }
 
     /// `connect`, also saying how long the TCP connect and the TLS handshake took.
-    pub async fn connect_timed(
-        &self,
-    ) -> Result<(SendRequest<Full<Bytes>>, ConnectTiming), ConnectError> {
+    pub async fn connect_timed(&self) -> Result<(Link, ConnectTiming), ConnectError> {
         let addr = self.addr;
         let limit = self.connect_timeout;
         tokio::time::timeout(limit, self.open())
@@ -188,7 +287,7 @@ impl Connector {
             .unwrap_or(Err(ConnectError::Timeout { addr, limit }))
     }
 
-    async fn open(&self) -> Result<(SendRequest<Full<Bytes>>, ConnectTiming), ConnectError> {
+    async fn open(&self) -> Result<(Link, ConnectTiming), ConnectError> {
         let addr = self.addr;
         let t0 = std::time::Instant::now();
         let tcp = TcpStream::connect(addr)
@@ -207,8 +306,12 @@ impl Connector {
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(|source| {
-                        let hint = if source.to_string().contains("certificate") {
+                        let text = source.to_string();
+                        let hint = if text.contains("certificate") {
                             " (use -k/--insecure to skip certificate verification)"
+                        } else if self.http2 && text.contains("NoApplicationProtocol") {
+                            " (ALPN offered only h2 and the server refused it: it does not \
+                             speak HTTP/2 here; drop --http2 to test it over HTTP/1.1)"
                         } else {
                             ""
                         };
@@ -216,6 +319,13 @@ impl Connector {
                     })?;
                 timing.tls = Some(t1.elapsed());
                 let session = tls.get_ref().1;
+                if self.http2 && session.alpn_protocol() != Some(b"h2") {
+                    let chose = match session.alpn_protocol() {
+                        Some(p) => String::from_utf8_lossy(p).into_owned(),
+                        None => "none (no ALPN)".into(),
+                    };
+                    return Err(ConnectError::NoH2 { addr, chose });
+                }
                 let _ = self.negotiated.set(format!(
                     "{} with {}",
                     session
@@ -228,6 +338,9 @@ impl Connector {
                 Stream::Tls(Box::new(tls))
             }
         };
+        if self.http2 {
+            return Ok((Link::H2(self.open_h2(stream).await?), timing));
+        }
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|source| ConnectError::Http { addr, source })?;
@@ -235,7 +348,71 @@ impl Connector {
             // Errors surface through the request that was in flight.
             let _ = conn.await;
         });
-        Ok((sender, timing))
+        Ok((Link::H1(sender), timing))
+    }
+
+    /// The HTTP/2 preface and SETTINGS, then a PING: the server's SETTINGS are its first
+    /// frame, so once the PING's answer is back its stream limit is known — before the
+    /// first request, which could otherwise wait inside h2 for a stream.
+    async fn open_h2(&self, stream: Stream) -> Result<H2Link, ConnectError> {
+        let addr = self.addr;
+        let hint = if self.tls.is_none() {
+            " (over http:// --http2 is h2c with prior knowledge: does the server speak it?)"
+        } else {
+            ""
+        };
+        let fail = |source| ConnectError::H2 { addr, source, hint };
+        let (sender, mut conn) = h2::client::Builder::new()
+            // Windows wide enough that flow control never paces a load test's responses.
+            .initial_window_size(1 << 20)
+            .initial_connection_window_size(16 << 20)
+            .handshake::<_, Bytes>(stream)
+            .await
+            .map_err(fail)?;
+        let mut ping = conn
+            .ping_pong()
+            .expect("a new connection has its ping-pong");
+        let closed = Rc::new(Cell::new(false));
+        let flag = closed.clone();
+        tokio::task::spawn_local(async move {
+            // Errors surface through the streams that were open.
+            let _ = conn.await;
+            flag.set(true);
+        });
+        ping.ping(h2::Ping::opaque()).await.map_err(fail)?;
+        let link = H2Link { sender, closed };
+        self.saw_server_limit(link.server_limit());
+        Ok(link)
+    }
+
+    /// The next request to send over HTTP/2: its head and body.
+    pub fn request_h2(&self) -> (Request<()>, Bytes) {
+        let t = &self.template;
+        let head =
+            t.h2.as_ref()
+                .expect("an HTTP/2 connector has an HTTP/2 template");
+        let mut req = Request::new(());
+        *req.method_mut() = head.method().clone();
+        *req.uri_mut() = head.uri().clone();
+        *req.headers_mut() = head.headers().clone();
+        (req, t.body.clone())
+    }
+
+    /// A request built for HTTP/1.1 (a script's), made an HTTP/2 request to this target.
+    pub fn to_h2(&self, req: Request<Full<Bytes>>) -> Result<(Request<()>, Bytes), String> {
+        let (parts, body) = req.into_parts();
+        let body = full_bytes(body);
+        let head = Request::from_parts(parts, ());
+        // A Host header the script set names the authority, as it would over HTTP/1.1.
+        let origin = match head.headers().get(hyper::header::HOST) {
+            Some(h) => format!(
+                "{}://{}",
+                if self.tls.is_some() { "https" } else { "http" },
+                h.to_str().map_err(|e| format!("Host header: {e}"))?
+            ),
+            None => self.template.origin.clone(),
+        };
+        Ok((to_h2_head(head, &origin)?, body))
     }
 
     /// The next request to send.
@@ -247,4 +424,43 @@ impl Connector {
         *req.headers_mut() = t.headers.clone();
         req
     }
+}
+
+/// The bytes of a `Full` body (ready at once: it holds them).
+fn full_bytes(body: Full<Bytes>) -> Bytes {
+    use hyper::body::Body;
+    let mut body = std::pin::pin!(body);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match body.as_mut().poll_frame(&mut cx) {
+        std::task::Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}
+
+/// An HTTP/1.1-style request head made an HTTP/2 one: the absolute URI (`origin` + path)
+/// carries :scheme and :authority, and the headers HTTP/2 forbids are dropped (Host becomes
+/// :authority; Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding and Upgrade
+/// mean nothing in HTTP/2; TE only as "trailers").
+pub fn to_h2_head(mut head: Request<()>, origin: &str) -> Result<Request<()>, String> {
+    use hyper::header::{CONNECTION, HOST, TE, TRANSFER_ENCODING, UPGRADE};
+    let path = head
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    if head.uri().scheme().is_none() {
+        *head.uri_mut() = format!("{origin}{path}")
+            .parse()
+            .map_err(|e| format!("{origin}{path} is not a URI: {e}"))?;
+    }
+    let h = head.headers_mut();
+    for name in [HOST, CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+    if h.get(TE).is_some_and(|v| v != "trailers") {
+        h.remove(TE);
+    }
+    Ok(head)
 }

@@ -9,6 +9,7 @@
 //! Used by `engine::worker` (the pacer releases into it) and `engine::slot` (connections
 //! take from it and report back).
 
+use super::conn::H2Link;
 use crate::clock::{self, RecentP90, MAX_AWAKE};
 use crate::outcome::Outcome;
 use crate::pacer::{Cursor, Schedule};
@@ -28,9 +29,57 @@ pub(super) struct Job {
     pub(super) free: bool,
 }
 
+/// One request at a time: a connection's, or one HTTP/2 stream's.
 pub(super) struct Slot {
     pub(super) job: Cell<Option<Job>>,
     pub(super) wake: Notify,
+    /// The connection it sends on (an index into `Shared::conns`).
+    pub(super) conn: usize,
+}
+
+/// One connection of the thread and the slots that share it: one for HTTP/1.1, up to
+/// `--streams` for HTTP/2. A slot waits idle for a request only while its connection has
+/// room (`reserved < limit`), so a request never waits for a stream inside h2, where it
+/// would look like server latency: with every connection full it waits in the backlog,
+/// as send lag.
+pub(super) struct Conn {
+    /// Slots of this connection holding a request or idle waiting for one.
+    pub(super) reserved: Cell<usize>,
+    /// How many may: 1 for HTTP/1.1; `--streams` capped by the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS for HTTP/2.
+    pub(super) limit: Cell<usize>,
+    /// Wakes a slot waiting for room.
+    pub(super) room: Notify,
+    /// HTTP/2: the open connection, shared by its slots (HTTP/1.1 slots keep their own).
+    pub(super) link: RefCell<Option<H2Link>>,
+    /// HTTP/2: a slot is opening it; the others wait for `attempted`.
+    pub(super) connecting: Cell<bool>,
+    /// HTTP/2: an attempt to open it ended.
+    pub(super) attempted: Notify,
+    /// HTTP/2: it was open once (the next opening is a reconnect).
+    pub(super) was_open: Cell<bool>,
+}
+
+impl Conn {
+    pub(super) fn new(limit: usize, connecting: bool) -> Conn {
+        Conn {
+            reserved: Cell::new(0),
+            limit: Cell::new(limit),
+            room: Notify::new(),
+            link: RefCell::new(None),
+            connecting: Cell::new(connecting),
+            attempted: Notify::new(),
+            was_open: Cell::new(false),
+        }
+    }
+
+    /// Sets the limit (e.g. from the server's SETTINGS); more room wakes waiting slots.
+    pub(super) fn set_limit(&self, limit: usize) {
+        let was = self.limit.replace(limit.max(1));
+        if limit > was {
+            self.room.notify_waiters();
+        }
+    }
 }
 
 /// Requests that found every connection busy, oldest first. Requests are released in
@@ -92,6 +141,9 @@ pub(super) struct Shared {
     pub(super) queue: Backlog,
     pub(super) idle: RefCell<VecDeque<usize>>,
     pub(super) slots: Vec<Slot>,
+    pub(super) conns: Vec<Conn>,
+    /// `--streams` for HTTP/2 (1 for HTTP/1.1).
+    pub(super) streams: usize,
     pub(super) closing: Cell<bool>,
     /// Released to a connection and not yet recorded.
     pub(super) outstanding: Cell<u64>,
@@ -168,26 +220,45 @@ impl Shared {
         (rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
     }
 
-    /// The next request for connection `id`, or None when the run is over.
+    /// The next request for slot `id`, or None when the run is over. The slot holds a
+    /// place on its connection from here until `release`.
     pub(super) async fn next_job(&self, id: usize) -> Option<Job> {
+        let slot = &self.slots[id];
+        let conn = &self.conns[slot.conn];
+        // Wait for room on the connection (HTTP/2 streams; always there for HTTP/1.1).
+        while conn.reserved.get() >= conn.limit.get() {
+            if self.closing.get() && self.queue.len() == 0 {
+                return None;
+            }
+            conn.room.notified().await;
+        }
+        conn.reserved.set(conn.reserved.get() + 1);
         if let Some(job) = self.queue.pop() {
             self.outstanding.set(self.outstanding.get() + 1);
             return Some(job);
         }
         if self.closing.get() {
+            self.release(id);
             return None;
         }
         self.idle.borrow_mut().push_back(id);
-        let slot = &self.slots[id];
         loop {
             slot.wake.notified().await;
             if let Some(job) = slot.job.take() {
                 return Some(job);
             }
             if self.closing.get() {
+                self.release(id);
                 return None;
             }
         }
+    }
+
+    /// Slot `id` is done with its request: its place on the connection is free.
+    pub(super) fn release(&self, id: usize) {
+        let conn = &self.conns[self.slots[id].conn];
+        conn.reserved.set(conn.reserved.get() - 1);
+        conn.room.notify_one();
     }
 
     pub(super) fn finish(&self, outcome: &Outcome) {
@@ -226,6 +297,9 @@ impl Shared {
         self.closing.set(true);
         for id in self.idle.borrow_mut().drain(..) {
             self.slots[id].wake.notify_one();
+        }
+        for c in &self.conns {
+            c.room.notify_waiters();
         }
     }
 }

@@ -35,6 +35,23 @@ pub struct Progress {
     pub stream: Option<StreamStats>,
 }
 
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum ExchangeError {
+    /// HTTP/1.1 (hyper).
+    H1(hyper::Error),
+    /// HTTP/2 (h2): a stream or connection error.
+    H2(h2::Error),
+    /// HTTP/2: no stream could be opened (the connection is gone or was told to go away).
+    H2NotOpened(h2::Error),
+}
+
+impl From<hyper::Error> for ExchangeError {
+    fn from(e: hyper::Error) -> Self {
+        ExchangeError::H1(e)
+    }
+}
+
 /// Sends `req` and reads the whole response into `progress`; event streams are parsed as
 /// they arrive, with each gap between content events passed to `on_gap`.
 pub async fn exchange(
@@ -43,83 +60,187 @@ pub async fn exchange(
     rule: &TokenRule,
     progress: &mut Progress,
     collect: bool,
-    mut on_gap: impl FnMut(Duration),
-) -> Result<(), hyper::Error> {
+    on_gap: impl FnMut(Duration),
+) -> Result<(), ExchangeError> {
     let resp = sender.send_request(req).await?;
-    progress.first_byte = Some(Instant::now());
-    progress.status = resp.status().as_u16();
-    // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
-    progress.bytes = 19
-        + resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-            .sum::<u64>();
-    let is_stream = resp
-        .headers()
-        .get(hyper::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-    if collect {
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        progress.collected = Some((headers, Vec::new()));
-    }
+    let mut reading = Reading::head(rule, progress, collect, on_gap, &resp);
     let mut body = resp.into_body();
-    // Event streams are parsed as they arrive; other bodies are only counted (and collected
-    // for a script's response()).
-    let mut sse = is_stream.then(|| {
-        progress.stream = Some(StreamStats::default());
-        SseParser::new()
-    });
-    let mut on_event = |data: &[u8], stats: &mut StreamStats| {
-        let (event, usage) = rule.classify(data);
-        if usage.is_some() {
-            stats.usage_tokens = usage;
-        }
-        match event {
-            Event::Content => {
-                let now = Instant::now();
-                if let Some(last) = stats.last_token {
-                    let gap = now - last;
-                    stats.max_gap = stats.max_gap.max(gap);
-                    on_gap(gap);
-                } else {
-                    stats.first_token = Some(now);
-                }
-                stats.last_token = Some(now);
-                stats.content_events += 1;
-            }
-            Event::Malformed => stats.malformed = true,
-            Event::Empty | Event::Done => {}
-        }
-    };
     while let Some(frame) = body.frame().await {
         if let Some(data) = frame?.data_ref() {
-            progress.bytes += data.len() as u64;
-            if let Some((_, b)) = progress.collected.as_mut() {
-                b.extend_from_slice(data);
-            }
-            if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
-                parser.feed(data, |d| on_event(d, stats));
-            }
+            reading.data(data);
         }
     }
-    if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
-        parser.finish(|d| on_event(d, stats));
-    }
+    reading.finish();
     Ok(())
 }
 
+/// Sends an HTTP/2 request's body on its stream (`send`) and reads the whole response
+/// into `progress`, as `exchange` does. Dropping the future (a timeout) drops the stream,
+/// which h2 resets (RST_STREAM CANCEL); the connection stays.
+pub async fn read_h2(
+    response: h2::client::ResponseFuture,
+    mut send: h2::SendStream<Bytes>,
+    body: Bytes,
+    rule: &TokenRule,
+    progress: &mut Progress,
+    collect: bool,
+    on_gap: impl FnMut(Duration),
+) -> Result<(), ExchangeError> {
+    if !body.is_empty() {
+        send.send_data(body, true).map_err(ExchangeError::H2)?;
+    }
+    let resp = response.await.map_err(ExchangeError::H2)?;
+    let mut reading = Reading::head(rule, progress, collect, on_gap, &resp);
+    let mut body = resp.into_body();
+    while let Some(data) = body.data().await {
+        let data = data.map_err(ExchangeError::H2)?;
+        // Read bytes free the window for more (flow control is the receiver's job).
+        let _ = body.flow_control().release_capacity(data.len());
+        reading.data(&data);
+    }
+    reading.finish();
+    drop(send);
+    Ok(())
+}
+
+/// One response being read: its head taken into `Progress`, then its body (counted,
+/// collected for a script, and parsed as an event stream when it is one).
+struct Reading<'a, G> {
+    rule: &'a TokenRule,
+    progress: &'a mut Progress,
+    on_gap: G,
+    sse: Option<SseParser>,
+}
+
+impl<'a, G: FnMut(Duration)> Reading<'a, G> {
+    fn head<B>(
+        rule: &'a TokenRule,
+        progress: &'a mut Progress,
+        collect: bool,
+        on_gap: G,
+        resp: &hyper::Response<B>,
+    ) -> Self {
+        progress.first_byte = Some(Instant::now());
+        progress.status = resp.status().as_u16();
+        // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
+        progress.bytes = 19
+            + resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+                .sum::<u64>();
+        let is_stream = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if collect {
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            progress.collected = Some((headers, Vec::new()));
+        }
+        // Event streams are parsed as they arrive; other bodies are only counted (and
+        // collected for a script's response()).
+        let sse = is_stream.then(|| {
+            progress.stream = Some(StreamStats::default());
+            SseParser::new()
+        });
+        Reading {
+            rule,
+            progress,
+            on_gap,
+            sse,
+        }
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        let Reading {
+            rule,
+            progress,
+            on_gap,
+            sse,
+        } = self;
+        progress.bytes += data.len() as u64;
+        if let Some((_, b)) = progress.collected.as_mut() {
+            b.extend_from_slice(data);
+        }
+        if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
+            parser.feed(data, |d| on_event(rule, on_gap, d, stats));
+        }
+    }
+
+    fn finish(self) {
+        let Reading {
+            rule,
+            progress,
+            mut on_gap,
+            sse,
+        } = self;
+        if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
+            parser.finish(|d| on_event(rule, &mut on_gap, d, stats));
+        }
+    }
+}
+
+/// One event of a stream: a token (its gap from the last one), usage, or a malformed one.
+fn on_event(
+    rule: &TokenRule,
+    on_gap: &mut impl FnMut(Duration),
+    data: &[u8],
+    stats: &mut StreamStats,
+) {
+    let (event, usage) = rule.classify(data);
+    if usage.is_some() {
+        stats.usage_tokens = usage;
+    }
+    match event {
+        Event::Content => {
+            let now = Instant::now();
+            if let Some(last) = stats.last_token {
+                let gap = now - last;
+                stats.max_gap = stats.max_gap.max(gap);
+                on_gap(gap);
+            } else {
+                stats.first_token = Some(now);
+            }
+            stats.last_token = Some(now);
+            stats.content_events += 1;
+        }
+        Event::Malformed => stats.malformed = true,
+        Event::Empty | Event::Done => {}
+    }
+}
+
 /// The error class of a failed exchange.
-pub fn classify(e: &hyper::Error) -> ErrorClass {
+pub fn classify(e: &ExchangeError) -> ErrorClass {
+    match e {
+        ExchangeError::H1(e) => classify_h1(e),
+        ExchangeError::H2(e) | ExchangeError::H2NotOpened(e) => classify_h2(e),
+    }
+}
+
+/// An HTTP/2 error's class: the server resetting the stream or refusing it in a GOAWAY is a
+/// protocol error; a broken connection is a read or write error.
+fn classify_h2(e: &h2::Error) -> ErrorClass {
+    if let Some(io) = e.get_io() {
+        return match io.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero => ErrorClass::Write,
+            io::ErrorKind::InvalidData => ErrorClass::Protocol,
+            _ => ErrorClass::Read,
+        };
+    }
+    ErrorClass::Protocol
+}
+
+/// An HTTP/1.1 error's class.
+fn classify_h1(e: &hyper::Error) -> ErrorClass {
     if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
         return ErrorClass::Protocol;
     }

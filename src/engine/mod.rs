@@ -212,6 +212,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             schedule: config.schedule(t),
             connections: config.connections / threads
                 + usize::from(t < config.connections % threads),
+            streams: config.streams,
             duration: config.duration,
             timeout: config.timeout,
             grace: config.grace,
@@ -400,6 +401,12 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         warmup: None,
         start_late,
         negotiated: connector.negotiated(),
+        server_max_streams: connector.server_max_streams().map(|n| n as u64),
+        streams_per_connection: if config.http2 {
+            config.streams as u64
+        } else {
+            1
+        },
         shard_lines: Vec::new(),
         incomplete: None,
     })

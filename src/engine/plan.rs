@@ -137,6 +137,11 @@ pub struct Plan {
     pub resolve: Vec<(String, u16, std::net::IpAddr)>,
     /// TCP connect plus TLS handshake limit, apart from the request's `timeout`.
     pub connect_timeout: Duration,
+    /// `--http2`: h2 over https (ALPN offers only h2), h2c with prior knowledge over http.
+    pub http2: bool,
+    /// `--streams`: the most requests in flight on one HTTP/2 connection (further capped by
+    /// the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub streams: usize,
     /// Busy-wait window before each due time.
     pub spin: Duration,
     /// `--precision T`: wake at most once per T, sending everything then due (None: exact
@@ -186,6 +191,8 @@ impl Plan {
             tls: TlsSettings::default(),
             resolve: Vec::new(),
             connect_timeout: Duration::from_secs(10),
+            http2: false,
+            streams: 100,
             spin: Duration::from_micros(50),
             precision: None,
             arrival: Arrival::Constant,

@@ -5,11 +5,17 @@
 //! Every request a slot takes ends in exactly one `Outcome`: a status, or an error class
 //! (connect, read, write, timeout, protocol, script). Faults are data, never `Err`.
 //!
-//! Used by `engine::worker`, one task per connection.
+//! Over HTTP/2 a slot is one stream of a connection its slots share (`dispatch::Conn`):
+//! one of them opens it (the others wait for that attempt), a timed-out stream is reset
+//! and the connection kept, and a connection the server closed or sent GOAWAY on is
+//! replaced by the next slot that needs it; a request that could not open a stream on it
+//! (nothing went on the wire) goes on the new connection.
+//!
+//! Used by `engine::worker`, one task per slot.
 
-use super::conn::Connector;
-use super::dispatch::{Job, Shared};
-use super::exchange::{classify, exchange, Progress};
+use super::conn::{Connector, H2Link, Link};
+use super::dispatch::{Conn, Job, Shared};
+use super::exchange::{classify, exchange, read_h2, ExchangeError, Progress};
 use crate::clock;
 use crate::outcome::{ErrorClass, Outcome};
 use bytes::Bytes;
@@ -26,21 +32,24 @@ pub(super) async fn connection(
     connector: Arc<Connector>,
     timeout: Duration,
 ) {
+    if connector.http2() {
+        return streams(shared, id, connector, timeout).await;
+    }
     let mut sender = None;
-    if let Ok(Ok((s, timing))) = tokio::time::timeout(timeout, connector.connect_timed()).await {
+    if let Ok(Ok((Link::H1(s), timing))) =
+        tokio::time::timeout(timeout, connector.connect_timed()).await
+    {
         sender = Some(s);
         shared.open.set(shared.open.get() + 1);
         let mut rec = shared.recorder.borrow_mut();
         rec.connects += 1;
         rec.connected(timing.tcp, timing.tls);
     }
-    shared.connecting.set(shared.connecting.get() - 1);
-    if shared.connecting.get() == 0 {
-        shared.connected.notify_one();
-    }
+    connected(&shared);
     while let Some(job) = shared.next_job(id).await {
         let outcome = attempt(&shared, &mut sender, job, &connector, timeout).await;
         shared.finish(&outcome);
+        shared.release(id);
         // A script's delay(): this connection thinks before its next request; the
         // schedule does not wait (due requests go to other connections, or queue).
         let think = shared.script.as_ref().map(|s| s.delay());
@@ -50,6 +59,266 @@ pub(super) async fn connection(
             _ => {}
         }
     }
+}
+
+/// One of the thread's initial connections is open (or failed).
+fn connected(shared: &Shared) {
+    shared.connecting.set(shared.connecting.get() - 1);
+    if shared.connecting.get() == 0 {
+        shared.connected.notify_one();
+    }
+}
+
+/// One HTTP/2 slot's loop: the first slot of each connection opens it before the start;
+/// the others wait for that, then every slot takes jobs and sends each on a stream.
+async fn streams(shared: Rc<Shared>, id: usize, connector: Arc<Connector>, timeout: Duration) {
+    let conn = &shared.conns[shared.slots[id].conn];
+    if id < shared.conns.len() {
+        let _ = open_h2(&shared, conn, &connector, timeout).await;
+        connected(&shared);
+    } else {
+        while conn.connecting.get() {
+            conn.attempted.notified().await;
+        }
+    }
+    while let Some(job) = shared.next_job(id).await {
+        let outcome = attempt_h2(&shared, conn, job, &connector, timeout).await;
+        shared.finish(&outcome);
+        shared.release(id);
+        let think = shared.script.as_ref().map(|s| s.delay());
+        match think {
+            Some(Ok(Some(d))) if !d.is_zero() => tokio::time::sleep(d).await,
+            Some(Err(m)) => shared.recorder.borrow_mut().script_message(m.to_string()),
+            _ => {}
+        }
+    }
+}
+
+/// Opens `conn`'s HTTP/2 connection (this slot is the one doing it; the others wait).
+async fn open_h2(
+    shared: &Shared,
+    conn: &Conn,
+    connector: &Connector,
+    timeout: Duration,
+) -> Option<h2::client::SendRequest<bytes::Bytes>> {
+    conn.connecting.set(true);
+    let r = tokio::time::timeout(timeout, connector.connect_timed()).await;
+    conn.connecting.set(false);
+    conn.attempted.notify_waiters();
+    let Ok(Ok((Link::H2(link), timing))) = r else {
+        return None;
+    };
+    conn.set_limit(shared.streams.min(link.server_limit()));
+    let sender = link.sender.clone();
+    *conn.link.borrow_mut() = Some(link);
+    shared.open.set(shared.open.get() + 1);
+    let mut rec = shared.recorder.borrow_mut();
+    rec.connects += 1;
+    if conn.was_open.replace(true) {
+        rec.reconnects += 1;
+    }
+    rec.connected(timing.tcp, timing.tls);
+    Some(sender)
+}
+
+/// Takes `conn`'s HTTP/2 connection out of use (closed, broken, or gone away: the streams
+/// already on it finish on their own).
+fn retire_h2(shared: &Shared, conn: &Conn) {
+    if conn.link.borrow_mut().take().is_some() {
+        shared.open.set(shared.open.get() - 1);
+    }
+}
+
+/// A sender on `conn`'s open HTTP/2 connection: the one there, the one another slot is
+/// opening, or a new one. `free` is cleared (and the wait counted) when the request waits
+/// for a connection.
+async fn h2_sender(
+    shared: &Shared,
+    conn: &Conn,
+    connector: &Connector,
+    timeout: Duration,
+    free: &mut bool,
+) -> Option<h2::client::SendRequest<bytes::Bytes>> {
+    loop {
+        let usable = conn
+            .link
+            .borrow()
+            .as_ref()
+            .filter(|l| !l.closed.get())
+            .map(|l: &H2Link| l.sender.clone());
+        if let Some(sender) = usable {
+            return Some(sender);
+        }
+        if *free {
+            shared.recorder.borrow_mut().reconnect_waits += 1;
+        }
+        *free = false; // time spent connecting is not the generator's send lag
+        if conn.connecting.get() {
+            conn.attempted.notified().await;
+            continue;
+        }
+        retire_h2(shared, conn);
+        return open_h2(shared, conn, connector, timeout).await;
+    }
+}
+
+/// An outcome that ends before anything was sent.
+fn unsent(job: &Job, class: ErrorClass) -> Outcome {
+    Outcome {
+        intended: job.intended,
+        sent: None,
+        conn_was_free: false,
+        done: Instant::now(),
+        result: Err(class),
+        bytes: 0,
+        first_byte: None,
+        stream: None,
+    }
+}
+
+/// Sends one request on a stream of `conn` (opening the connection if needed).
+async fn attempt_h2(
+    shared: &Shared,
+    conn: &Conn,
+    job: Job,
+    connector: &Connector,
+    timeout: Duration,
+) -> Outcome {
+    // What to send: the fixed request, or the one the script builds (HTTP/2 has no
+    // pipelining: a script returning several requests in one string is told so).
+    let script = shared.script.as_ref();
+    let request = match script {
+        None => Ok(connector.request_h2()),
+        Some(sc) => match sc.requests() {
+            Ok(list) if list.len() == 1 => connector.to_h2(list[0].to_request()),
+            Ok(list) => Err(format!(
+                "request() returned {} requests in one string (wrk's pipelining); HTTP/2 has \
+                 no pipelining: return one request per call, or drop --http2",
+                list.len()
+            )),
+            Err(m) => Err(m.to_string()),
+        },
+    };
+    let (head, body) = match request {
+        Ok(r) => r,
+        Err(m) => {
+            shared.recorder.borrow_mut().script_message(m);
+            return unsent(&job, ErrorClass::Script);
+        }
+    };
+    let collect = script.is_some_and(|s| s.wants_response());
+    let mut free = job.free;
+    // Open the stream; if the connection turns out gone (nothing was sent), once more on a
+    // new one.
+    let mut tries = 0;
+    let (sent, response, send, sender) = loop {
+        let Some(sender) = h2_sender(shared, conn, connector, timeout, &mut free).await else {
+            return unsent(&job, ErrorClass::Connect);
+        };
+        let mut sender = match sender.ready().await {
+            Ok(s) => s,
+            Err(_) if tries == 0 => {
+                tries += 1;
+                retire_h2(shared, conn);
+                continue;
+            }
+            Err(e) => return unsent(&job, classify(&ExchangeError::H2NotOpened(e))),
+        };
+        let req = clone_head(&head);
+        match sender.send_request(req, body.is_empty()) {
+            Ok((response, send)) => break (Instant::now(), response, send, sender),
+            Err(e) if e.is_go_away() || e.is_io() || e.reason().is_some() => {
+                retire_h2(shared, conn);
+                if tries == 0 {
+                    tries += 1;
+                    continue;
+                }
+                return unsent(&job, classify(&ExchangeError::H2NotOpened(e)));
+            }
+            Err(e) => {
+                let m = format!("HTTP/2 cannot send this request: {e}");
+                shared.recorder.borrow_mut().script_message(m);
+                return unsent(&job, ErrorClass::Script);
+            }
+        }
+    };
+    shared.recorder.borrow_mut().sent();
+    if shared.window_end.get().is_some_and(|end| sent < end) {
+        shared.sent_in_window.set(shared.sent_in_window.get() + 1);
+    }
+    let awaited = shared.stay_awake_for_response(sent);
+    let mut progress = Progress::default();
+    let gap = |gap| shared.recorder.borrow_mut().record_gap(gap);
+    let work = read_h2(
+        response,
+        send,
+        body,
+        &shared.rule,
+        &mut progress,
+        collect,
+        gap,
+    );
+    // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
+    let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
+    let done = Instant::now();
+    if awaited {
+        clock::response_arrived();
+    }
+    conn.set_limit(shared.streams.min(sender.current_max_send_streams()));
+    let mut script_failed = None;
+    if let (Ok(Ok(())), Some(sc)) = (&result, script) {
+        if let Some((headers, body)) = progress.collected.take() {
+            if let Err(m) = sc.response(progress.status, &headers, &body) {
+                script_failed = Some(m);
+            }
+        }
+    }
+    if matches!(result, Ok(Ok(()))) {
+        shared.response_times.borrow_mut().record(done - sent);
+    }
+    let result = match result {
+        Ok(Ok(())) if script_failed.is_some() => {
+            let m = script_failed.take().expect("checked");
+            shared.recorder.borrow_mut().script_message(m.to_string());
+            Err(ErrorClass::Script)
+        }
+        Ok(Ok(())) if progress.stream.is_some_and(|s| s.malformed) => Err(ErrorClass::Protocol),
+        Ok(Ok(())) => Ok(progress.status),
+        Ok(Err(e)) => {
+            // A connection-level failure (I/O, GOAWAY) retires the connection; a stream the
+            // server reset leaves it as it is.
+            if let ExchangeError::H2(h) = &e {
+                if h.is_io() || h.is_go_away() {
+                    retire_h2(shared, conn);
+                }
+            }
+            if progress.stream.is_some() {
+                Err(ErrorClass::Protocol)
+            } else {
+                Err(classify(&e))
+            }
+        }
+        Err(_elapsed) => Err(ErrorClass::Timeout),
+    };
+    Outcome {
+        intended: job.intended,
+        sent: Some(sent),
+        conn_was_free: free,
+        done,
+        result,
+        bytes: progress.bytes,
+        first_byte: progress.first_byte,
+        stream: progress.stream,
+    }
+}
+
+/// A copy of a request head (`Request<()>` is not `Clone`).
+fn clone_head(head: &hyper::Request<()>) -> hyper::Request<()> {
+    let mut req = hyper::Request::new(());
+    *req.method_mut() = head.method().clone();
+    *req.uri_mut() = head.uri().clone();
+    *req.headers_mut() = head.headers().clone();
+    req
 }
 
 /// Drops a broken or abandoned connection.
@@ -100,7 +369,7 @@ pub(super) async fn attempt(
         }
         free = false; // time spent connecting is not the generator's send lag
         match tokio::time::timeout(timeout, connector.connect_timed()).await {
-            Ok(Ok((s, timing))) => {
+            Ok(Ok((Link::H1(s), timing))) => {
                 *sender = Some(s);
                 shared.open.set(shared.open.get() + 1);
                 let mut rec = shared.recorder.borrow_mut();

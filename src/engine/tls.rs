@@ -66,8 +66,11 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
 }
 
 /// The rustls client configuration: web PKI roots, or no verification with `-k`; ALPN
-/// offers only http/1.1, the protocol spoken.
-pub fn tls_config(settings: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, String> {
+/// offers only the protocol spoken (h2 with `--http2`, else http/1.1).
+pub fn tls_config(
+    settings: &TlsSettings,
+    http2: bool,
+) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -91,7 +94,11 @@ pub fn tls_config(settings: &TlsSettings) -> Result<Arc<rustls::ClientConfig>, S
             .map_err(|e| format!("--cert/--key: {e}"))?,
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![if http2 {
+        b"h2".to_vec()
+    } else {
+        b"http/1.1".to_vec()
+    }];
     Ok(Arc::new(config))
 }
 

@@ -22,7 +22,7 @@
 //! Used by `engine::run`, one call per thread.
 
 use super::conn::Connector;
-use super::dispatch::{Backlog, Shared, Slot};
+use super::dispatch::{Backlog, Conn, Shared, Slot};
 use super::slot::connection;
 use super::Stop;
 use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer};
@@ -43,6 +43,8 @@ pub struct WorkerSpec {
     pub schedule: Schedule,
     /// Connections this thread owns.
     pub connections: usize,
+    /// HTTP/2: the most streams in flight on one connection.
+    pub streams: usize,
     /// The measured load duration.
     pub duration: Duration,
     /// Per-request timeout from the actual send.
@@ -148,6 +150,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let WorkerSpec {
         schedule,
         connections,
+        streams,
         duration,
         timeout,
         grace,
@@ -166,7 +169,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let (script, connector) = match script {
         None => (None, connector),
         Some((base, setup, thread)) => {
-            match WorkerScript::new(&base, &setup, thread, connector.addr()) {
+            match WorkerScript::new(&base, &setup, thread, connector.addr(), connector.http2()) {
                 Ok(s) => {
                     let c = match setup.addr {
                         Some(a) => Arc::new(connector.with_addr(a)),
@@ -181,6 +184,10 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             }
         }
     };
+    // HTTP/2: `--streams` slots per connection (fewer once the server's limit is known).
+    let http2 = connector.http2();
+    let streams = if http2 { streams.max(1) } else { 1 };
+    let slots = connections * streams;
     let shared = Rc::new(Shared {
         queue: Backlog {
             schedule: schedule.clone(),
@@ -189,13 +196,20 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             after_head: RefCell::new(None),
             len: Cell::new(0),
         },
-        idle: RefCell::new(VecDeque::with_capacity(connections)),
-        slots: (0..connections)
-            .map(|_| Slot {
+        idle: RefCell::new(VecDeque::with_capacity(slots)),
+        // Slot k sends on connection k mod c: idle slots are taken in turn, so requests
+        // spread over the connections rather than filling the first one's streams.
+        slots: (0..slots)
+            .map(|k| Slot {
                 job: Cell::new(None),
                 wake: Notify::new(),
+                conn: k % connections.max(1),
             })
             .collect(),
+        conns: (0..connections)
+            .map(|_| Conn::new(streams, http2))
+            .collect(),
+        streams,
         closing: Cell::new(false),
         outstanding: Cell::new(0),
         drained: Notify::new(),
@@ -219,7 +233,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let mut timer = Timer::new(spin)?;
 
     // Open every connection before the clock starts, as wrk does.
-    for id in 0..connections {
+    for id in 0..slots {
         tokio::task::spawn_local(connection(shared.clone(), id, connector.clone(), timeout));
     }
     if connections > 0 {

@@ -224,6 +224,13 @@ pub struct ConnectionsDoc {
     /// What was negotiated: protocol, and TLS version and cipher for https.
     #[serde(default)]
     pub negotiated: String,
+    /// Requests one connection may carry at once: `--streams` over HTTP/2, 1 over HTTP/1.1.
+    #[serde(default = "one")]
+    pub streams_per_connection: u64,
+    /// HTTP/2: the lowest SETTINGS_MAX_CONCURRENT_STREAMS the server announced (null over
+    /// HTTP/1.1 or when it set none).
+    #[serde(default)]
+    pub server_max_streams: Option<u64>,
 }
 
 /// Rates over the load duration.
@@ -542,6 +549,8 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             opened: rec.connects,
             reconnects: rec.reconnects,
             negotiated: r.negotiated.clone(),
+            streams_per_connection: r.streams_per_connection,
+            server_max_streams: r.server_max_streams,
         },
         bytes: t.bytes,
         rates: RatesDoc {

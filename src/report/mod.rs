@@ -168,12 +168,21 @@ impl Summary {
                 fmt_us(lag_p99 as f64)
             ));
         } else if short {
+            // Over HTTP/2 a connection carries several requests: say how many it could.
+            let capacity = match (r.streams_per_connection, r.server_max_streams) {
+                (1, _) => format!("-c {}", r.meta.connections),
+                (n, Some(m)) if m < n => format!(
+                    "-c {} and the server's limit of {m} streams per connection (--streams {n})",
+                    r.meta.connections
+                ),
+                (n, _) => format!("-c {} and --streams {n}", r.meta.connections),
+            };
             warnings.push(format!(
                 "target rate not achieved: {achieved_rate:.1} of {target_rate} req/s sent; \
                  {} requests found every connection busy and waited (the server is slower than \
-                 -R allows with -c {}; the wait is in the corrected latency — raise -c to \
+                 -R allows with {capacity}; the wait is in the corrected latency — raise -c to \
                  offer the full rate)",
-                r.recorder.queued, r.meta.connections
+                r.recorder.queued
             ));
         }
         if never_sent > 1 && never_sent as f64 > 0.01 * t.scheduled as f64 {

@@ -74,12 +74,14 @@ fn title_case(name: &str) -> String {
 impl WorkerScript {
     /// Loads the script in a new state for worker thread `thread` connecting to `addr`,
     /// applies `setup`'s globals, runs `init(args)`, and — on thread 0, as wrk does — calls
-    /// `request()` once to check what it builds.
+    /// `request()` once to check what it builds (one request, when `single`: HTTP/2 has
+    /// no pipelining).
     pub fn new(
         base: &ScriptBase,
         setup: &ThreadSetup,
         thread: usize,
         addr: SocketAddr,
+        single: bool,
     ) -> Result<WorkerScript, ScriptError> {
         let check = thread == 0;
         let (lua, builtins) = new_state(base)?;
@@ -132,6 +134,7 @@ impl WorkerScript {
         }
         let request = hook(&lua, "request")?;
         let bad = |m: String| HookError::new("request", m);
+        let mut checked = 0;
         let fixed = match &request {
             // No request(): the wrk table, as init() left it, is the request every time.
             None => {
@@ -141,11 +144,19 @@ impl WorkerScript {
             }
             Some(f) if check => {
                 let s: mlua::String = f.call(()).map_err(|e| bad(e.to_string()))?;
-                raw::parse(&s.as_bytes()).map_err(bad)?;
+                checked = raw::parse(&s.as_bytes()).map_err(bad)?.len();
                 Vec::new()
             }
             Some(_) => Vec::new(),
         };
+        if single && checked.max(fixed.len()) > 1 {
+            return Err(bad(format!(
+                "returns {} requests in one string (wrk's pipelining); HTTP/2 has no \
+                 pipelining: return one request per call, or drop --http2",
+                checked.max(fixed.len())
+            ))
+            .into());
+        }
         Ok(WorkerScript {
             response: hook(&lua, "response")?,
             delay: hook(&lua, "delay")?,

@@ -31,6 +31,16 @@ pub struct ServeConfig {
     pub llm: LlmConfig,
     /// Statuses returned instead of an answer, each on an exact share of requests.
     pub statuses: Vec<(u16, f64)>,
+    /// `--http2`: HTTP/2 (h2 via ALPN over TLS, with prior knowledge (h2c) in cleartext).
+    pub http2: bool,
+    /// `--max-streams`: the SETTINGS_MAX_CONCURRENT_STREAMS announced over HTTP/2.
+    pub max_streams: Option<u32>,
+    /// `--goaway-after`: close each connection gracefully after this many requests
+    /// (HTTP/2: GOAWAY; HTTP/1.1: `Connection: close`), as load balancers recycle them.
+    pub goaway_after: Option<u64>,
+    /// `--reset SHARE%`: an exact share of requests is reset instead of answered (HTTP/2:
+    /// RST_STREAM with INTERNAL_ERROR; HTTP/1.1: the connection is closed).
+    pub reset: f64,
 }
 
 /// How `POST /v1/chat/completions` answers: time to first token, gap between tokens, and
@@ -93,13 +103,18 @@ pub fn parse_status(s: &str) -> Result<(u16, f64), ConfigError> {
         .ok()
         .filter(|c| (100..=599).contains(c))
         .ok_or_else(|| invalid("--status", s, hint))?;
-    let share: f64 = share
-        .trim()
+    let share = parse_share("--status", share).map_err(|_| invalid("--status", s, hint))?;
+    Ok((code, share))
+}
+
+/// Parses a share of requests, `SHARE%` (0% to 100%), as a fraction.
+pub fn parse_share(flag: &'static str, s: &str) -> Result<f64, ConfigError> {
+    s.trim()
         .strip_suffix('%')
-        .and_then(|p| p.parse().ok())
+        .and_then(|p| p.trim().parse().ok())
         .filter(|p: &f64| (0.0..=100.0).contains(p))
-        .ok_or_else(|| invalid("--status", s, hint))?;
-    Ok((code, share / 100.0))
+        .map(|p| p / 100.0)
+        .ok_or_else(|| invalid(flag, s, "expected a share in percent, e.g. 1% or 0.5%"))
 }
 
 /// A period during which every response is held until the stall ends.

@@ -1,6 +1,7 @@
 //! `ratebench serve`: the built-in target server, for demos, tests and experiments.
 //!
-//! A hyper HTTP/1.1 server (optionally HTTPS with a self-signed certificate) that answers
+//! A hyper HTTP/1.1 or HTTP/2 server (optionally HTTPS with a self-signed certificate or
+//! the given one, optionally requiring client certificates) that answers
 //! every request with a body of a fixed size after a fixed service delay, and can *stall*:
 //! from `AT` after it starts, for `FOR`, every response is held until the stall ends (once,
 //! or every `PERIOD`) — the classic coordinated-omission experiment. Delays use the precise
@@ -54,6 +55,44 @@ pub struct ServerStats {
     pub connections: AtomicU64,
     /// Requests received.
     pub requests: AtomicU64,
+    /// Requests being answered right now (until the response head is ready).
+    pub in_flight: AtomicU64,
+    /// The most requests ever answered at once (to check a client kept a stream limit).
+    pub max_in_flight: AtomicU64,
+    /// Requests reset instead of answered (`--reset`).
+    pub resets: AtomicU64,
+    /// Connections closed gracefully after `--goaway-after` requests.
+    pub goaways: AtomicU64,
+}
+
+/// A request reset instead of answered (`--reset`): hyper turns a service error into
+/// RST_STREAM (INTERNAL_ERROR) over HTTP/2, and closes the connection over HTTP/1.1.
+#[derive(Debug)]
+pub struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reset by --reset")
+    }
+}
+
+impl std::error::Error for Reset {}
+
+/// Counts a request in flight while it lives.
+struct InFlight<'a>(&'a ServerStats);
+
+impl<'a> InFlight<'a> {
+    fn new(stats: &'a ServerStats) -> InFlight<'a> {
+        let now = stats.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A server running on a background thread; dropping it shuts the server down.
@@ -105,6 +144,7 @@ impl ServeError {
 
 fn tls_acceptor(config: &ServeConfig) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
     use crate::pem::{read_certs, read_key};
+    let http2 = config.http2;
     let (chain, key) = match &config.cert {
         Some((c, k)) => (
             read_certs(c).map_err(|e| ServeError::Tls(format!("{}: {e}", c.display())))?,
@@ -143,7 +183,11 @@ fn tls_acceptor(config: &ServeConfig) -> Result<tokio_rustls::TlsAcceptor, Serve
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| ServeError::Tls(format!("server config: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -172,6 +216,11 @@ impl hyper::body::Body for ChannelBody {
             .poll_recv(cx)
             .map(|b| b.map(|b| Ok(Frame::data(b))))
     }
+}
+
+/// Whether request `n` is one of an exact share `p`, spread evenly: ⌊(n+1)·p⌋ > ⌊n·p⌋.
+fn chosen(n: u64, p: f64) -> bool {
+    ((n + 1) as f64 * p).floor() > (n as f64 * p).floor()
 }
 
 /// A well-mixed 64-bit hash (splitmix64): request `n`'s random draws, with no shared RNG.
@@ -210,12 +259,17 @@ impl Service {
         self.config
             .statuses
             .iter()
-            .find(|(_, p)| ((n + 1) as f64 * p).floor() > (n as f64 * p).floor())
+            .find(|(_, p)| chosen(n, *p))
             .map(|(code, _)| *code)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, Reset> {
         let n = self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight::new(&self.stats);
+        if chosen(n, self.config.reset) {
+            self.stats.resets.fetch_add(1, Ordering::Relaxed);
+            return Err(Reset);
+        }
         if let Some(code) = self.forced_status(n) {
             let text = format!(
                 "{{\"error\":{{\"message\":\"ratebench serve: status {code} (--status)\",\"type\":\"rate_limit\"}}}}"
@@ -386,23 +440,69 @@ async fn serve_on(
         let _ = tcp.set_nodelay(true);
         let service = service.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let service = service.clone();
-                async move { service.handle(req).await }
-            });
-            let http = hyper::server::conn::http1::Builder::new();
-            match tls {
-                None => {
-                    let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
-                }
-                Some(acceptor) => {
-                    if let Ok(stream) = acceptor.accept(tcp).await {
-                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                    }
-                }
+        tokio::spawn(serve_connection(tcp, service.clone(), tls.clone()));
+    }
+}
+
+/// Serves one accepted connection: TLS if configured, then HTTP/1.1 or HTTP/2 (by ALPN over
+/// TLS, by `--http2` in cleartext), closing it gracefully after `--goaway-after` requests.
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    service: Arc<Service>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
+    match tls {
+        None => {
+            let h2 = service.config.http2;
+            serve_http(TokioIo::new(tcp), service, h2).await;
+        }
+        Some(acceptor) => {
+            if let Ok(stream) = acceptor.accept(tcp).await {
+                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                serve_http(TokioIo::new(stream), service, h2).await;
             }
-        });
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, service: Arc<Service>, h2: bool)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let served = Arc::new(AtomicU64::new(0));
+    let recycle = Arc::new(tokio::sync::Notify::new());
+    let limit = service.config.goaway_after;
+    let svc = {
+        let (served, recycle, service) = (served.clone(), recycle.clone(), service.clone());
+        hyper::service::service_fn(move |req| {
+            let service = service.clone();
+            if limit.is_some_and(|l| served.fetch_add(1, Ordering::Relaxed) + 1 == l) {
+                recycle.notify_one();
+            }
+            async move { service.handle(req).await }
+        })
+    };
+    // Runs the connection to its end, closing it gracefully once `--goaway-after` is met.
+    macro_rules! drive {
+        ($conn:expr) => {{
+            let mut conn = std::pin::pin!($conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = recycle.notified() => {}
+            }
+            service.stats.goaways.fetch_add(1, Ordering::Relaxed);
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }};
+    }
+    if h2 {
+        let mut b = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        if let Some(m) = service.config.max_streams {
+            b.max_concurrent_streams(m);
+        }
+        drive!(b.serve_connection(io, svc));
+    } else {
+        drive!(hyper::server::conn::http1::Builder::new().serve_connection(io, svc));
     }
 }
 
@@ -464,8 +564,13 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     let handle = spawn(config.clone())?;
     let scheme = if config.tls { "https" } else { "http" };
     eprintln!(
-        "ratebench serve: listening on {scheme}://{}/ (delay {:?}, body {} B{}); Ctrl-C stops",
+        "ratebench serve: listening on {scheme}://{}/ ({}delay {:?}, body {} B{}); Ctrl-C stops",
         handle.addr,
+        match (config.http2, config.tls) {
+            (true, true) => "HTTP/2 or HTTP/1.1 by ALPN, ",
+            (true, false) => "HTTP/2 with prior knowledge (h2c), ",
+            _ => "",
+        },
         config.delay,
         config.body_size,
         match config.stall {

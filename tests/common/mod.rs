@@ -29,6 +29,10 @@ pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
         threads: 1,
         llm: Default::default(),
         statuses: Vec::new(),
+        http2: false,
+        max_streams: None,
+        goaway_after: None,
+        reset: 0.0,
     };
     f(&mut c);
     serve::spawn(c).expect("serve starts")

@@ -353,6 +353,8 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
     };
     let mut shard_lines = Vec::new();
     let mut negotiated: Option<String> = None;
+    let mut streams_per_connection = 1;
+    let mut server_max_streams = None;
     let mut recorder = Recorder::new();
     let mut seconds: BTreeMap<u32, Interval> = BTreeMap::new();
     let mut config: Option<ConfigDoc> = None;
@@ -452,6 +454,10 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                 if negotiated.is_none() && !t.connections.negotiated.is_empty() {
                     negotiated = Some(t.connections.negotiated.clone());
                 }
+                streams_per_connection = t.connections.streams_per_connection;
+                if let Some(m) = t.connections.server_max_streams {
+                    server_max_streams = Some(server_max_streams.map_or(m, |s: u64| s.min(m)));
+                }
                 if t.config.shards > 1 {
                     shard_lines.push(ShardLine {
                         shard: t.config.shard,
@@ -550,6 +556,8 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         warmup: None,
         start_late: Duration::ZERO,
         negotiated: negotiated.unwrap_or_default(),
+        server_max_streams,
+        streams_per_connection,
         shard_lines,
         incomplete: partial,
     })

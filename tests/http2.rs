@@ -1,0 +1,289 @@
+//! HTTP/2 against `serve --http2` on loopback: h2c and h2 over TLS keep the accounting
+//! exact; many streams on one connection keep a slow service's latency where it is; the
+//! server's stream limit is kept (the rest waits in ratebench's queue, as send lag); a
+//! timed-out stream is reset and its connection kept; GOAWAY and streams the server resets
+//! are counted, nothing lost; scripts work unchanged, and pipelining is refused.
+
+mod common;
+use common::*;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn stat(a: &std::sync::atomic::AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+#[test]
+fn h2c_and_h2_over_tls_account_for_every_request() {
+    for tls in [false, true] {
+        let server = serve(|c| {
+            c.http2 = true;
+            c.tls = tls;
+        });
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}/", server.addr);
+        let mut load = load(&url)
+            .rate("2000")
+            .duration("3s")
+            .connections(4)
+            .switch("--http2");
+        if tls {
+            load = load.switch("-k");
+        }
+        let (r, doc) = load.run_json();
+        let t = &r.recorder.total;
+        assert_eq!(t.scheduled, 6000, "{scheme}");
+        assert_eq!((t.completed, t.error_total(), r.unfinished), (6000, 0, 0));
+        assert_eq!(r.recorder.status[200], 6000);
+        // Every request reached the server, on the 4 connections (+ the preflight's).
+        assert_eq!(stat(&server.stats.requests), 6000);
+        assert_eq!(stat(&server.stats.connections), 5);
+        let c = &doc["connections"];
+        assert_eq!(c["opened"], 4);
+        assert_eq!(c["streams_per_connection"], 100);
+        // hyper's server announces 200 streams unless told otherwise.
+        assert_eq!(c["server_max_streams"], 200);
+        let negotiated = c["negotiated"].as_str().unwrap();
+        let expected = if tls {
+            "HTTP/2 over TLSv1.3"
+        } else {
+            "HTTP/2 (h2c, cleartext)"
+        };
+        assert!(negotiated.starts_with(expected), "{negotiated}");
+    }
+}
+
+#[test]
+fn many_streams_on_one_connection_keep_a_slow_service_at_its_latency() {
+    // 200 req/s against a 50 ms service: about 10 requests in flight at any time. On one
+    // HTTP/2 connection with 32 streams none of them waits, so the corrected p99 is the
+    // service time plus loopback, far below twice the service time.
+    let server = serve(|c| {
+        c.http2 = true;
+        c.delay = Duration::from_millis(50);
+    });
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("200")
+        .duration("2s")
+        .connections(1)
+        .switch("--http2")
+        .flag("--streams", "32")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!((t.completed, t.error_total()), (400, 0));
+    let p99 = ms(r.recorder.corrected.value_at_quantile(0.99));
+    assert!((50.0..100.0).contains(&p99), "p99 {p99} ms");
+    assert_eq!(r.recorder.queued, 0, "no request waited for a stream");
+    // The server really had several at once on the one connection.
+    assert!(stat(&server.stats.max_in_flight) >= 8);
+    assert_eq!(r.recorder.connects, 1);
+
+    // The same over HTTP/1.1 with one connection: 20 answers a second for 200 asked, so the
+    // queue grows all second long and the corrected p99 is most of the run, not 50 ms.
+    let h1 = serve(|c| c.delay = Duration::from_millis(50));
+    let r = load(&format!("http://{}/", h1.addr))
+        .rate("200")
+        .duration("1s")
+        .connections(1)
+        .grace("1s")
+        .run();
+    let p99 = ms(r.recorder.corrected.value_at_quantile(0.99));
+    assert!(p99 > 500.0, "HTTP/1.1 -c1 p99 {p99} ms");
+}
+
+#[test]
+fn the_servers_stream_limit_is_kept_and_the_rest_waits_as_send_lag() {
+    // The server allows 4 streams; we ask for 32. At 100 req/s a 50 ms service needs 5 at
+    // once, so the 5th must wait — in ratebench's queue (counted, in the corrected
+    // latency), never as a 5th stream the server did not allow.
+    let server = serve(|c| {
+        c.http2 = true;
+        c.max_streams = Some(4);
+        c.delay = Duration::from_millis(50);
+    });
+    let url = format!("http://{}/", server.addr);
+    let (r, doc) = load(&url)
+        .rate("100")
+        .duration("2s")
+        .connections(1)
+        .switch("--http2")
+        .flag("--streams", "32")
+        .run_json();
+    let t = &r.recorder.total;
+    assert_eq!((t.scheduled, t.completed, t.error_total()), (200, 200, 0));
+    assert_eq!(
+        stat(&server.stats.max_in_flight),
+        4,
+        "never more than the limit"
+    );
+    assert!(r.recorder.queued > 0, "requests waited for a stream");
+    assert_eq!(doc["accounting"]["queued"], r.recorder.queued);
+    assert_eq!(doc["connections"]["server_max_streams"], 4);
+    let negotiated = doc["connections"]["negotiated"].as_str().unwrap();
+    assert!(
+        negotiated.contains("server allows 4 streams"),
+        "{negotiated}"
+    );
+    // Capacity 4 / 50 ms = 80 req/s for 100 asked: the warning names the server's limit.
+    let warnings = doc["warnings"].to_string();
+    assert!(
+        warnings.contains("server's limit of 4 streams"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn a_timed_out_stream_is_reset_and_its_connection_kept() {
+    // A 5 s service and a 100 ms timeout: every request times out. Over HTTP/2 the stream
+    // is reset (RST_STREAM), so the server drops it: at 50 req/s no more than
+    // 50 × 0.1 s + 1 = 6 are ever in flight at the server, and the one connection stays.
+    let server = serve(|c| {
+        c.http2 = true;
+        c.delay = Duration::from_secs(5);
+    });
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("50")
+        .duration("2s")
+        .connections(1)
+        .timeout("100ms")
+        .switch("--http2")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!(
+        t.errors[ratebench::outcome::ErrorClass::Timeout.index()],
+        100
+    );
+    assert_eq!((r.recorder.connects, r.recorder.reconnects), (1, 0));
+    let most = stat(&server.stats.max_in_flight);
+    assert!(most <= 6, "{most} requests in flight at the server");
+}
+
+#[test]
+fn goaway_and_server_resets_are_counted_and_nothing_is_lost() {
+    // The server resets 2% of streams (RST_STREAM INTERNAL_ERROR) and sends GOAWAY on
+    // every connection after 50 requests; ratebench reconnects and goes on.
+    let server = serve(|c| {
+        c.http2 = true;
+        c.goaway_after = Some(50);
+        c.reset = 0.02;
+        c.delay = Duration::from_millis(1);
+    });
+    let url = format!("http://{}/", server.addr);
+    let (r, doc) = load(&url)
+        .rate("1000")
+        .duration("2s")
+        .connections(2)
+        .switch("--http2")
+        .run_json();
+    let t = &r.recorder.total;
+    assert_eq!(t.scheduled, 2000);
+    assert_eq!(r.unfinished, 0);
+    let answered = stat(&server.stats.requests) - stat(&server.stats.resets);
+    // Every request the server answered was completed; every one it reset is an error.
+    assert_eq!(t.completed, answered);
+    let protocol = t.errors[ratebench::outcome::ErrorClass::Protocol.index()];
+    assert!(protocol >= stat(&server.stats.resets));
+    assert_eq!(t.completed + t.error_total(), 2000);
+    // 2% of what reached the server was reset, exactly (⌊n·0.02⌋ of n).
+    let received = stat(&server.stats.requests);
+    assert_eq!(
+        stat(&server.stats.resets),
+        (received as f64 * 0.02).floor() as u64
+    );
+    // Each GOAWAY cost a connection; every connection the server accepted but the
+    // preflight's is one ratebench opened and counted.
+    let goaways = stat(&server.stats.goaways);
+    assert!(goaways >= 2000 / 50 - 2, "{goaways} GOAWAYs");
+    assert_eq!(r.recorder.connects, stat(&server.stats.connections) - 1);
+    assert_eq!(doc["connections"]["reconnects"], r.recorder.reconnects);
+    assert!(r.recorder.reconnects >= goaways - 2);
+}
+
+#[test]
+fn scripts_run_unchanged_over_http2_and_pipelining_is_refused() {
+    // A wrk script POSTing a streamed chat request: the body must arrive whole (the
+    // server streams only when it reads "stream": true), and the SSE tokens are counted.
+    let server = serve(|c| {
+        c.http2 = true;
+        c.llm.ttft = (Duration::from_millis(5), Duration::from_millis(5));
+        c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.tokens = (10, 10);
+    });
+    let dir = tmpdir("http2-script");
+    let chat = dir.join("chat.lua");
+    std::fs::write(
+        &chat,
+        r#"
+wrk.method = "POST"
+wrk.path = "/v1/chat/completions"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Connection"] = "keep-alive"
+wrk.body = '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+responses = 0
+response = function(status, headers, body) responses = responses + 1 end
+"#,
+    )
+    .unwrap();
+    let url = format!("http://{}/", server.addr);
+    let (r, doc) = load(&url)
+        .rate("100")
+        .duration("1s")
+        .connections(1)
+        .switch("--http2")
+        .script(chat.to_str().unwrap())
+        .run_json();
+    let t = &r.recorder.total;
+    assert_eq!((t.completed, t.error_total()), (100, 0));
+    assert_eq!(doc["streaming"]["streams"], 100);
+    assert_eq!(doc["streaming"]["tokens"], 1000);
+
+    // Two requests in one string: no pipelining over HTTP/2, exit 2 before traffic.
+    let pipe = dir.join("pipe.lua");
+    std::fs::write(
+        &pipe,
+        r#"request = function() return wrk.format("GET", "/a") .. wrk.format("GET", "/b") end"#,
+    )
+    .unwrap();
+    let before = stat(&server.stats.requests);
+    let out = load(&url)
+        .rate("100")
+        .duration("1s")
+        .switch("--http2")
+        .script(pipe.to_str().unwrap())
+        .run_bin(Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("pipelining"), "{err}");
+    assert_eq!(stat(&server.stats.requests), before, "no traffic");
+}
+
+#[test]
+fn a_server_that_does_not_speak_http2_stops_the_run_before_traffic() {
+    // Over TLS, ALPN offers only h2 and an HTTP/1.1-only server refuses; in cleartext the
+    // h2c preface meets an HTTP/1.1 server. Both: exit 1, one line, nothing sent.
+    for tls in [true, false] {
+        let server = serve(|c| c.tls = tls);
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}/", server.addr);
+        let out = load(&url)
+            .rate("100")
+            .duration("1s")
+            .switch("--http2")
+            .switch("-k")
+            .run_bin(Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{scheme}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("HTTP/2"), "{err}");
+        assert_eq!(stat(&server.stats.requests), 0);
+    }
+    // --streams without --http2 is a usage error.
+    let out = load("http://127.0.0.1:9/")
+        .rate("10")
+        .flag("--streams", "8")
+        .run_bin(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--http2"));
+}
