@@ -7,7 +7,7 @@
 #   bash benches/load.sh              # the standard set (~2 minutes)
 #   SWEEP=1 bash benches/load.sh      # also the highest rate ratebench holds within 1 %
 #   MEMORY=1 bash benches/load.sh     # also peak memory after 15 s and 60 s at 10k/s
-#   ONLY=script bash benches/load.sh  # only the scripting rows (also: ONLY=stream)
+#   ONLY=script bash benches/load.sh  # only the scripting rows (also: ONLY=stream, ONLY=http2)
 #   DUR=5 bash benches/load.sh        # seconds per run (default 10)
 #
 # Missing tools are installed when possible (apt-get install wrk; cargo install oha) and
@@ -22,6 +22,7 @@ URL="http://127.0.0.1:$PORT/"
 DUR=${DUR:-10}
 
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || true; }
+command -v h2load >/dev/null || { apt-get install -y -qq nghttp2-client >/dev/null 2>&1 || true; }
 command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked >/dev/null 2>&1 || true
 OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
 [ -x "$OHA" ] || OHA=""
@@ -152,6 +153,56 @@ stream_run "ratebench -R200 -c100 (10k tokens/s)" 200 100
 stream_run "ratebench -R500 -c100 (25k tokens/s)" 500 100
 stream_run "ratebench -R1000 -c200 (50k tokens/s)" 1000 200
 
+fi
+
+# HTTP/2: the same target speaking h2c (prior knowledge), 4 connections with up to 100
+# streams each, beside oha --http2 and h2load (nghttp2's, --rps per connection).
+h2load_run() { # label rate-or-0 conns streams
+    local label=$1 rate=$2 conns=$3 streams=$4
+    command -v h2load >/dev/null || { row "$label" "(h2load not installed)" "" "" "" ""; return; }
+    local rps=()
+    [ "$rate" -gt 0 ] && rps=(--rps "$((rate / conns))")
+    measure h2load -c "$conns" -m "$streams" -D "$DUR" "${rps[@]}" "http://127.0.0.1:$((PORT + 2))/"
+    local n rps_got p50 p99
+    n=$(awk '/^requests:/ { print $8 }' "$tmp/out")
+    rps_got=$(awk '/^finished in/ { gsub(",", "", $4); print $4 }' "$tmp/out")
+    # h2load prints min/max/mean/sd of request times, not percentiles: mean in the p50
+    # column, marked.
+    p50=$(awk '/^time for request:/ { print $4 }' "$tmp/out")
+    row "$label" "$(cpu_us_per_req "$n")" "$rps_got" "mean $(to_ms "$p50")" "-" "$(rss_mb)"
+}
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = http2 ]; then
+taskset -c "$TARGET_CORE" "$RB" serve --addr "127.0.0.1:$((PORT + 2))" --http2 --body-size 100 >/dev/null 2>&1 &
+H2_SERVER=$!
+trap 'kill $SERVER ${STREAM_SERVER:-} $H2_SERVER 2>/dev/null' EXIT
+sleep 0.3
+echo
+echo "HTTP/2 (h2c, 4 connections, up to 100 streams each):"
+H2URL="http://127.0.0.1:$((PORT + 2))/"
+URL_SAVED=$URL; URL=$H2URL
+ratebench_run "ratebench --http2 -R10k -c4" 10000 4 --http2
+ratebench_run "ratebench --http2 -R10k -c4 --precision 1ms" 10000 4 --http2 --precision 1ms
+if [ -n "$OHA" ]; then
+    measure "$OHA" -z "${DUR}s" -q 10000 -c 4 -p 100 --http2 --latency-correction --no-tui --output-format json "$H2URL"
+    python3 - "$tmp/out" "$tmp/time" "oha --http2 -q 10000 -c 4 -p 100" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+e, u, s, m = open(sys.argv[2]).read().split()
+n = sum(j.get("statusCodeDistribution", {}).values())
+p = j["latencyPercentiles"]
+print("%-44s %12.1f %12.1f %10.3f %10.3f %9.1f" % (sys.argv[3], (float(u) + float(s)) * 1e6 / max(n, 1),
+      j["summary"]["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, int(m) / 1024))
+PY
+else
+    row "oha --http2 -q 10000 -c 4 -p 100" "(oha not installed)" "" "" "" ""
+fi
+h2load_run "h2load -c4 -m100 --rps 2500 (10k/s)" 10000 4 100
+echo "highest rate: h2load closed loop vs ratebench open loop at rising rates:"
+h2load_run "h2load -c4 -m100 (closed loop: capacity)" 0 4 100
+for r in ${H2_RATES:-40000 60000 80000}; do
+    ratebench_run "ratebench --http2 -R$r -c4" "$r" 4 --http2
+done
+URL=$URL_SAVED
 fi
 
 if [ "${SWEEP:-0}" = 1 ]; then
