@@ -13,6 +13,7 @@ pub mod clock;
 pub mod engine;
 pub mod error;
 pub mod metrics;
+pub mod mix;
 pub mod outcome;
 pub mod pacer;
 pub mod pem;

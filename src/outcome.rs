@@ -78,6 +78,24 @@ pub struct Outcome {
     /// For `text/event-stream` responses: what the stream carried (kept when the request
     /// later failed, as far as it got).
     pub stream: Option<StreamStats>,
+    /// Its tag, and what its response said about limits, upstream and usage.
+    pub meta: ResponseMeta,
+}
+
+/// Which tag a request carried, and what its response's head and body said beyond the
+/// status: rate-limit hints, the `--group-by-header` value, token usage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ResponseMeta {
+    /// The request's tag (an index into the recorder's tags).
+    pub tag: u16,
+    /// The `--group-by-header` value's index in the recorder's groups.
+    pub group: Option<u16>,
+    /// `Retry-After` of a 429 (seconds, or an HTTP date converted), when sent.
+    pub retry_after: Option<Duration>,
+    /// `x-ratelimit-remaining-requests` and `x-ratelimit-remaining-tokens`, when sent.
+    pub remaining: [Option<u64>; 2],
+    /// `usage.prompt_tokens` and `usage.completion_tokens` of a JSON (non-streamed) answer.
+    pub usage: Option<(u64, u64)>,
 }
 
 /// What a `text/event-stream` response carried, measured as it arrived.
@@ -91,6 +109,8 @@ pub struct StreamStats {
     pub content_events: u64,
     /// `usage.completion_tokens` from the stream, if it sent one.
     pub usage_tokens: Option<u64>,
+    /// `usage.prompt_tokens` from the stream, if it sent one.
+    pub prompt_tokens: Option<u64>,
     /// The longest gap between two content events.
     pub max_gap: Duration,
     /// An event the token rule could not read (the stream is then a protocol error).

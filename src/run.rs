@@ -53,6 +53,19 @@ pub struct RunMeta {
     pub plan_id: String,
     /// `--precision`, when pacing was coarsened on purpose.
     pub precision: Option<Duration>,
+    /// `--price`: what each model's tokens cost, for the estimated cost.
+    pub prices: Vec<Price>,
+}
+
+/// `--price MODEL=IN/OUT`: USD per million input and output tokens of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Price {
+    /// The model (a tag of the run).
+    pub model: String,
+    /// USD per million input (prompt) tokens.
+    pub input_per_m: f64,
+    /// USD per million output (completion) tokens.
+    pub output_per_m: f64,
 }
 
 /// Everything a run measured, merged across threads (and, for `ratebench report`, logs).

@@ -71,12 +71,18 @@ impl TokenRule {
 
     /// Classifies one event's data, and reads `usage.completion_tokens` if present.
     pub fn classify(&self, data: &[u8]) -> (Event, Option<u64>) {
+        let (event, usage, _) = self.classify_usage(data);
+        (event, usage)
+    }
+
+    /// `classify`, also reading `usage.prompt_tokens` (input tokens, for cost).
+    pub fn classify_usage(&self, data: &[u8]) -> (Event, Option<u64>, Option<u64>) {
         let trimmed = data.trim_ascii();
         if trimmed == b"[DONE]" {
-            return (Event::Done, None);
+            return (Event::Done, None, None);
         }
         match self {
-            TokenRule::AnyData => (Event::content_if(!trimmed.is_empty()), None),
+            TokenRule::AnyData => (Event::content_if(!trimmed.is_empty()), None, None),
             TokenRule::OpenAi => match serde_json::from_slice::<Chunk>(trimmed) {
                 Ok(c) => {
                     let content = c.choices.iter().any(|ch| {
@@ -91,20 +97,23 @@ impl TokenRule {
                                     })
                             })
                     });
-                    let usage = c.usage.and_then(|u| u.completion_tokens);
-                    (Event::content_if(content), usage)
+                    let (usage, prompt) = c
+                        .usage
+                        .map_or((None, None), |u| (u.completion_tokens, u.prompt_tokens));
+                    (Event::content_if(content), usage, prompt)
                 }
-                Err(_) => (Event::Malformed, None),
+                Err(_) => (Event::Malformed, None, None),
             },
             TokenRule::Path(path) => match serde_json::from_slice::<serde_json::Value>(trimmed) {
                 Ok(v) => {
                     let usage = v
                         .pointer("/usage/completion_tokens")
                         .and_then(|u| u.as_u64());
+                    let prompt = v.pointer("/usage/prompt_tokens").and_then(|u| u.as_u64());
                     let content = any_string_at(&v, path);
-                    (Event::content_if(content), usage)
+                    (Event::content_if(content), usage, prompt)
                 }
-                Err(_) => (Event::Malformed, None),
+                Err(_) => (Event::Malformed, None, None),
             },
         }
     }
@@ -161,6 +170,8 @@ struct Function<'a> {
 #[derive(Deserialize)]
 struct Usage {
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
 }
 
 /// An incremental SSE parser: feed it body chunks, it hands back complete events' data.

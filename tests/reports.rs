@@ -481,6 +481,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         start_at: None,
         plan_id: String::new(),
         precision: None,
+        prices: Vec::new(),
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();
@@ -507,6 +508,7 @@ fn fixed_run() -> ratebench::run::RunResult {
                 bytes: 100,
                 first_byte: None,
                 stream: None,
+                meta: Default::default(),
             });
         }
         let iv = rec.take_interval(second as u32 + 1);

@@ -254,6 +254,32 @@ pub struct RunArgs {
     /// longest gap), tpot<20ms, e2e<2s (repeatable; a request is good if it meets all).
     #[arg(long = "slo", value_name = "EXPR")]
     pub slos: Vec<String>,
+    /// Several kinds of request in one run, from a file: Vegeta's http format (METHOD URL,
+    /// header lines, @body, blank line between targets) or JSONL ({"method", "url",
+    /// "header", "body"/"body_base64", "tag", "weight"}); request k gets target k by smooth
+    /// weighted round-robin. The URL argument is then left out.
+    #[arg(long = "targets", value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+    /// LLM runs without Lua: OpenAI chat-completions bodies from this JSONL file
+    /// ({"prompt": "…"} or {"messages": [...]}, optional max_tokens), taken in turn;
+    /// POSTed to the URL (e.g. http://host/v1/chat/completions). Needs --model.
+    #[arg(long = "prompts", value_name = "FILE")]
+    pub prompts: Option<PathBuf>,
+    /// With --prompts: a model to ask, with its share of requests (repeatable); each model
+    /// is a tag.
+    #[arg(long = "model", value_name = "NAME[=WEIGHT]")]
+    pub models: Vec<String>,
+    /// With --prompts: ask for whole answers ("stream": false) instead of event streams.
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Split results by this response header's value (e.g. X-Upstream: which upstream
+    /// served it), at most 64 values (the rest as "(other)").
+    #[arg(long = "group-by-header", value_name = "NAME")]
+    pub group_by_header: Option<String>,
+    /// USD per million input/output tokens of a model, for the run's estimated cost:
+    /// gpt-4o=2.5/10 (repeatable).
+    #[arg(long = "price", value_name = "MODEL=IN/OUT")]
+    pub prices: Vec<String>,
     /// Write an HdrHistogram interval log (one line per second, tags `corrected` and
     /// `uncorrected`), readable by HdrHistogram tools and `ratebench report`.
     #[arg(long = "hdr-log", value_name = "FILE")]

@@ -6,6 +6,7 @@ use super::args::{OutputArgs, RunArgs, ServeArgs, SweepArgs};
 use crate::engine::tls::{read_certs, read_key, TlsSettings};
 use crate::engine::{Plan, Target};
 use crate::error::{invalid, BadValue, ConfigError};
+use crate::mix::{parse_model, read_prompts, read_targets, Prompts, MAX_TAGS};
 use crate::pacer::shape::parse_stages;
 use crate::pacer::{Arrival, Profile, Rate};
 use crate::report::text::Spectra;
@@ -285,14 +286,81 @@ impl RunArgs {
     /// Checks every value and builds the plan and its outputs; the first bad value is the
     /// error.
     pub fn validate(&self) -> Result<RunCommand, ConfigError> {
-        let url = self.url.as_deref().ok_or_else(|| {
-            ConfigError::Missing(
-                "missing target URL, e.g. ratebench -R1000 -c100 -d30s http://127.0.0.1:8080/ \
-                 (or try `ratebench demo`)"
-                    .into(),
-            )
+        // A targets file names the URLs itself; its first target's origin is the target.
+        let mix = match &self.targets {
+            Some(path) => {
+                if let Some(u) = &self.url {
+                    return Err(invalid(
+                        "URL",
+                        u,
+                        "with --targets the URLs come from the file: leave the URL out",
+                    ));
+                }
+                if self.script.is_some() || self.prompts.is_some() {
+                    return Err(ConfigError::Missing(
+                        "--targets builds the requests: it does not combine with -s/--script or \
+                         --prompts"
+                            .into(),
+                    ));
+                }
+                read_targets(path)?
+            }
+            None => Vec::new(),
+        };
+        let first_url = mix.first().map(|t| t.url.clone());
+        let url = first_url
+            .as_deref()
+            .or(self.url.as_deref())
+            .ok_or_else(|| {
+                ConfigError::Missing(
+                    "missing target URL, e.g. ratebench -R1000 -c100 -d30s http://127.0.0.1:8080/ \
+                 (or try `ratebench demo`, or --targets FILE)"
+                        .into(),
+                )
+            })?;
+        let target = Target::parse(url).map_err(|e| match mix.first() {
+            Some(t) => invalid("--targets", &t.origin, e.to_string()),
+            None => e,
         })?;
-        let target = Target::parse(url)?;
+        let prompts = match (&self.prompts, self.models.is_empty()) {
+            (Some(_), true) => {
+                return Err(ConfigError::Missing(
+                    "--prompts needs at least one --model NAME[=WEIGHT]".into(),
+                ))
+            }
+            (None, false) => {
+                return Err(ConfigError::Missing(
+                    "--model builds chat requests from --prompts FILE.jsonl: add it".into(),
+                ))
+            }
+            (None, true) if self.no_stream => {
+                return Err(ConfigError::Missing("--no-stream is for --prompts".into()))
+            }
+            (None, true) => None,
+            (Some(path), false) => {
+                if self.script.is_some() {
+                    return Err(ConfigError::Missing(
+                        "--prompts builds the requests: it does not combine with -s/--script"
+                            .into(),
+                    ));
+                }
+                let models = self
+                    .models
+                    .iter()
+                    .map(|m| parse_model(m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for (i, (m, _)) in models.iter().enumerate() {
+                    if models[..i].iter().any(|(n, _)| n == m) {
+                        return Err(invalid("--model", m, "named twice"));
+                    }
+                }
+                Some(std::sync::Arc::new(Prompts {
+                    messages: read_prompts(path)?,
+                    models,
+                    stream: !self.no_stream,
+                }))
+            }
+        };
         let stages = match &self.stages {
             Some(s) => parse_stages(s).map_err(|r| invalid("--stages", s, r))?,
             None => Vec::new(),
@@ -547,7 +615,37 @@ impl RunArgs {
                 .iter()
                 .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
                 .collect::<Result<_, _>>()?,
+            mix,
+            prompts,
+            prices: self
+                .prices
+                .iter()
+                .map(|p| parse_price(p))
+                .collect::<Result<Vec<_>, _>>()?,
+            group_by: match &self.group_by_header {
+                Some(h) => Some(
+                    HeaderName::from_bytes(h.trim().as_bytes())
+                        .map_err(|_| invalid("--group-by-header", h, "not a header name"))?,
+                ),
+                None => None,
+            },
         };
+        let tags = plan.tag_names();
+        if tags.len() > MAX_TAGS {
+            return Err(invalid(
+                "--targets",
+                &self
+                    .targets
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                format!(
+                    "{} distinct tags; at most {MAX_TAGS} are kept apart (tag targets by kind, \
+                     not one tag each)",
+                    tags.len()
+                ),
+            ));
+        }
         // Shards must draw the same arrivals: without --seed, every shard derives the same
         // seed from what they share (the plan, its shard count and its start).
         if plan.shards > 1 && self.seed.is_none() {
@@ -560,6 +658,22 @@ impl RunArgs {
             })?),
             None => None,
         };
+        let outputs = self.output.validate()?;
+        // A threshold on a tag the run does not have is a typo (a script's tags are only
+        // known as it runs).
+        if plan.script.is_none() {
+            for t in &outputs.thresholds {
+                if let Some(tag) = &t.tag {
+                    if !tags.contains(tag) {
+                        return Err(invalid(
+                            "--threshold",
+                            &t.expr,
+                            format!("no requests are tagged {tag:?}; the tags are {tags:?}"),
+                        ));
+                    }
+                }
+            }
+        }
         Ok(RunCommand {
             metrics_addr,
             plan,
@@ -584,9 +698,33 @@ impl RunArgs {
                 }
                 None => None,
             },
-            outputs: self.output.validate()?,
+            outputs,
         })
     }
+}
+
+/// Parses `--price MODEL=IN/OUT` (USD per million input and output tokens).
+pub fn parse_price(s: &str) -> Result<crate::run::Price, ConfigError> {
+    use crate::run::Price;
+    let hint = "expected MODEL=IN/OUT in USD per million input/output tokens, e.g. gpt-4o=2.5/10";
+    let (model, rest) = s
+        .rsplit_once('=')
+        .ok_or_else(|| invalid("--price", s, hint))?;
+    let (i, o) = rest
+        .split_once('/')
+        .ok_or_else(|| invalid("--price", s, hint))?;
+    let num = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| invalid("--price", s, hint))
+    };
+    Ok(Price {
+        model: model.trim().to_string(),
+        input_per_m: num(i)?,
+        output_per_m: num(o)?,
+    })
 }
 
 impl ServeArgs {

@@ -12,9 +12,10 @@
 //!
 //! Used by `engine::slot` (the request loop) and `engine` (the preflight connect).
 
-use super::plan::Plan;
+use super::plan::{default_tag, Plan};
 use super::tls::{tls_config, Stream};
 use crate::error::{invalid, ConfigError};
+use crate::mix::{swrr_order, Prompts, RequestSpec};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
@@ -135,8 +136,24 @@ pub struct Connector {
     negotiated: Arc<std::sync::OnceLock<String>>,
     /// `--http2`.
     http2: bool,
+    /// `--targets` or `--prompts`: the kinds of request, chosen by sequence number.
+    mix: Option<Arc<MixTemplates>>,
     /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced (`usize::MAX`: none).
     server_streams: Arc<AtomicUsize>,
+}
+
+/// The kinds of request of a mix and which one request k is.
+struct MixTemplates {
+    /// One per target (or per model).
+    templates: Vec<RequestTemplate>,
+    /// Each template's tag index.
+    tags: Vec<u16>,
+    /// Each template's model (`--prompts`).
+    models: Vec<String>,
+    /// One period of smooth weighted round-robin over the templates.
+    order: Vec<u16>,
+    /// Bodies built per request from prompt k (`--prompts`).
+    prompts: Option<Arc<Prompts>>,
 }
 
 /// The parts of the request sent every time (no script).
@@ -172,51 +189,44 @@ impl Connector {
         } else {
             None
         };
-        let mut headers = hyper::HeaderMap::new();
-        let has_host = config.headers.iter().any(|(k, _)| k == hyper::header::HOST);
-        if !has_host {
-            let host = hyper::header::HeaderValue::from_str(&t.authority).map_err(|e| {
-                invalid(
-                    "URL",
-                    &t.url,
-                    format!("{:?} cannot be a Host header: {e}", t.authority),
-                )
-            })?;
-            headers.insert(hyper::header::HOST, host);
-        }
-        for (k, v) in &config.headers {
-            headers.append(k.clone(), v.clone());
-        }
-        if !config.body.is_empty() && !headers.contains_key(hyper::header::CONTENT_LENGTH) {
-            headers.insert(hyper::header::CONTENT_LENGTH, config.body.len().into());
-        }
-        let uri: Uri = t
-            .path
-            .parse()
-            .map_err(|e| invalid("URL", &t.url, format!("path {:?}: {e}", t.path)))?;
-        let scheme = if t.tls { "https" } else { "http" };
-        let authority = headers
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or(&t.authority)
-            .to_string();
-        let mut template = RequestTemplate {
-            method: config.method.clone(),
-            uri,
-            headers,
-            body: config.body.clone(),
-            origin: format!("{scheme}://{authority}"),
-            h2: None,
+        let template = RequestTemplate::new(config, &config.method, &t.path, &[], &config.body)
+            .map_err(|e| invalid("URL", &t.url, e))?;
+        let tags = config.tag_names();
+        let tag_of = |name: &str| tags.iter().position(|t| t == name).unwrap_or(0) as u16;
+        let mix = if let Some(p) = &config.prompts {
+            let path = &t.path;
+            let json = [("Content-Type".to_string(), "application/json".to_string())];
+            let mut templates = Vec::new();
+            for (model, _) in &p.models {
+                let tpl =
+                    RequestTemplate::new(config, &hyper::Method::POST, path, &json, &Bytes::new())
+                        .map_err(|e| invalid("--model", model, e))?;
+                templates.push(tpl);
+            }
+            let weights: Vec<u64> = p.models.iter().map(|(_, w)| *w).collect();
+            Some(Arc::new(MixTemplates {
+                templates,
+                tags: p.models.iter().map(|(m, _)| tag_of(m)).collect(),
+                models: p.models.iter().map(|(m, _)| m.clone()).collect(),
+                order: swrr_order(&weights).map_err(|e| invalid("--model", "", e))?,
+                prompts: Some(p.clone()),
+            }))
+        } else if !config.mix.is_empty() {
+            let mut templates = Vec::new();
+            for spec in &config.mix {
+                templates.push(template_of(config, spec)?);
+            }
+            let weights: Vec<u64> = config.mix.iter().map(|m| m.weight).collect();
+            Some(Arc::new(MixTemplates {
+                templates,
+                tags: config.mix.iter().map(|m| tag_of(&default_tag(m))).collect(),
+                models: Vec::new(),
+                order: swrr_order(&weights).map_err(|e| invalid("--targets", "", e))?,
+                prompts: None,
+            }))
+        } else {
+            None
         };
-        if config.http2 {
-            let mut head = hyper::Request::new(());
-            *head.method_mut() = template.method.clone();
-            *head.uri_mut() = template.uri.clone();
-            *head.headers_mut() = template.headers.clone();
-            let head =
-                to_h2_head(head, &template.origin).map_err(|e| invalid("-H/--header", "", e))?;
-            template.h2 = Some(head);
-        }
         Ok(Connector {
             addr,
             tls,
@@ -225,7 +235,37 @@ impl Connector {
             http2: config.http2,
             server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
             template,
+            mix,
         })
+    }
+
+    /// Whether requests come from a mix (`--targets`, `--prompts`), each tagged by its kind.
+    pub fn has_mix(&self) -> bool {
+        self.mix.is_some()
+    }
+
+    /// The tag of request `seq` (0 without a mix).
+    pub fn tag_of(&self, seq: u64) -> u16 {
+        match &self.mix {
+            Some(m) => m.tags[usize::from(m.order[(seq % m.order.len() as u64) as usize])],
+            None => 0,
+        }
+    }
+
+    /// The template and body of request `seq`.
+    fn pick(&self, seq: u64) -> (&RequestTemplate, Bytes, u16) {
+        match &self.mix {
+            None => (&self.template, self.template.body.clone(), 0),
+            Some(m) => {
+                let i = usize::from(m.order[(seq % m.order.len() as u64) as usize]);
+                let t = &m.templates[i];
+                let body = match &m.prompts {
+                    Some(p) => p.body(seq, &m.models[i]),
+                    None => t.body.clone(),
+                };
+                (t, body, m.tags[i])
+            }
+        }
     }
 
     /// What was negotiated with the target: the protocol, and for https the TLS version and
@@ -385,9 +425,9 @@ impl Connector {
         Ok(link)
     }
 
-    /// The next request to send over HTTP/2: its head and body.
-    pub fn request_h2(&self) -> (Request<()>, Bytes) {
-        let t = &self.template;
+    /// Request `seq` over HTTP/2: its head, body and tag.
+    pub fn request_h2(&self, seq: u64) -> ((Request<()>, Bytes), u16) {
+        let (t, body, tag) = self.pick(seq);
         let head =
             t.h2.as_ref()
                 .expect("an HTTP/2 connector has an HTTP/2 template");
@@ -395,7 +435,11 @@ impl Connector {
         *req.method_mut() = head.method().clone();
         *req.uri_mut() = head.uri().clone();
         *req.headers_mut() = head.headers().clone();
-        (req, t.body.clone())
+        if !body.is_empty() && !req.headers().contains_key(hyper::header::CONTENT_LENGTH) {
+            req.headers_mut()
+                .insert(hyper::header::CONTENT_LENGTH, body.len().into());
+        }
+        ((req, body), tag)
     }
 
     /// A request built for HTTP/1.1 (a script's), made an HTTP/2 request to this target.
@@ -415,15 +459,105 @@ impl Connector {
         Ok((to_h2_head(head, &origin)?, body))
     }
 
-    /// The next request to send.
-    pub fn request(&self) -> Request<Full<Bytes>> {
-        let t = &self.template;
-        let mut req = Request::new(Full::new(t.body.clone()));
+    /// Request `seq`, and its tag.
+    pub fn request(&self, seq: u64) -> (Request<Full<Bytes>>, u16) {
+        let (t, body, tag) = self.pick(seq);
+        let len = body.len();
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = t.method.clone();
         *req.uri_mut() = t.uri.clone();
         *req.headers_mut() = t.headers.clone();
-        req
+        if len > 0 && !t.headers.contains_key(hyper::header::CONTENT_LENGTH) {
+            req.headers_mut()
+                .insert(hyper::header::CONTENT_LENGTH, len.into());
+        }
+        (req, tag)
     }
+}
+
+impl RequestTemplate {
+    /// The request sent to the plan's target with this method, path (and query), headers
+    /// (the plan's `-H` first, then `extra`) and body (a fixed one gets its
+    /// `Content-Length` here; bodies built per request get it when built).
+    fn new(
+        config: &Plan,
+        method: &hyper::Method,
+        path: &str,
+        extra: &[(String, String)],
+        body: &Bytes,
+    ) -> Result<RequestTemplate, String> {
+        let t = &config.target;
+        let mut headers = hyper::HeaderMap::new();
+        let has_host = config.headers.iter().any(|(k, _)| k == hyper::header::HOST)
+            || extra.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+        if !has_host {
+            let host = hyper::header::HeaderValue::from_str(&t.authority)
+                .map_err(|e| format!("{:?} cannot be a Host header: {e}", t.authority))?;
+            headers.insert(hyper::header::HOST, host);
+        }
+        for (k, v) in &config.headers {
+            headers.append(k.clone(), v.clone());
+        }
+        for (k, v) in extra {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| format!("header {k:?}: {e}"))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|e| format!("header {k}: {v:?}: {e}"))?;
+            headers.append(name, value);
+        }
+        if !body.is_empty() && !headers.contains_key(hyper::header::CONTENT_LENGTH) {
+            headers.insert(hyper::header::CONTENT_LENGTH, body.len().into());
+        }
+        let uri: Uri = path.parse().map_err(|e| format!("path {path:?}: {e}"))?;
+        let scheme = if t.tls { "https" } else { "http" };
+        let authority = headers
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&t.authority)
+            .to_string();
+        let mut template = RequestTemplate {
+            method: method.clone(),
+            uri,
+            headers,
+            body: body.clone(),
+            origin: format!("{scheme}://{authority}"),
+            h2: None,
+        };
+        if config.http2 {
+            let mut head = hyper::Request::new(());
+            *head.method_mut() = template.method.clone();
+            *head.uri_mut() = template.uri.clone();
+            *head.headers_mut() = template.headers.clone();
+            template.h2 = Some(to_h2_head(head, &template.origin)?);
+        }
+        Ok(template)
+    }
+}
+
+/// A target of `--targets` as a template: it must be on the plan's origin (one set of
+/// connections serves the whole mix).
+fn template_of(config: &Plan, spec: &RequestSpec) -> Result<RequestTemplate, ConfigError> {
+    let bad = |why: String| invalid("--targets", &spec.origin, why);
+    let url = super::plan::Target::parse(&spec.url).map_err(|e| bad(e.to_string()))?;
+    let t = &config.target;
+    if (url.tls, url.host.as_str(), url.port) != (t.tls, t.host.as_str(), t.port) {
+        return Err(bad(format!(
+            "{} is not on {}://{}:{} like the first target: one run keeps one set of \
+             connections to one origin (run one ratebench per origin)",
+            spec.url,
+            if t.tls { "https" } else { "http" },
+            t.host,
+            t.port
+        )));
+    }
+    let method = hyper::Method::from_bytes(spec.method.as_bytes())
+        .map_err(|e| bad(format!("method {:?}: {e}", spec.method)))?;
+    let body = if spec.body.is_empty() {
+        config.body.clone()
+    } else {
+        spec.body.clone()
+    };
+    RequestTemplate::new(config, &method, &url.path, &spec.headers, &body).map_err(bad)
 }
 
 /// The bytes of a `Full` body (ready at once: it holds them).

@@ -27,6 +27,8 @@ pub(super) struct Job {
     pub(super) intended: Instant,
     /// A connection was idle when it became due.
     pub(super) free: bool,
+    /// Its global sequence number (which kind of request a mix sends).
+    pub(super) seq: u64,
 }
 
 /// One request at a time: a connection's, or one HTTP/2 stream's.
@@ -110,6 +112,11 @@ impl Backlog {
             return None;
         }
         let intended = self.head.get().expect("a queue with requests has a head");
+        let seq = self
+            .after_head
+            .borrow()
+            .as_ref()
+            .map_or(0, Cursor::last_global);
         self.len.set(self.len.get() - 1);
         if self.len.get() > 0 {
             // The next queued request is the schedule's next one after the head.
@@ -124,6 +131,7 @@ impl Backlog {
         Some(Job {
             intended,
             free: false,
+            seq,
         })
     }
 
@@ -155,6 +163,10 @@ pub(super) struct Shared {
     pub(super) intervals: mpsc::UnboundedSender<Interval>,
     pub(super) rule: TokenRule,
     pub(super) script: Option<WorkerScript>,
+    /// Builds the requests (and knows each one's kind).
+    pub(super) connector: std::sync::Arc<super::conn::Connector>,
+    /// What to read from responses beyond the status.
+    pub(super) inspect: super::exchange::Inspect,
     /// Recent response times (send to end), for staying awake while one is on its way.
     pub(super) response_times: RefCell<RecentP90>,
     /// Whether the thread may spin at all (`--spin` > 0).
@@ -179,12 +191,19 @@ impl Shared {
     pub(super) fn dispatch(&self, intended: Instant, now: Instant, after: &Cursor) {
         let mut rec = self.recorder.borrow_mut();
         rec.scheduled(now.saturating_duration_since(intended));
+        let seq = after.last_global();
+        // A mix's kind (and tag) is a function of the sequence number; a script's request
+        // is tagged when it is built.
+        if self.script.is_none() {
+            rec.tag_scheduled(self.connector.tag_of(seq));
+        }
         if let Some(id) = self.idle.borrow_mut().pop_front() {
             self.outstanding.set(self.outstanding.get() + 1);
             let slot = &self.slots[id];
             slot.job.set(Some(Job {
                 intended,
                 free: true,
+                seq,
             }));
             slot.wake.notify_one();
         } else {

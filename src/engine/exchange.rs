@@ -7,7 +7,7 @@
 //!
 //! Used by `engine::slot` (the request loop).
 
-use crate::outcome::{ErrorClass, StreamStats};
+use crate::outcome::{ErrorClass, ResponseMeta, StreamStats};
 use crate::stream::{Event, SseParser, TokenRule};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,6 +33,33 @@ pub struct Progress {
     pub bytes: u64,
     /// Set for event streams.
     pub stream: Option<StreamStats>,
+    /// Rate-limit hints and token usage read from the response.
+    pub meta: ResponseMeta,
+    /// The `--group-by-header` value (`(none)` when the response did not send it).
+    pub group: Option<String>,
+    /// A JSON body kept to read its `usage` (`Inspect::usage`).
+    usage_body: Option<Vec<u8>>,
+}
+
+/// How to read a response: which stream events are tokens, whether a script wants the
+/// headers and body, and what else to read.
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    /// Which event-stream events are tokens.
+    pub rule: &'a TokenRule,
+    /// Keep headers and body for a script's `response()`.
+    pub collect: bool,
+    /// What else to read.
+    pub inspect: &'a Inspect,
+}
+
+/// What to read from responses beyond status, size and streams.
+#[derive(Debug, Clone, Default)]
+pub struct Inspect {
+    /// `--group-by-header`.
+    pub group_by: Option<hyper::header::HeaderName>,
+    /// Read `usage` from JSON (non-streamed) answers: LLM runs (`--prompts`).
+    pub usage: bool,
 }
 
 /// Why an exchange failed.
@@ -57,13 +84,12 @@ impl From<hyper::Error> for ExchangeError {
 pub async fn exchange(
     sender: &mut SendRequest<Full<Bytes>>,
     req: Request<Full<Bytes>>,
-    rule: &TokenRule,
+    how: Reader<'_>,
     progress: &mut Progress,
-    collect: bool,
     on_gap: impl FnMut(Duration),
 ) -> Result<(), ExchangeError> {
     let resp = sender.send_request(req).await?;
-    let mut reading = Reading::head(rule, progress, collect, on_gap, &resp);
+    let mut reading = Reading::head(how, progress, on_gap, &resp);
     let mut body = resp.into_body();
     while let Some(frame) = body.frame().await {
         if let Some(data) = frame?.data_ref() {
@@ -81,16 +107,15 @@ pub async fn read_h2(
     response: h2::client::ResponseFuture,
     mut send: h2::SendStream<Bytes>,
     body: Bytes,
-    rule: &TokenRule,
+    how: Reader<'_>,
     progress: &mut Progress,
-    collect: bool,
     on_gap: impl FnMut(Duration),
 ) -> Result<(), ExchangeError> {
     if !body.is_empty() {
         send.send_data(body, true).map_err(ExchangeError::H2)?;
     }
     let resp = response.await.map_err(ExchangeError::H2)?;
-    let mut reading = Reading::head(rule, progress, collect, on_gap, &resp);
+    let mut reading = Reading::head(how, progress, on_gap, &resp);
     let mut body = resp.into_body();
     while let Some(data) = body.data().await {
         let data = data.map_err(ExchangeError::H2)?;
@@ -114,14 +139,19 @@ struct Reading<'a, G> {
 
 impl<'a, G: FnMut(Duration)> Reading<'a, G> {
     fn head<B>(
-        rule: &'a TokenRule,
+        how: Reader<'a>,
         progress: &'a mut Progress,
-        collect: bool,
         on_gap: G,
         resp: &hyper::Response<B>,
     ) -> Self {
+        let Reader {
+            rule,
+            collect,
+            inspect,
+        } = how;
         progress.first_byte = Some(Instant::now());
         progress.status = resp.status().as_u16();
+        read_meta(progress, resp.headers(), inspect);
         // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
         progress.bytes = 19
             + resp
@@ -171,6 +201,11 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
         if let Some((_, b)) = progress.collected.as_mut() {
             b.extend_from_slice(data);
         }
+        if let Some(b) = progress.usage_body.as_mut() {
+            if b.len() < USAGE_BODY_MAX {
+                b.extend_from_slice(data);
+            }
+        }
         if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
             parser.feed(data, |d| on_event(rule, on_gap, d, stats));
         }
@@ -186,6 +221,61 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
         if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
             parser.finish(|d| on_event(rule, &mut on_gap, d, stats));
         }
+        if let Some(b) = progress.usage_body.take() {
+            progress.meta.usage = json_usage(&b);
+        }
+    }
+}
+
+/// The most of a JSON answer kept to read its `usage`.
+const USAGE_BODY_MAX: usize = 1 << 20;
+
+/// `usage.prompt_tokens` and `usage.completion_tokens` of a JSON answer.
+fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        usage: Option<Usage>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        #[serde(default)]
+        prompt_tokens: u64,
+        #[serde(default)]
+        completion_tokens: u64,
+    }
+    let a: Answer = serde_json::from_slice(body).ok()?;
+    a.usage.map(|u| (u.prompt_tokens, u.completion_tokens))
+}
+
+/// Reads what the response head says beyond the status: a 429's `Retry-After`, the
+/// `x-ratelimit-remaining-requests`/`-tokens` hints, the `--group-by-header` value.
+fn read_meta(progress: &mut Progress, headers: &hyper::HeaderMap, inspect: &Inspect) {
+    let number = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if progress.status == 429 {
+        progress.meta.retry_after = number("retry-after").map(Duration::from_secs_f64);
+    }
+    progress.meta.remaining = [
+        number("x-ratelimit-remaining-requests").map(|v| v as u64),
+        number("x-ratelimit-remaining-tokens").map(|v| v as u64),
+    ];
+    if let Some(name) = &inspect.group_by {
+        progress.group = Some(match headers.get(name) {
+            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            None => "(none)".into(),
+        });
+    }
+    if inspect.usage
+        && headers
+            .get(hyper::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+    {
+        progress.usage_body = Some(Vec::new());
     }
 }
 
@@ -196,9 +286,12 @@ fn on_event(
     data: &[u8],
     stats: &mut StreamStats,
 ) {
-    let (event, usage) = rule.classify(data);
+    let (event, usage, prompt) = rule.classify_usage(data);
     if usage.is_some() {
         stats.usage_tokens = usage;
+    }
+    if prompt.is_some() {
+        stats.prompt_tokens = prompt;
     }
     match event {
         Event::Content => {

@@ -213,6 +213,11 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             connections: config.connections / threads
                 + usize::from(t < config.connections % threads),
             streams: config.streams,
+            tags: config.tag_names(),
+            inspect: exchange::Inspect {
+                group_by: config.group_by.clone(),
+                usage: config.prompts.is_some(),
+            },
             duration: config.duration,
             timeout: config.timeout,
             grace: config.grace,

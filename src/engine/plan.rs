@@ -10,6 +10,7 @@
 
 use super::tls::TlsSettings;
 use crate::error::{invalid, ConfigError};
+use crate::mix::{Prompts, RequestSpec};
 use crate::pacer::{Arrival, Profile, Rate, Schedule, Stage};
 use crate::run::RunMeta;
 use crate::script::ScriptBase;
@@ -170,6 +171,15 @@ pub struct Plan {
     pub token_rule: TokenRule,
     /// Per-request goodput targets.
     pub slos: Vec<Slo>,
+    /// `--targets`: the kinds of request, each with its tag and weight (empty: the URL,
+    /// method, headers and body above, as one kind).
+    pub mix: Vec<RequestSpec>,
+    /// `--prompts` and `--model`: chat-completions bodies, one kind per model.
+    pub prompts: Option<std::sync::Arc<Prompts>>,
+    /// `--group-by-header`: results split by this response header's value.
+    pub group_by: Option<HeaderName>,
+    /// `--price`: token prices per model, for the reports' estimated cost.
+    pub prices: Vec<crate::run::Price>,
 }
 
 impl Plan {
@@ -206,7 +216,29 @@ impl Plan {
             script: None,
             token_rule: TokenRule::OpenAi,
             slos: Vec::new(),
+            mix: Vec::new(),
+            prompts: None,
+            group_by: None,
+            prices: Vec::new(),
         }
+    }
+
+    /// The tags of the kinds of request, in order, without repeats: each model of
+    /// `--prompts`; each target's tag ("METHOD path" when it has none); else the URL's
+    /// "METHOD path".
+    pub fn tag_names(&self) -> Vec<String> {
+        let all: Vec<String> = match (&self.prompts, self.mix.is_empty()) {
+            (Some(p), _) => p.models.iter().map(|(m, _)| m.clone()).collect(),
+            (None, false) => self.mix.iter().map(default_tag).collect(),
+            (None, true) => vec![format!("{} {}", self.method, self.target.path)],
+        };
+        let mut out: Vec<String> = Vec::new();
+        for t in all {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
     }
 
     /// Thread `thread`'s share of the schedule: exact integer spacing for a constant rate
@@ -289,6 +321,7 @@ impl Plan {
             start_at: self.start_at,
             plan_id: self.identity(),
             precision: self.precision,
+            prices: self.prices.clone(),
         }
     }
 
@@ -306,8 +339,23 @@ impl Plan {
             .iter()
             .map(|s| format!("{}:{}", s.duration.as_nanos(), s.rate))
             .collect();
+        let mix: Vec<String> = self
+            .mix
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {} {:?} {} {}",
+                    t.method,
+                    t.url,
+                    t.headers,
+                    t.body.len(),
+                    t.weight
+                )
+            })
+            .chain(self.prompts.iter().map(|p| format!("{:?}", p.models)))
+            .collect();
         let text = format!(
-            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}",
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{:?}|{}|{}",
             self.target.url,
             self.method,
             self.rate,
@@ -322,6 +370,7 @@ impl Plan {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_millis()),
             headers.join("\n"),
+            mix.join("\n"),
         );
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         for b in text.bytes() {
@@ -329,4 +378,16 @@ impl Plan {
         }
         format!("{h:016x}")
     }
+}
+
+/// A target's tag: its own, else "METHOD path" (without the query).
+pub fn default_tag(t: &RequestSpec) -> String {
+    t.tag.clone().unwrap_or_else(|| {
+        let path = t
+            .url
+            .parse::<Uri>()
+            .ok()
+            .map_or_else(|| "/".to_string(), |u| u.path().to_string());
+        format!("{} {path}", t.method)
+    })
 }

@@ -15,9 +15,9 @@
 
 use super::conn::{Connector, H2Link, Link};
 use super::dispatch::{Conn, Job, Shared};
-use super::exchange::{classify, exchange, read_h2, ExchangeError, Progress};
+use super::exchange::{classify, exchange, read_h2, ExchangeError, Progress, Reader};
 use crate::clock;
-use crate::outcome::{ErrorClass, Outcome};
+use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
@@ -162,8 +162,8 @@ async fn h2_sender(
     }
 }
 
-/// An outcome that ends before anything was sent.
-fn unsent(job: &Job, class: ErrorClass) -> Outcome {
+/// An outcome of tag `tag` that ends before anything was sent.
+fn unsent(job: &Job, class: ErrorClass, tag: u16) -> Outcome {
     Outcome {
         intended: job.intended,
         sent: None,
@@ -173,6 +173,33 @@ fn unsent(job: &Job, class: ErrorClass) -> Outcome {
         bytes: 0,
         first_byte: None,
         stream: None,
+        meta: ResponseMeta {
+            tag,
+            ..ResponseMeta::default()
+        },
+    }
+}
+
+/// The tag of a request a script built: the one `request()` returned, else the plan's
+/// first; counted as scheduled for that tag.
+fn script_tag(shared: &Shared, tag: Option<&str>) -> u16 {
+    let mut rec = shared.recorder.borrow_mut();
+    let id = tag.map_or(0, |t| rec.tag_id(t));
+    rec.tag_scheduled(id);
+    id
+}
+
+/// What the response said beyond its status, with the request's tag; the group value
+/// gets its index here.
+fn meta_of(shared: &Shared, progress: &mut Progress, tag: u16) -> ResponseMeta {
+    let group = progress
+        .group
+        .take()
+        .map(|g| shared.recorder.borrow_mut().group_id(&g));
+    ResponseMeta {
+        tag,
+        group,
+        ..progress.meta
     }
 }
 
@@ -187,23 +214,33 @@ async fn attempt_h2(
     // What to send: the fixed request, or the one the script builds (HTTP/2 has no
     // pipelining: a script returning several requests in one string is told so).
     let script = shared.script.as_ref();
-    let request = match script {
-        None => Ok(connector.request_h2()),
+    let (request, tag) = match script {
+        None => {
+            let (r, tag) = connector.request_h2(job.seq);
+            (Ok(r), tag)
+        }
         Some(sc) => match sc.requests() {
-            Ok(list) if list.len() == 1 => connector.to_h2(list[0].to_request()),
-            Ok(list) => Err(format!(
-                "request() returned {} requests in one string (wrk's pipelining); HTTP/2 has \
-                 no pipelining: return one request per call, or drop --http2",
-                list.len()
-            )),
-            Err(m) => Err(m.to_string()),
+            Ok((list, tag)) => {
+                let tag = script_tag(shared, tag.as_deref());
+                if list.len() == 1 {
+                    (connector.to_h2(list[0].to_request()), tag)
+                } else {
+                    let m = format!(
+                        "request() returned {} requests in one string (wrk's pipelining); \
+                         HTTP/2 has no pipelining: return one request per call, or drop --http2",
+                        list.len()
+                    );
+                    (Err(m), tag)
+                }
+            }
+            Err(m) => (Err(m.to_string()), script_tag(shared, None)),
         },
     };
     let (head, body) = match request {
         Ok(r) => r,
         Err(m) => {
             shared.recorder.borrow_mut().script_message(m);
-            return unsent(&job, ErrorClass::Script);
+            return unsent(&job, ErrorClass::Script, tag);
         }
     };
     let collect = script.is_some_and(|s| s.wants_response());
@@ -213,7 +250,7 @@ async fn attempt_h2(
     let mut tries = 0;
     let (sent, response, send, sender) = loop {
         let Some(sender) = h2_sender(shared, conn, connector, timeout, &mut free).await else {
-            return unsent(&job, ErrorClass::Connect);
+            return unsent(&job, ErrorClass::Connect, tag);
         };
         let mut sender = match sender.ready().await {
             Ok(s) => s,
@@ -222,7 +259,7 @@ async fn attempt_h2(
                 retire_h2(shared, conn);
                 continue;
             }
-            Err(e) => return unsent(&job, classify(&ExchangeError::H2NotOpened(e))),
+            Err(e) => return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag),
         };
         let req = clone_head(&head);
         match sender.send_request(req, body.is_empty()) {
@@ -233,12 +270,12 @@ async fn attempt_h2(
                     tries += 1;
                     continue;
                 }
-                return unsent(&job, classify(&ExchangeError::H2NotOpened(e)));
+                return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag);
             }
             Err(e) => {
                 let m = format!("HTTP/2 cannot send this request: {e}");
                 shared.recorder.borrow_mut().script_message(m);
-                return unsent(&job, ErrorClass::Script);
+                return unsent(&job, ErrorClass::Script, tag);
             }
         }
     };
@@ -248,16 +285,13 @@ async fn attempt_h2(
     }
     let awaited = shared.stay_awake_for_response(sent);
     let mut progress = Progress::default();
-    let gap = |gap| shared.recorder.borrow_mut().record_gap(gap);
-    let work = read_h2(
-        response,
-        send,
-        body,
-        &shared.rule,
-        &mut progress,
+    let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
+    let how = Reader {
+        rule: &shared.rule,
         collect,
-        gap,
-    );
+        inspect: &shared.inspect,
+    };
+    let work = read_h2(response, send, body, how, &mut progress, gap);
     // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
     let done = Instant::now();
@@ -300,6 +334,7 @@ async fn attempt_h2(
         }
         Err(_elapsed) => Err(ErrorClass::Timeout),
     };
+    let meta = meta_of(shared, &mut progress, tag);
     Outcome {
         intended: job.intended,
         sent: Some(sent),
@@ -309,6 +344,7 @@ async fn attempt_h2(
         bytes: progress.bytes,
         first_byte: progress.first_byte,
         stream: progress.stream,
+        meta,
     }
 }
 
@@ -338,22 +374,14 @@ pub(super) async fn attempt(
 ) -> Outcome {
     // What to send: the fixed request, or what the script builds (building is not I/O,
     // and never moves the schedule).
-    let scripted = match &shared.script {
-        None => None,
+    let (scripted, tag) = match &shared.script {
+        None => (None, connector.tag_of(job.seq)),
         Some(sc) => match sc.requests() {
-            Ok(list) => Some(list),
+            Ok((list, tag)) => (Some(list), script_tag(shared, tag.as_deref())),
             Err(m) => {
+                let tag = script_tag(shared, None);
                 shared.recorder.borrow_mut().script_message(m.to_string());
-                return Outcome {
-                    intended: job.intended,
-                    sent: None,
-                    conn_was_free: false,
-                    done: Instant::now(),
-                    result: Err(ErrorClass::Script),
-                    bytes: 0,
-                    first_byte: None,
-                    stream: None,
-                };
+                return unsent(&job, ErrorClass::Script, tag);
             }
         },
     };
@@ -377,18 +405,7 @@ pub(super) async fn attempt(
                 rec.reconnects += 1;
                 rec.connected(timing.tcp, timing.tls);
             }
-            _ => {
-                return Outcome {
-                    intended: job.intended,
-                    sent: None,
-                    conn_was_free: false,
-                    done: Instant::now(),
-                    result: Err(ErrorClass::Connect),
-                    bytes: 0,
-                    first_byte: None,
-                    stream: None,
-                }
-            }
+            _ => return unsent(&job, ErrorClass::Connect, tag),
         }
     }
     let s = sender.as_mut().expect("connected above");
@@ -399,19 +416,17 @@ pub(super) async fn attempt(
     }
     let awaited = shared.stay_awake_for_response(sent);
     let mut progress = Progress::default();
-    let gap = |gap| shared.recorder.borrow_mut().record_gap(gap);
+    let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
     let mut script_failed = None;
     let work = async {
         let Some(list) = &scripted else {
-            return exchange(
-                s,
-                connector.request(),
-                &shared.rule,
-                &mut progress,
-                false,
-                gap,
-            )
-            .await;
+            let (req, _) = connector.request(job.seq);
+            let how = Reader {
+                rule: &shared.rule,
+                collect: false,
+                inspect: &shared.inspect,
+            };
+            return exchange(s, req, how, &mut progress, gap).await;
         };
         let script = shared
             .script
@@ -429,7 +444,12 @@ pub(super) async fn attempt(
                 rec.extra_requests += 1;
             }
             progress = Progress::default();
-            exchange(s, r.to_request(), &shared.rule, &mut progress, collect, gap).await?;
+            let how = Reader {
+                rule: &shared.rule,
+                collect,
+                inspect: &shared.inspect,
+            };
+            exchange(s, r.to_request(), how, &mut progress, gap).await?;
             bytes += progress.bytes;
             first_byte = first_byte.or(progress.first_byte);
             if let Some((headers, body)) = progress.collected.take() {
@@ -474,6 +494,7 @@ pub(super) async fn attempt(
             Err(ErrorClass::Timeout)
         }
     };
+    let meta = meta_of(shared, &mut progress, tag);
     Outcome {
         intended: job.intended,
         sent: Some(sent),
@@ -483,5 +504,6 @@ pub(super) async fn attempt(
         bytes: progress.bytes,
         first_byte: progress.first_byte,
         stream: progress.stream,
+        meta,
     }
 }

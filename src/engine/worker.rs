@@ -23,6 +23,7 @@
 
 use super::conn::Connector;
 use super::dispatch::{Backlog, Conn, Shared, Slot};
+use super::exchange::Inspect;
 use super::slot::connection;
 use super::Stop;
 use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer};
@@ -61,6 +62,10 @@ pub struct WorkerSpec {
     pub rule: TokenRule,
     /// Goodput targets.
     pub slos: Vec<Slo>,
+    /// The plan's tags, in order (tag i of the connector's requests is `tags[i]`).
+    pub tags: Vec<String>,
+    /// What to read from responses beyond the status.
+    pub inspect: Inspect,
     /// The Lua script, what `setup()` gave this thread, and the thread's index.
     pub script: Option<(ScriptBase, ThreadSetup, usize)>,
     /// Stop requests from the coordinator (Ctrl-C).
@@ -159,6 +164,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         connector,
         rule,
         slos,
+        tags,
+        inspect,
         script,
         mut stop,
         intervals,
@@ -218,11 +225,13 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         connected: Notify::new(),
         recorder: RefCell::new(Recorder {
             slos,
-            ..Recorder::new()
+            ..Recorder::with_tags(&tags)
         }),
         intervals,
         rule,
         script,
+        connector: connector.clone(),
+        inspect,
         response_times: RefCell::new(RecentP90::new()),
         may_spin: !spin.is_zero(),
         window_end: Cell::new(None),

@@ -211,6 +211,12 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// The global sequence number (across threads and shards) of the request `next_due`
+    /// returned last: what a mix picks request kinds by.
+    pub fn last_global(&self) -> u64 {
+        self.schedule.global(self.n.saturating_sub(1))
+    }
+
     /// This thread's next due time, or None once it falls outside the window.
     pub fn next_due(&mut self) -> Option<Duration> {
         let due = match &self.schedule.kind {

@@ -25,6 +25,8 @@ pub struct Interval {
     pub ttft: Option<Hist>,
     /// Send lag of requests sent on a free connection in this second, µs (live metrics).
     pub send_lag: Hist,
+    /// Completed responses per `--group-by-header` value in this second.
+    pub groups: Vec<(String, u64)>,
 }
 
 impl Interval {
@@ -37,7 +39,13 @@ impl Interval {
             counts: Counts::default(),
             ttft: None,
             send_lag: new_hist(),
+            groups: Vec::new(),
         }
+    }
+
+    /// Counts a completed response whose `--group-by-header` value was `value`.
+    pub fn count_group(&mut self, value: &str) {
+        add_group(&mut self.groups, value, 1);
     }
 
     /// Adds another thread's snapshot of the same second.
@@ -52,6 +60,9 @@ impl Interval {
         self.send_lag
             .add(&other.send_lag)
             .expect("same HDR settings");
+        for (v, n) in &other.groups {
+            add_group(&mut self.groups, v, *n);
+        }
         if let Some(t) = &other.ttft {
             self.ttft
                 .get_or_insert_with(new_hist)
@@ -73,7 +84,15 @@ impl Interval {
             max_us: self.corrected.max(),
             uncorrected_p99_us: percentile(&self.uncorrected, 99.0),
             ttft_p99_us: self.ttft.as_ref().map_or(0, |t| percentile(t, 99.0)),
+            groups: self.groups.clone(),
         }
+    }
+}
+
+fn add_group(list: &mut Vec<(String, u64)>, value: &str, n: u64) {
+    match list.iter_mut().find(|(v, _)| v == value) {
+        Some(e) => e.1 += n,
+        None => list.push((value.to_string(), n)),
     }
 }
 
@@ -99,4 +118,6 @@ pub struct IntervalStats {
     pub uncorrected_p99_us: u64,
     /// 99th percentile time to first token of this second's streams, µs (0 without streams).
     pub ttft_p99_us: u64,
+    /// Completed responses per `--group-by-header` value in this second.
+    pub groups: Vec<(String, u64)>,
 }

@@ -10,6 +10,7 @@
 
 pub mod histogram;
 pub mod interval;
+pub mod tags;
 
 use crate::outcome::StreamStats;
 use crate::outcome::{ErrorClass, Outcome};
@@ -17,6 +18,7 @@ use crate::stream::{Slo, SloMetric};
 use histogram::{new_hist, record, Hist};
 pub use interval::{Interval, IntervalStats};
 use std::time::Duration;
+pub use tags::{GroupStats, TagStats};
 
 /// Request counters, kept for the whole run and for the current one-second interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +95,39 @@ impl Default for StreamRecorder {
 }
 
 impl StreamRecorder {
+    /// Records one stream's measurements (TTFB, TTFT, TPOT, tokens; gaps are recorded as
+    /// they happen); returns its output tokens.
+    fn add(&mut self, o: &Outcome, st: &StreamStats) -> u64 {
+        self.streams += 1;
+        if let Some(fb) = o.first_byte {
+            record(&mut self.ttfb, fb.saturating_duration_since(o.intended));
+        }
+        if let Some(ft) = st.first_token {
+            record(&mut self.ttft, ft.saturating_duration_since(o.intended));
+            if let Some(sent) = o.sent {
+                record(
+                    &mut self.ttft_uncorrected,
+                    ft.saturating_duration_since(sent),
+                );
+            }
+        }
+        let tokens = st.tokens();
+        self.tokens_per_request.saturating_record(tokens);
+        if let Some(u) = st.usage_tokens {
+            self.with_usage += 1;
+            if u != st.content_events {
+                self.usage_mismatch += 1;
+            }
+        }
+        if let (Ok(_), Some(ft), true) = (o.result, st.first_token, tokens >= 2) {
+            record(
+                &mut self.tpot,
+                o.done.saturating_duration_since(ft) / (tokens - 1) as u32,
+            );
+        }
+        tokens
+    }
+
     fn new() -> StreamRecorder {
         StreamRecorder {
             ttfb: new_hist(),
@@ -171,6 +206,12 @@ pub struct Recorder {
     pub never_sent: u64,
     /// HTTP requests sent beyond one per scheduled request (a script's pipelined strings).
     pub extra_requests: u64,
+    /// Results by tag (the plan's tags first, in order; a script's as they come).
+    pub tags: Vec<TagStats>,
+    /// Results by `--group-by-header` value, as they come.
+    pub groups: Vec<GroupStats>,
+    /// `Retry-After` of every 429 that sent one, ms.
+    pub retry_after: Option<Hist>,
 }
 
 /// How many script error messages are kept for the report.
@@ -206,6 +247,35 @@ impl Recorder {
             script_messages_more: 0,
             never_sent: 0,
             extra_requests: 0,
+            tags: Vec::new(),
+            groups: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// A recorder whose tags start as `names`, in order (tag i is `names[i]`).
+    pub fn with_tags(names: &[String]) -> Recorder {
+        let mut r = Recorder::new();
+        for n in names {
+            r.tag_id(n);
+        }
+        r
+    }
+
+    /// The index of tag `name` (added if new; past `MAX_TAGS`, the `(other)` tag's).
+    pub fn tag_id(&mut self, name: &str) -> u16 {
+        tags::intern(&mut self.tags, name, |t| &t.name, TagStats::new)
+    }
+
+    /// The index of `--group-by-header` value `value` (bounded as tags are).
+    pub fn group_id(&mut self, value: &str) -> u16 {
+        tags::intern(&mut self.groups, value, |g| &g.value, GroupStats::new)
+    }
+
+    /// Counts a request of tag `tag` as scheduled (its share of the mix).
+    pub fn tag_scheduled(&mut self, tag: u16) {
+        if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+            t.counts.scheduled += 1;
         }
     }
 
@@ -233,42 +303,29 @@ impl Recorder {
         }
     }
 
-    /// Records one gap between two content events of a stream, as it happens.
-    pub fn record_gap(&mut self, gap: Duration) {
+    /// Records one gap between two content events of a stream of tag `tag`, as it happens.
+    pub fn record_gap(&mut self, tag: u16, gap: Duration) {
         let s = self
             .stream
             .get_or_insert_with(|| Box::new(StreamRecorder::new()));
         record(&mut s.itl, gap);
+        if let Some(t) = self.tags.get_mut(usize::from(tag)) {
+            let s = t
+                .stream
+                .get_or_insert_with(|| Box::new(StreamRecorder::new()));
+            record(&mut s.itl, gap);
+        }
     }
 
     fn record_stream(&mut self, o: &Outcome, st: &StreamStats) {
-        let s = self
+        let tokens = self
             .stream
-            .get_or_insert_with(|| Box::new(StreamRecorder::new()));
-        s.streams += 1;
-        if let Some(fb) = o.first_byte {
-            record(&mut s.ttfb, fb.saturating_duration_since(o.intended));
-        }
+            .get_or_insert_with(|| Box::new(StreamRecorder::new()))
+            .add(o, st);
         if let Some(ft) = st.first_token {
-            let ttft = ft.saturating_duration_since(o.intended);
-            record(&mut s.ttft, ttft);
-            record(self.interval.ttft.get_or_insert_with(new_hist), ttft);
-            if let Some(sent) = o.sent {
-                record(&mut s.ttft_uncorrected, ft.saturating_duration_since(sent));
-            }
-        }
-        let tokens = st.tokens();
-        s.tokens_per_request.saturating_record(tokens);
-        if let Some(u) = st.usage_tokens {
-            s.with_usage += 1;
-            if u != st.content_events {
-                s.usage_mismatch += 1;
-            }
-        }
-        if let (Ok(_), Some(ft), true) = (o.result, st.first_token, tokens >= 2) {
             record(
-                &mut s.tpot,
-                o.done.saturating_duration_since(ft) / (tokens - 1) as u32,
+                self.interval.ttft.get_or_insert_with(new_hist),
+                ft.saturating_duration_since(o.intended),
             );
         }
         self.total.tokens += tokens;
@@ -324,7 +381,17 @@ impl Recorder {
                 let class = usize::from(status / 100).clamp(1, 5) - 1;
                 self.interval.counts.status_classes[class] += 1;
                 if status == 429 {
+                    self.total.rate_limited += 1;
                     self.interval.counts.rate_limited += 1;
+                    if let Some(ra) = o.meta.retry_after {
+                        record(self.retry_after.get_or_insert_with(new_hist), ra);
+                    }
+                }
+                if let Some(g) = o.meta.group {
+                    if let Some(group) = self.groups.get_mut(usize::from(g)) {
+                        group.record(o.done.saturating_duration_since(o.intended));
+                        self.interval.count_group(&group.value);
+                    }
                 }
                 self.record_latency(o);
             }
@@ -348,6 +415,9 @@ impl Recorder {
         }
         self.total.bytes += o.bytes;
         self.interval.counts.bytes += o.bytes;
+        if let Some(t) = self.tags.get_mut(usize::from(o.meta.tag)) {
+            t.record(o);
+        }
     }
 
     /// The correction, in one place: corrected from the intended time, uncorrected from
@@ -400,6 +470,20 @@ impl Recorder {
         }
         self.connects += other.connects;
         self.reconnects += other.reconnects;
+        for t in &other.tags {
+            let i = self.tag_id(&t.name);
+            self.tags[usize::from(i)].merge(t);
+        }
+        for g in &other.groups {
+            let i = self.group_id(&g.value);
+            self.groups[usize::from(i)].merge(g);
+        }
+        if let Some(r) = &other.retry_after {
+            self.retry_after
+                .get_or_insert_with(new_hist)
+                .add(r)
+                .expect("same HDR settings");
+        }
     }
 }
 
@@ -419,6 +503,7 @@ mod tests {
             bytes: 100,
             first_byte: None,
             stream: None,
+            meta: Default::default(),
         }
     }
 

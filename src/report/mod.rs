@@ -322,6 +322,7 @@ mod tests {
             start_at: None,
             plan_id: String::new(),
             precision: None,
+            prices: Vec::new(),
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

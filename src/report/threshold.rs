@@ -1,10 +1,15 @@
-//! Thresholds for CI, k6-style: `p99<250ms`, `p99.9<1s`, `errors<1%`, `rate>990`.
+//! Thresholds for CI, k6-style: `p99<250ms`, `p99.9<1s`, `errors<1%`, `rate>990`,
+//! `ttft_p99<2s`, `rate_limited<1%`, and per tag: `p99{tag=large}<3s`.
 //!
-//! Grammar: `METRIC OP VALUE`, no spaces needed.
+//! Grammar: `METRIC[{tag=T}] OP VALUE`, no spaces needed.
 //! - METRIC: `pN` (corrected latency percentile, e.g. `p50`, `p99.9`), `max`, `mean` (a
 //!   duration VALUE: `250ms`, `1s`, `800us`); `errors` (a count, or a share of scheduled
 //!   requests with `%`; unfinished requests count as errors here, since a user never got an
-//!   answer); `rate` (achieved send rate, requests/s).
+//!   answer); `rate` (achieved send rate, requests/s); `ttft_pN`, `itl_pN`, `tpot_pN`
+//!   (streams' time to first token, inter-token gap, time per output token; durations);
+//!   `goodput` (share of scheduled requests that met every `--slo`, `%`); `rate_limited`
+//!   (429s, a count or a `%` of scheduled).
+//! - `{tag=T}` (or k6's `{tag:T}`): the same measured over requests tagged T only.
 //! - OP: `<`, `<=`, `>`, `>=`.
 //!
 //! Parsed before the run (a malformed threshold is a usage error) and evaluated on the
@@ -31,6 +36,18 @@ pub enum Metric {
     ErrorShare,
     /// Achieved send rate, requests/s.
     Rate,
+    /// Time to first token at this percentile, µs.
+    Ttft(f64),
+    /// Inter-token latency at this percentile, µs.
+    Itl(f64),
+    /// Time per output token at this percentile, µs.
+    Tpot(f64),
+    /// Share of scheduled requests that met every `--slo`, %.
+    Goodput,
+    /// 429 responses, as a count.
+    RateLimited,
+    /// 429 responses, as a percentage of scheduled.
+    RateLimitedShare,
 }
 
 /// A comparison.
@@ -57,6 +74,8 @@ pub struct Threshold {
     pub op: Op,
     /// The limit, in the metric's unit (µs for latencies).
     pub limit: f64,
+    /// `{tag=T}`: measured over this tag's requests only.
+    pub tag: Option<String>,
 }
 
 /// A threshold's verdict.
@@ -73,7 +92,8 @@ pub struct Verdict {
 }
 
 const HINT: &str = "expected METRIC OP VALUE, e.g. p99<250ms, p99.9<1s, max<2s, mean<10ms, \
-                    errors<1%, errors<=5, rate>990";
+                    errors<1%, errors<=5, rate>990, ttft_p99<2s, itl_p99<100ms, \
+                    tpot_p50<50ms, goodput>95%, rate_limited<1%, p99{tag=large}<3s";
 
 impl Threshold {
     /// Parses one threshold expression; the error says what is wrong and what works.
@@ -87,6 +107,23 @@ impl Threshold {
             .find(['<', '>'])
             .ok_or_else(|| format!("no comparison (< <= > >=); {HINT}"))?;
         let (name, rest) = t.split_at(at);
+        // A tag filter: p99{tag=large}, or k6's p99{tag:large}.
+        let (name, tag) = match name.split_once('{') {
+            None => (name, None),
+            Some((base, filter)) => {
+                let inner = filter.strip_suffix('}').ok_or_else(|| {
+                    format!("filter {{{filter}: missing }}; e.g. p99{{tag=large}}<3s")
+                })?;
+                let tag = inner
+                    .strip_prefix("tag=")
+                    .or_else(|| inner.strip_prefix("tag:"))
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        format!("filter {{{inner}}}: only {{tag=NAME}} is known, e.g. p99{{tag=large}}<3s")
+                    })?;
+                (base, Some(tag.to_string()))
+            }
+        };
         let (op, value) = if let Some(v) = rest.strip_prefix("<=") {
             (Op::Le, v)
         } else if let Some(v) = rest.strip_prefix(">=") {
@@ -131,6 +168,7 @@ impl Threshold {
                 metric: Metric::Percentile(q),
                 op,
                 limit,
+                tag,
             });
         }
         let (metric, limit) = match name {
@@ -156,6 +194,48 @@ impl Threshold {
                     })?,
                 ),
             },
+            "goodput" => (
+                Metric::Goodput,
+                value
+                    .strip_suffix('%')
+                    .and_then(number)
+                    .filter(|x| *x <= 100.0)
+                    .ok_or_else(|| {
+                        format!("goodput {value:?}: expected a percentage, e.g. goodput>95%")
+                    })?,
+            ),
+            "rate_limited" => match value.strip_suffix('%') {
+                Some(p) => (
+                    Metric::RateLimitedShare,
+                    number(p).filter(|x| *x <= 100.0).ok_or_else(|| {
+                        format!(
+                            "rate_limited {value:?}: expected a percentage, e.g. rate_limited<1%"
+                        )
+                    })?,
+                ),
+                None => (
+                    Metric::RateLimited,
+                    number(value).ok_or_else(|| {
+                        format!("rate_limited {value:?}: expected a count or a percentage")
+                    })?,
+                ),
+            },
+            stream
+                if ["ttft_p", "itl_p", "tpot_p"]
+                    .iter()
+                    .any(|x| stream.starts_with(x)) =>
+            {
+                let (kind, p) = stream.split_once("_p").expect("checked");
+                let q = number(p).filter(|q| *q <= 100.0).ok_or_else(|| {
+                    format!("percentile {stream:?}: expected e.g. {kind}_p99 or {kind}_p50")
+                })?;
+                let metric = match kind {
+                    "ttft" => Metric::Ttft(q),
+                    "itl" => Metric::Itl(q),
+                    _ => Metric::Tpot(q),
+                };
+                (metric, latency(value)?)
+            }
             p if p.starts_with('p') => {
                 let q = number(&p[1..]).filter(|q| *q <= 100.0).ok_or_else(|| {
                     format!("percentile {p:?}: expected p0..p100, e.g. p99 or p99.9")
@@ -169,15 +249,68 @@ impl Threshold {
             metric,
             op,
             limit,
+            tag,
         })
     }
 
     /// Checks this threshold against a run.
     pub fn evaluate(&self, r: &RunResult, s: &Summary) -> Verdict {
-        let c = &r.recorder.corrected;
-        let t = &r.recorder.total;
-        let failed = (t.error_total() + r.unfinished) as f64;
+        let rec = &r.recorder;
+        // The distributions and counts measured: the whole run's, or one tag's.
+        let (c, t, unfinished, stream, slo_met) = match &self.tag {
+            None => (
+                &rec.corrected,
+                &rec.total,
+                r.unfinished,
+                rec.stream.as_deref(),
+                Some(rec.slo_met),
+            ),
+            Some(name) => match rec.tags.iter().find(|x| &x.name == name) {
+                Some(tag) => (
+                    &tag.corrected,
+                    &tag.counts,
+                    tag.unfinished(),
+                    tag.stream.as_deref(),
+                    None,
+                ),
+                None => {
+                    return Verdict {
+                        expr: self.expr.clone(),
+                        actual: 0.0,
+                        unit: "(no requests with this tag)",
+                        pass: false,
+                    }
+                }
+            },
+        };
+        let failed = (t.error_total() + unfinished) as f64;
+        let share = |n: f64| {
+            if t.scheduled == 0 {
+                0.0
+            } else {
+                100.0 * n / t.scheduled as f64
+            }
+        };
+        let stream_q = |h: Option<&crate::record::histogram::Hist>, q: f64| {
+            let v = h.map_or(0, |h| percentile(h, q)) as f64;
+            (v, v / 1000.0, "ms")
+        };
         let (value, actual, unit) = match self.metric {
+            Metric::Ttft(q) => stream_q(stream.map(|x| &x.ttft), q),
+            Metric::Itl(q) => stream_q(stream.map(|x| &x.itl), q),
+            Metric::Tpot(q) => stream_q(stream.map(|x| &x.tpot), q),
+            Metric::Goodput => {
+                let g = match slo_met {
+                    Some(_) => s.goodput_share * 100.0,
+                    None => 0.0,
+                };
+                (g, g, "%")
+            }
+            Metric::RateLimited => (t.rate_limited as f64, t.rate_limited as f64, ""),
+            Metric::RateLimitedShare => {
+                let v = share(t.rate_limited as f64);
+                (v, v, "%")
+            }
             Metric::Percentile(q) => {
                 let v = percentile(c, q) as f64;
                 (v, v / 1000.0, "ms")
@@ -186,12 +319,13 @@ impl Threshold {
             Metric::Mean => (c.mean(), c.mean() / 1000.0, "ms"),
             Metric::Errors => (failed, failed, ""),
             Metric::ErrorShare => {
-                let share = if t.scheduled == 0 {
-                    0.0
-                } else {
-                    100.0 * failed / t.scheduled as f64
-                };
-                (share, share, "%")
+                let v = share(failed);
+                (v, v, "%")
+            }
+            Metric::Rate if self.tag.is_some() => {
+                let secs = r.load_duration.as_secs_f64().max(1e-9);
+                let v = t.sent as f64 / secs;
+                (v, v, "req/s")
             }
             Metric::Rate => (s.achieved_rate, s.achieved_rate, "req/s"),
         };
@@ -228,6 +362,18 @@ mod tests {
             // k6's spelling: a bare limit is milliseconds; a unit is honoured.
             ("p(99)<200", Metric::Percentile(99.0), Op::Lt, 200_000.0),
             ("p(99.9)<1s", Metric::Percentile(99.9), Op::Lt, 1_000_000.0),
+            ("ttft_p99<2s", Metric::Ttft(99.0), Op::Lt, 2_000_000.0),
+            ("itl_p99<100ms", Metric::Itl(99.0), Op::Lt, 100_000.0),
+            ("tpot_p50<50ms", Metric::Tpot(50.0), Op::Lt, 50_000.0),
+            ("goodput>95%", Metric::Goodput, Op::Gt, 95.0),
+            ("rate_limited<1%", Metric::RateLimitedShare, Op::Lt, 1.0),
+            ("rate_limited<=3", Metric::RateLimited, Op::Le, 3.0),
+            (
+                "p99{tag=large}<3s",
+                Metric::Percentile(99.0),
+                Op::Lt,
+                3_000_000.0,
+            ),
         ];
         for (s, metric, op, limit) in ok {
             let t = Threshold::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
@@ -245,6 +391,11 @@ mod tests {
             "p99=1s",
             "p()<200",
             "p(101)<200",
+            "p99{tag=}<1s",
+            "p99{model=x}<1s",
+            "p99{tag=x<1s",
+            "goodput>95",
+            "ttft_p<1s",
         ] {
             assert!(Threshold::parse(bad).is_err(), "{bad} should be rejected");
         }

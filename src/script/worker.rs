@@ -170,14 +170,32 @@ impl WorkerScript {
     }
 
     /// The request(s) to send next: the fixed one(s) without `request()` (no allocation),
-    /// else what `request()` returns, parsed.
-    pub fn requests(&self) -> Result<Cow<'_, [RawRequest]>, HookError> {
+    /// else what `request()` returns, parsed — with its tag, when it returned a second
+    /// value.
+    pub fn requests(&self) -> Result<(Cow<'_, [RawRequest]>, Option<String>), HookError> {
         match &self.request {
-            None => Ok(Cow::Borrowed(&self.fixed)),
+            None => Ok((Cow::Borrowed(&self.fixed), None)),
             Some(f) => {
-                let s: mlua::String = f.call(()).map_err(|e| HookError::new("request", e))?;
+                let (s, tag): (mlua::String, Option<mlua::String>) =
+                    f.call(()).map_err(|e| HookError::new("request", e))?;
+                let tag = match tag {
+                    None => None,
+                    Some(t) => {
+                        let t = t.to_string_lossy();
+                        if !crate::mix::valid_tag(&t) {
+                            return Err(HookError::new(
+                                "request",
+                                format!(
+                                    "tag {t:?}: a tag is 1–64 characters, none of them a \
+                                     control character, quote or {{ }} , ="
+                                ),
+                            ));
+                        }
+                        Some(t)
+                    }
+                };
                 raw::parse(&s.as_bytes())
-                    .map(Cow::Owned)
+                    .map(|r| (Cow::Owned(r), tag))
                     .map_err(|e| HookError::new("request", e))
             }
         }

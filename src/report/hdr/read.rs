@@ -275,6 +275,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
             .map(|s| UNIX_EPOCH.checked_add(secs(s)).unwrap_or(UNIX_EPOCH)),
         plan_id: c.plan_id.clone(),
         precision: c.precision_s.map(secs),
+        prices: Vec::new(),
     }
 }
 
