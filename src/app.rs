@@ -695,6 +695,9 @@ fn demo(args: &DemoArgs) -> Result<()> {
         max_streams: None,
         goaway_after: None,
         reset: 0.0,
+        key_limit: None,
+        key_token_limit: None,
+        upstreams: Vec::new(),
     })?;
     // The demo's run, spelled as a user would type it, so every default applies.
     let url = format!("http://{}/", server.addr);

@@ -55,6 +55,8 @@ pub struct RunMeta {
     pub precision: Option<Duration>,
     /// `--price`: what each model's tokens cost, for the estimated cost.
     pub prices: Vec<Price>,
+    /// `--group-by-header`, as given.
+    pub group_by: Option<String>,
 }
 
 /// `--price MODEL=IN/OUT`: USD per million input and output tokens of a model.

@@ -482,6 +482,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         plan_id: String::new(),
         precision: None,
         prices: Vec::new(),
+        group_by: None,
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();

@@ -353,6 +353,19 @@ pub struct ServeArgs {
     /// INTERNAL_ERROR; HTTP/1.1: the connection is closed): 1%.
     #[arg(long, value_name = "SHARE%")]
     pub reset: Option<String>,
+    /// Rate-limit each distinct Authorization value (a token bucket of N refilled over
+    /// PERIOD): over it, 429 with Retry-After and x-ratelimit-remaining-requests: 100/m.
+    #[arg(long = "key-limit", value_name = "N/PERIOD")]
+    pub key_limit: Option<String>,
+    /// Limit each key's output tokens on /v1/chat/completions too (as gateways enforce
+    /// TPM beside RPM): 20000/m.
+    #[arg(long = "key-token-limit", value_name = "N/PERIOD")]
+    pub key_token_limit: Option<String>,
+    /// Answer as these upstreams in turn, naming each in X-Upstream; with --stall, each
+    /// stall takes the next upstream down (its requests fail over to the others) instead of
+    /// freezing every response: a,b,c.
+    #[arg(long, value_name = "A,B,…")]
+    pub upstreams: Option<String>,
 }
 
 /// `ratebench demo` flags, as typed.

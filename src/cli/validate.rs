@@ -12,7 +12,9 @@ use crate::pacer::{Arrival, Profile, Rate};
 use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
-use crate::serve::config::{parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Stall};
+use crate::serve::config::{
+    parse_limit, parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Stall,
+};
 use crate::stream::{Slo, TokenRule};
 use crate::units::{parse_duration, parse_size, parse_time};
 use bytes::Bytes;
@@ -849,6 +851,32 @@ impl ServeArgs {
                 Some(r) => parse_share("--reset", r)?,
                 None => 0.0,
             },
+            key_limit: match &self.key_limit {
+                Some(l) => Some(parse_limit("--key-limit", l)?),
+                None => None,
+            },
+            key_token_limit: match &self.key_token_limit {
+                Some(l) => Some(parse_limit("--key-token-limit", l)?),
+                None => None,
+            },
+            upstreams: match &self.upstreams {
+                Some(u) => {
+                    let list: Vec<String> = u
+                        .split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                    if list.is_empty() || list.iter().any(|x| HeaderValue::from_str(x).is_err()) {
+                        return Err(invalid(
+                            "--upstreams",
+                            u,
+                            "expected names separated by commas, e.g. a,b",
+                        ));
+                    }
+                    list
+                }
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -953,6 +981,9 @@ mod tests {
             max_streams: None,
             goaway_after: None,
             reset: Some("1%".into()),
+            key_limit: Some("100/m".into()),
+            key_token_limit: None,
+            upstreams: Some("a,b".into()),
         };
         let c = a.validate().unwrap();
         assert_eq!(c.delay, Duration::from_micros(200));

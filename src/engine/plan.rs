@@ -322,6 +322,7 @@ impl Plan {
             plan_id: self.identity(),
             precision: self.precision,
             prices: self.prices.clone(),
+            group_by: self.group_by.as_ref().map(|h| h.to_string()),
         }
     }
 

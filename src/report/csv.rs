@@ -18,13 +18,27 @@ fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
-/// `percentile,corrected_ms,uncorrected_ms`, one row per entry of `TABLE_PERCENTILES`.
+/// `percentile,corrected_ms,uncorrected_ms`, one row per entry of `TABLE_PERCENTILES`; with
+/// several tags, one more column per tag, `tag:NAME_ms` (that tag's corrected latency).
 pub fn percentiles(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["percentile", "corrected_ms", "uncorrected_ms"])?;
+    let tags = if r.recorder.tags.len() > 1 {
+        &r.recorder.tags[..]
+    } else {
+        &[]
+    };
+    let mut header = vec![
+        "percentile".to_string(),
+        "corrected_ms".into(),
+        "uncorrected_ms".into(),
+    ];
+    header.extend(tags.iter().map(|t| format!("tag:{}_ms", t.name)));
+    w.write_record(&header)?;
     let (c, u) = (&r.recorder.corrected, &r.recorder.uncorrected);
     for p in TABLE_PERCENTILES {
-        w.write_record([format!("{p}"), ms(percentile(c, p)), ms(percentile(u, p))])?;
+        let mut row = vec![format!("{p}"), ms(percentile(c, p)), ms(percentile(u, p))];
+        row.extend(tags.iter().map(|t| ms(percentile(&t.corrected, p))));
+        w.write_record(&row)?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
 }
@@ -49,7 +63,19 @@ pub fn timeseries(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
         "uncorrected_p99_ms",
         "tokens",
         "ttft_p99_ms",
+        "rate_limited",
     ]);
+    // `--group-by-header`: one column per value seen, completed responses per second.
+    let mut groups: Vec<&str> = Vec::new();
+    for s in &r.intervals {
+        for (v, _) in &s.groups {
+            if !groups.contains(&v.as_str()) {
+                groups.push(v);
+            }
+        }
+    }
+    let group_cols: Vec<String> = groups.iter().map(|v| format!("group:{v}")).collect();
+    header.extend(group_cols.iter().map(String::as_str));
     w.write_record(&header)?;
     for s in &r.intervals {
         let mut row = vec![
@@ -69,7 +95,15 @@ pub fn timeseries(r: &RunResult) -> Result<Vec<u8>, csv::Error> {
             ms(s.uncorrected_p99_us),
             s.counts.tokens.to_string(),
             ms(s.ttft_p99_us),
+            s.counts.rate_limited.to_string(),
         ]);
+        row.extend(groups.iter().map(|g| {
+            s.groups
+                .iter()
+                .find(|(v, _)| v == g)
+                .map_or(0, |(_, n)| *n)
+                .to_string()
+        }));
         w.write_record(&row)?;
     }
     w.into_inner().map_err(|e| e.into_error().into())

@@ -73,6 +73,123 @@ pub struct Document {
     /// other field.
     #[serde(default)]
     pub warmup: Option<WarmupDoc>,
+    /// 429 Too Many Requests responses (also in `status_codes`).
+    #[serde(default)]
+    pub rate_limited: RateLimitedDoc,
+    /// Results by tag (a targets file's tags, `--model`s, a script's second return value;
+    /// "METHOD path" otherwise).
+    #[serde(default)]
+    pub tags: BTreeMap<String, TagDoc>,
+    /// `--group-by-header`: the header's name (lower case) → each value's results.
+    #[serde(default)]
+    pub groups: BTreeMap<String, BTreeMap<String, GroupDoc>>,
+    /// `--price`: estimated cost by model and in total, or null.
+    #[serde(default)]
+    pub cost: Option<CostDoc>,
+}
+
+/// 429 responses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RateLimitedDoc {
+    /// How many.
+    pub count: u64,
+    /// As a percentage of scheduled requests.
+    pub share: f64,
+    /// Their `Retry-After`, ms, when any sent one.
+    pub retry_after_ms: Option<Percentiles>,
+}
+
+/// One tag's results.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TagDoc {
+    /// Scheduled requests of this tag.
+    pub requests: u64,
+    /// Completed (any status).
+    pub completed: u64,
+    /// Failed, by class.
+    pub errors: ErrorsDoc,
+    /// Still queued or in flight at the end.
+    pub unfinished: u64,
+    /// Completed responses per status code.
+    pub status_codes: BTreeMap<String, u64>,
+    /// 429 responses.
+    pub rate_limited: u64,
+    /// Their `Retry-After`, ms, when any sent one.
+    pub retry_after_ms: Option<Percentiles>,
+    /// The lowest `x-ratelimit-remaining-requests` / `-tokens` seen (null: never sent).
+    pub ratelimit_remaining: RemainingDoc,
+    /// Corrected latency, ms.
+    pub latency_ms: Percentiles,
+    /// Input (`usage.prompt_tokens`) and output tokens.
+    pub tokens: TokensDoc,
+    /// Its streams, or null when none was a stream.
+    pub streaming: Option<TagStreamingDoc>,
+}
+
+/// The lowest rate-limit headroom a server reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RemainingDoc {
+    /// `x-ratelimit-remaining-requests`.
+    pub requests: Option<u64>,
+    /// `x-ratelimit-remaining-tokens`.
+    pub tokens: Option<u64>,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokensDoc {
+    /// Input tokens (`usage.prompt_tokens`, where the server sent it).
+    pub prompt: u64,
+    /// Output tokens (`usage.completion_tokens`, else a stream's content events).
+    pub completion: u64,
+}
+
+/// One tag's streams.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TagStreamingDoc {
+    /// Streams seen.
+    pub streams: u64,
+    /// Time to first token from the intended send time, ms.
+    pub ttft_ms: Percentiles,
+    /// Gaps between consecutive tokens, ms.
+    pub itl_ms: Percentiles,
+    /// Time per output token after the first, ms.
+    pub tpot_ms: Percentiles,
+    /// Output tokens per stream.
+    pub tokens_per_request: Percentiles,
+}
+
+/// One `--group-by-header` value's results.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupDoc {
+    /// Completed responses that carried it.
+    pub requests: u64,
+    /// Their corrected latency, ms.
+    pub latency_ms: Percentiles,
+}
+
+/// Estimated cost from `--price` and the tokens counted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CostDoc {
+    /// Per priced model (tag).
+    pub models: BTreeMap<String, ModelCostDoc>,
+    /// The sum, USD.
+    pub total_usd: f64,
+}
+
+/// One model's cost.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelCostDoc {
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// USD per million input tokens.
+    pub input_per_m_usd: f64,
+    /// USD per million output tokens.
+    pub output_per_m_usd: f64,
+    /// Estimated cost, USD.
+    pub usd: f64,
 }
 
 /// The warm-up's own accounting.
@@ -407,6 +524,12 @@ pub struct SecondDoc {
     pub tokens: u64,
     /// 99th percentile time to first token of this second's streams, ms.
     pub ttft_p99_ms: f64,
+    /// 429 responses completed in this second (admitted = completed − rate_limited).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// `--group-by-header`: completed responses per value in this second.
+    #[serde(default)]
+    pub groups: BTreeMap<String, u64>,
 }
 
 impl SecondDoc {
@@ -428,6 +551,8 @@ impl SecondDoc {
             uncorrected_p99_ms: ms(s.uncorrected_p99_us),
             tokens: s.counts.tokens,
             ttft_p99_ms: ms(s.ttft_p99_us),
+            rate_limited: s.counts.rate_limited,
+            groups: s.groups.iter().cloned().collect(),
         }
     }
 
@@ -442,7 +567,7 @@ impl SecondDoc {
             bytes: self.bytes,
             tokens: self.tokens,
             status_classes: [0; 5],
-            rate_limited: 0,
+            rate_limited: self.rate_limited,
         }
     }
 }
@@ -590,7 +715,104 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             errors: w.errors,
             unfinished: w.unfinished,
         }),
+        rate_limited: RateLimitedDoc {
+            count: t.rate_limited,
+            share: if t.scheduled == 0 {
+                0.0
+            } else {
+                100.0 * t.rate_limited as f64 / t.scheduled as f64
+            },
+            retry_after_ms: rec.retry_after.as_ref().map(Percentiles::of),
+        },
+        tags: rec
+            .tags
+            .iter()
+            .map(|tag| (tag.name.clone(), tag_doc(tag)))
+            .collect(),
+        groups: match &r.meta.group_by {
+            Some(h) if !rec.groups.is_empty() => {
+                let values = rec
+                    .groups
+                    .iter()
+                    .map(|g| {
+                        (
+                            g.value.clone(),
+                            GroupDoc {
+                                requests: g.requests,
+                                latency_ms: Percentiles::of(&g.corrected),
+                            },
+                        )
+                    })
+                    .collect();
+                BTreeMap::from([(h.to_ascii_lowercase(), values)])
+            }
+            _ => BTreeMap::new(),
+        },
+        cost: cost_doc(r),
     }
+}
+
+/// One tag's document.
+pub fn tag_doc(tag: &crate::record::TagStats) -> TagDoc {
+    let c = &tag.counts;
+    TagDoc {
+        requests: c.scheduled,
+        completed: c.completed,
+        errors: ErrorsDoc::from_counts(&c.errors),
+        unfinished: tag.unfinished(),
+        status_codes: tag
+            .status
+            .iter()
+            .map(|(code, n)| (code.to_string(), *n))
+            .collect(),
+        rate_limited: c.rate_limited,
+        retry_after_ms: tag.retry_after.as_ref().map(Percentiles::of),
+        ratelimit_remaining: RemainingDoc {
+            requests: tag.remaining[0],
+            tokens: tag.remaining[1],
+        },
+        latency_ms: Percentiles::of(&tag.corrected),
+        tokens: TokensDoc {
+            prompt: tag.prompt_tokens,
+            completion: tag.completion_tokens,
+        },
+        streaming: tag.stream.as_deref().map(|st| TagStreamingDoc {
+            streams: st.streams,
+            ttft_ms: Percentiles::of(&st.ttft),
+            itl_ms: Percentiles::of(&st.itl),
+            tpot_ms: Percentiles::of(&st.tpot),
+            tokens_per_request: Percentiles::of_counts(&st.tokens_per_request),
+        }),
+    }
+}
+
+/// The estimated cost of a run with `--price`: each priced model's tag's tokens.
+pub fn cost_doc(r: &RunResult) -> Option<CostDoc> {
+    if r.meta.prices.is_empty() {
+        return None;
+    }
+    let mut models = BTreeMap::new();
+    for p in &r.meta.prices {
+        let (input, output) = r
+            .recorder
+            .tags
+            .iter()
+            .find(|t| t.name == p.model)
+            .map_or((0, 0), |t| (t.prompt_tokens, t.completion_tokens));
+        let usd = (input as f64 * p.input_per_m + output as f64 * p.output_per_m) / 1e6;
+        models.insert(
+            p.model.clone(),
+            ModelCostDoc {
+                input_tokens: input,
+                output_tokens: output,
+                input_per_m_usd: p.input_per_m,
+                output_per_m_usd: p.output_per_m,
+                usd,
+            },
+        );
+    }
+    let total_usd = models.values().map(|m| m.usd).sum();
+    Some(CostDoc { models, total_usd })
 }
 
 fn streaming_doc(r: &RunResult, s: &Summary) -> StreamingDoc {

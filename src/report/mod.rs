@@ -323,6 +323,7 @@ mod tests {
             plan_id: String::new(),
             precision: None,
             prices: Vec::new(),
+            group_by: None,
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

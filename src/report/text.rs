@@ -303,6 +303,28 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             codes.join(", ")
         }
     );
+    if t.rate_limited > 0 {
+        let _ = write!(
+            o,
+            "Rate limited: {} ({:.2}% of scheduled) got 429",
+            t.rate_limited,
+            100.0 * t.rate_limited as f64 / t.scheduled.max(1) as f64
+        );
+        match &rec.retry_after {
+            Some(h) => {
+                let _ = writeln!(
+                    o,
+                    ", Retry-After p50 {}, max {} ({} sent one)",
+                    na_us(h, 50.0),
+                    na_max(h),
+                    h.len()
+                );
+            }
+            None => {
+                let _ = writeln!(o, ", none with Retry-After");
+            }
+        }
+    }
     if t.error_total() == 0 {
         let _ = writeln!(o, "Errors: none");
     } else {
@@ -396,6 +418,9 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     if let Some(st) = rec.stream.as_deref() {
         streaming(&mut o, r, s, st);
     }
+    by_tag(&mut o, r);
+    by_group(&mut o, r);
+    cost(&mut o, r);
     if generator_known {
         let busy: Vec<String> = r
             .busy
@@ -515,6 +540,158 @@ fn fmt_count(v: f64) -> String {
     } else {
         format!("{v:.2}")
     }
+}
+
+/// The "By tag" table: each kind of request on its own line (when there are several, or a
+/// mix named them).
+fn by_tag(o: &mut String, r: &RunResult) {
+    let tags = &r.recorder.tags;
+    if tags.len() < 2 {
+        return;
+    }
+    let width = tags
+        .iter()
+        .map(|t| t.name.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let _ = writeln!(o, "By tag:");
+    let _ = writeln!(
+        o,
+        "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "tag",
+        "requests",
+        "2xx",
+        "3xx",
+        "4xx",
+        "5xx",
+        "errors",
+        "limited",
+        "p50",
+        "p99",
+        "p99.9",
+        "max"
+    );
+    for t in tags {
+        let c = &t.counts;
+        let sc = c.status_classes;
+        let _ = writeln!(
+            o,
+            "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            t.name,
+            c.scheduled,
+            sc[1],
+            sc[2],
+            sc[3],
+            sc[4] + sc[0],
+            c.error_total() + t.unfinished(),
+            c.rate_limited,
+            na_us(&t.corrected, 50.0),
+            na_us(&t.corrected, 99.0),
+            na_us(&t.corrected, 99.9),
+            na_max(&t.corrected),
+        );
+    }
+    // Streams, tokens and limits per tag, where there were any.
+    for t in tags {
+        let mut extra = Vec::new();
+        if let Some(st) = t.stream.as_deref() {
+            extra.push(format!(
+                "TTFT p50 {} p99 {}, ITL p99 {}, TPOT p50 {}",
+                na_us(&st.ttft, 50.0),
+                na_us(&st.ttft, 99.0),
+                na_us(&st.itl, 99.0),
+                na_us(&st.tpot, 50.0)
+            ));
+        }
+        if t.prompt_tokens + t.completion_tokens > 0 {
+            extra.push(format!(
+                "tokens in {} out {}",
+                t.prompt_tokens, t.completion_tokens
+            ));
+        }
+        if let Some(h) = &t.retry_after {
+            extra.push(format!(
+                "Retry-After p50 {} max {}",
+                na_us(h, 50.0),
+                na_max(h)
+            ));
+        }
+        let names = ["requests", "tokens"];
+        for (v, name) in t.remaining.iter().zip(names) {
+            if let Some(v) = v {
+                extra.push(format!("lowest x-ratelimit-remaining-{name} {v}"));
+            }
+        }
+        if !extra.is_empty() {
+            let _ = writeln!(o, "  {:<width$} {}", t.name, extra.join("; "));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "  (errors include unfinished requests; limited = 429, also counted in 4xx)"
+    );
+}
+
+/// The `--group-by-header` table: who answered, how often, how fast.
+fn by_group(o: &mut String, r: &RunResult) {
+    let Some(header) = &r.meta.group_by else {
+        return;
+    };
+    let groups = &r.recorder.groups;
+    if groups.is_empty() {
+        return;
+    }
+    let width = groups
+        .iter()
+        .map(|g| g.value.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(o, "By {header}:");
+    let _ = writeln!(
+        o,
+        "  {:<width$} {:>9} {:>10} {:>10} {:>10}",
+        "value", "responses", "p50", "p99", "max"
+    );
+    for g in groups {
+        let _ = writeln!(
+            o,
+            "  {:<width$} {:>9} {:>10} {:>10} {:>10}",
+            g.value,
+            g.requests,
+            na_us(&g.corrected, 50.0),
+            na_us(&g.corrected, 99.0),
+            na_max(&g.corrected)
+        );
+    }
+}
+
+/// `--price`: the estimated cost per model and in total.
+fn cost(o: &mut String, r: &RunResult) {
+    let Some(c) = crate::report::json::cost_doc(r) else {
+        return;
+    };
+    let parts: Vec<String> = c
+        .models
+        .iter()
+        .map(|(m, x)| {
+            format!(
+                "{m} ${:.4} ({} in × ${}/M + {} out × ${}/M)",
+                x.usd,
+                x.input_tokens,
+                trim_decimal(x.input_per_m_usd),
+                x.output_tokens,
+                trim_decimal(x.output_per_m_usd)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        o,
+        "Estimated cost: ${:.4} in total; {}",
+        c.total_usd,
+        parts.join(", ")
+    );
 }
 
 #[cfg(test)]

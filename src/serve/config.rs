@@ -41,6 +41,36 @@ pub struct ServeConfig {
     /// `--reset SHARE%`: an exact share of requests is reset instead of answered (HTTP/2:
     /// RST_STREAM with INTERNAL_ERROR; HTTP/1.1: the connection is closed).
     pub reset: f64,
+    /// `--key-limit N/PERIOD`: requests allowed per distinct `Authorization` value (a token
+    /// bucket of N refilled over PERIOD); over it, 429 with `Retry-After`.
+    pub key_limit: Option<(u64, Duration)>,
+    /// `--key-token-limit N/PERIOD`: output tokens allowed per key on the chat endpoint.
+    pub key_token_limit: Option<(u64, Duration)>,
+    /// `--upstreams a,b`: answer as these upstreams in turn (`X-Upstream`); a `--stall`
+    /// then takes one of them down at a time instead of freezing every response.
+    pub upstreams: Vec<String>,
+}
+
+/// Parses `N/PERIOD` (`100/m`, `10/s`, `5000/h`, `60/30s`): a limit of N per PERIOD.
+pub fn parse_limit(flag: &'static str, s: &str) -> Result<(u64, Duration), ConfigError> {
+    let hint = "expected N/PERIOD, e.g. 100/m, 10/s, 5000/h or 60/30s";
+    let (n, per) = s.split_once('/').ok_or_else(|| invalid(flag, s, hint))?;
+    let n: u64 = n
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| invalid(flag, s, hint))?;
+    let per = match per.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        other => crate::units::parse_duration(other)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| invalid(flag, s, hint))?,
+    };
+    Ok((n, per))
 }
 
 /// How `POST /v1/chat/completions` answers: time to first token, gap between tokens, and

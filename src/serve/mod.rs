@@ -33,6 +33,15 @@ use tokio::sync::mpsc;
 use tokio::sync::oneshot;
 
 impl Stall {
+    /// If `elapsed` (since server start) is inside a stall, which one (from 0).
+    pub fn window(&self, elapsed: Duration) -> Option<u64> {
+        self.end_at(elapsed)?;
+        Some(match self.every {
+            Some(p) => ((elapsed - self.at).as_nanos() / p.as_nanos()) as u64,
+            None => 0,
+        })
+    }
+
     /// If `elapsed` (since server start) is inside a stall, when that stall ends.
     pub fn end_at(&self, elapsed: Duration) -> Option<Duration> {
         if elapsed < self.at {
@@ -63,6 +72,8 @@ pub struct ServerStats {
     pub resets: AtomicU64,
     /// Connections closed gracefully after `--goaway-after` requests.
     pub goaways: AtomicU64,
+    /// Requests answered 429 by `--key-limit` or `--key-token-limit`.
+    pub limited: AtomicU64,
 }
 
 /// A request reset instead of answered (`--reset`): hyper turns a service error into
@@ -197,6 +208,65 @@ struct Service {
     started: Instant,
     stats: Arc<ServerStats>,
     seed: u64,
+    /// `--key-limit`: requests per key.
+    requests: Option<Limiter>,
+    /// `--key-token-limit`: output tokens per key.
+    tokens: Option<Limiter>,
+}
+
+/// Token buckets, one per distinct `Authorization` value: N tokens, refilled over PERIOD.
+struct Limiter {
+    size: f64,
+    per_sec: f64,
+    buckets: std::sync::Mutex<std::collections::HashMap<String, (f64, Instant)>>,
+}
+
+impl Limiter {
+    fn new((n, period): (u64, Duration)) -> Limiter {
+        Limiter {
+            size: n as f64,
+            per_sec: n as f64 / period.as_secs_f64(),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Takes `n` from `key`'s bucket: what is left, or how long until there is enough.
+    fn take(&self, key: &str, n: f64) -> Result<f64, Duration> {
+        let now = Instant::now();
+        let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = map.entry(key.to_string()).or_insert((self.size, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.size);
+        *at = now;
+        if *tokens >= n {
+            *tokens -= n;
+            Ok(*tokens)
+        } else {
+            Err(Duration::from_secs_f64((n - *tokens) / self.per_sec))
+        }
+    }
+}
+
+/// A 429 answer: `Retry-After` in whole seconds (at least 1), as HTTP has it.
+fn too_many(wait: Duration, what: &str) -> Response<Body> {
+    let text = format!(
+        "{{\"error\":{{\"message\":\"ratebench serve: {what} limit reached\",\"type\":\"rate_limit\"}}}}"
+    );
+    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+    *resp.status_mut() = hyper::StatusCode::TOO_MANY_REQUESTS;
+    let h = resp.headers_mut();
+    h.insert(
+        hyper::header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
+    );
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "x-ratelimit-remaining-requests",
+        HeaderValue::from_static("0"),
+    );
+    resp
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -250,6 +320,9 @@ fn chunk(id: &str, model: &str, delta: &str, finish: &str, usage: &str) -> Bytes
 impl Service {
     /// Holds until the current stall (if any) is over.
     async fn stall(&self) {
+        if !self.config.upstreams.is_empty() {
+            return; // with upstreams, a stall is a failover instead
+        }
         hold_stall(self.config.stall, self.started).await;
     }
 
@@ -270,6 +343,54 @@ impl Service {
             self.stats.resets.fetch_add(1, Ordering::Relaxed);
             return Err(Reset);
         }
+        let upstream = self.upstream(n);
+        let key = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let remaining = match &self.requests {
+            Some(l) => match l.take(&key, 1.0) {
+                Ok(left) => Some(left.floor() as u64),
+                Err(wait) => {
+                    self.stats.limited.fetch_add(1, Ordering::Relaxed);
+                    let mut resp = too_many(wait, "request");
+                    name_upstream(&mut resp, upstream);
+                    return Ok(resp);
+                }
+            },
+            None => None,
+        };
+        let mut resp = self.answer(req, n, &key).await;
+        if let Some(left) = remaining {
+            resp.headers_mut()
+                .insert("x-ratelimit-remaining-requests", HeaderValue::from(left));
+        }
+        name_upstream(&mut resp, upstream);
+        Ok(resp)
+    }
+
+    /// Which upstream answers request `n`: the upstreams in turn, skipping the one a stall
+    /// has taken down (the i-th stall takes down upstream i mod U).
+    fn upstream(&self, n: u64) -> Option<&str> {
+        let ups = &self.config.upstreams;
+        if ups.is_empty() {
+            return None;
+        }
+        let down = self.config.stall.and_then(|s| {
+            s.window(self.started.elapsed())
+                .map(|i| (i % ups.len() as u64) as usize)
+        });
+        let live: Vec<usize> = (0..ups.len()).filter(|i| Some(*i) != down).collect();
+        let pick = if live.is_empty() {
+            0
+        } else {
+            live[(n % live.len() as u64) as usize]
+        };
+        Some(&ups[pick])
+    }
+
+    async fn answer(&self, req: Request<Incoming>, n: u64, key: &str) -> Response<Body> {
         if let Some(code) = self.forced_status(n) {
             let text = format!(
                 "{{\"error\":{{\"message\":\"ratebench serve: status {code} (--status)\",\"type\":\"rate_limit\"}}}}"
@@ -285,10 +406,10 @@ impl Service {
                 hyper::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            return Ok(resp);
+            return resp;
         }
         if req.method() == hyper::Method::POST && req.uri().path() == "/v1/chat/completions" {
-            return Ok(self.chat(req, n).await);
+            return self.chat(req, n, key).await;
         }
         if !self.config.delay.is_zero() {
             sleep_until(Instant::now() + self.config.delay).await;
@@ -299,12 +420,12 @@ impl Service {
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain"),
         );
-        Ok(resp)
+        resp
     }
 
     /// The OpenAI-compatible chat endpoint: streamed (SSE) when the request says
     /// `"stream": true`, else one JSON completion once the whole answer is ready.
-    async fn chat(&self, req: Request<Incoming>, n: u64) -> Response<Body> {
+    async fn chat(&self, req: Request<Incoming>, n: u64, key: &str) -> Response<Body> {
         let body = req
             .into_body()
             .collect()
@@ -328,6 +449,21 @@ impl Service {
         let ttft = pick(llm.ttft.0, llm.ttft.1, h);
         let (lo, hi) = llm.tokens;
         let tokens = lo + mix(h) % (hi - lo + 1);
+        let mut tokens_left = None;
+        if let Some(l) = &self.tokens {
+            match l.take(key, tokens as f64) {
+                Ok(left) => tokens_left = Some(left.floor() as u64),
+                Err(wait) => {
+                    self.stats.limited.fetch_add(1, Ordering::Relaxed);
+                    let mut resp = too_many(wait, "token");
+                    resp.headers_mut().insert(
+                        "x-ratelimit-remaining-tokens",
+                        HeaderValue::from_static("0"),
+                    );
+                    return resp;
+                }
+            }
+        }
         let gap = move |i: u64| pick(llm.token_interval.0, llm.token_interval.1, mix(h ^ i));
         let arrived = Instant::now();
         let id = format!("chatcmpl-{n}");
@@ -349,10 +485,18 @@ impl Service {
                 hyper::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            if let Some(left) = tokens_left {
+                resp.headers_mut()
+                    .insert("x-ratelimit-remaining-tokens", HeaderValue::from(left));
+            }
             return resp;
         }
         let (tx, rx) = mpsc::channel(16);
-        let (started, stall) = (self.started, self.config.stall);
+        let stall = self
+            .config
+            .stall
+            .filter(|_| self.config.upstreams.is_empty());
+        let started = self.started;
         tokio::spawn(async move {
             // The role comes first and carries no content, as OpenAI's does.
             let role = chunk(
@@ -393,6 +537,9 @@ impl Service {
         });
         let mut resp = Response::new(ChannelBody(rx).boxed());
         let hd = resp.headers_mut();
+        if let Some(left) = tokens_left {
+            hd.insert("x-ratelimit-remaining-tokens", HeaderValue::from(left));
+        }
         hd.insert(
             hyper::header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
@@ -402,6 +549,13 @@ impl Service {
             HeaderValue::from_static("no-cache"),
         );
         resp
+    }
+}
+
+/// Names the upstream that answered, if the server plays several.
+fn name_upstream(resp: &mut Response<Body>, upstream: Option<&str>) {
+    if let Some(u) = upstream.and_then(|u| HeaderValue::from_str(u).ok()) {
+        resp.headers_mut().insert("x-upstream", u);
     }
 }
 
@@ -421,12 +575,14 @@ async fn serve_on(
 ) {
     let service = Arc::new(Service {
         body: Bytes::from(vec![b'x'; config.body_size]),
-        config,
         started: Instant::now(),
         stats: stats.clone(),
         seed: mix(std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)),
+        requests: config.key_limit.map(Limiter::new),
+        tokens: config.key_token_limit.map(Limiter::new),
+        config,
     });
     loop {
         let (tcp, _) = tokio::select! {

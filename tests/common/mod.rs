@@ -33,6 +33,9 @@ pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
         max_streams: None,
         goaway_after: None,
         reset: 0.0,
+        key_limit: None,
+        key_token_limit: None,
+        upstreams: Vec::new(),
     };
     f(&mut c);
     serve::spawn(c).expect("serve starts")

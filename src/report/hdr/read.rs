@@ -276,6 +276,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
         plan_id: c.plan_id.clone(),
         precision: c.precision_s.map(secs),
         prices: Vec::new(),
+        group_by: None,
     }
 }
 
