@@ -385,6 +385,11 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         waits = (waits.0 + r.waits.0, waits.1 + r.waits.1);
         thread_globals.push(r.globals);
     }
+    // A script that tags every request leaves the plan's default tag empty: not a kind of
+    // request this run had.
+    if recorder.tags.iter().any(|t| t.counts.scheduled > 0) {
+        recorder.tags.retain(|t| t.counts.scheduled > 0);
+    }
     Ok(RunResult {
         meta: config.meta(),
         addr: Some(addr),

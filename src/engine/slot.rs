@@ -214,14 +214,17 @@ async fn attempt_h2(
     // What to send: the fixed request, or the one the script builds (HTTP/2 has no
     // pipelining: a script returning several requests in one string is told so).
     let script = shared.script.as_ref();
+    let mut context = None;
     let (request, tag) = match script {
         None => {
             let (r, tag) = connector.request_h2(job.seq);
             (Ok(r), tag)
         }
         Some(sc) => match sc.requests() {
-            Ok((list, tag)) => {
-                let tag = script_tag(shared, tag.as_deref());
+            Ok(built) => {
+                let tag = script_tag(shared, built.tag.as_deref());
+                context = built.context;
+                let list = built.requests;
                 if list.len() == 1 {
                     (connector.to_h2(list[0].to_request()), tag)
                 } else {
@@ -236,6 +239,8 @@ async fn attempt_h2(
             Err(m) => (Err(m.to_string()), script_tag(shared, None)),
         },
     };
+    // The context goes back to the script with the response, or is let go of.
+    let forget = Forget(script, std::cell::Cell::new(context));
     let (head, body) = match request {
         Ok(r) => r,
         Err(m) => {
@@ -302,9 +307,11 @@ async fn attempt_h2(
     let mut script_failed = None;
     if let (Ok(Ok(())), Some(sc)) = (&result, script) {
         if let Some((headers, body)) = progress.collected.take() {
-            if let Err(m) = sc.response(progress.status, &headers, &body) {
+            let ctx = forget.1.take();
+            if let Err(m) = sc.response(progress.status, &headers, &body, ctx.as_ref()) {
                 script_failed = Some(m);
             }
+            forget.1.set(ctx);
         }
     }
     if matches!(result, Ok(Ok(()))) {
@@ -348,6 +355,20 @@ async fn attempt_h2(
     }
 }
 
+/// A request's script context, let go of whatever way the request ends.
+struct Forget<'a>(
+    Option<&'a crate::script::WorkerScript>,
+    std::cell::Cell<Option<mlua::RegistryKey>>,
+);
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.0 {
+            s.forget(self.1.take());
+        }
+    }
+}
+
 /// A copy of a request head (`Request<()>` is not `Clone`).
 fn clone_head(head: &hyper::Request<()>) -> hyper::Request<()> {
     let mut req = hyper::Request::new(());
@@ -374,10 +395,17 @@ pub(super) async fn attempt(
 ) -> Outcome {
     // What to send: the fixed request, or what the script builds (building is not I/O,
     // and never moves the schedule).
+    let mut context = None;
     let (scripted, tag) = match &shared.script {
         None => (None, connector.tag_of(job.seq)),
         Some(sc) => match sc.requests() {
-            Ok((list, tag)) => (Some(list), script_tag(shared, tag.as_deref())),
+            Ok(built) => {
+                context = built.context;
+                (
+                    Some(built.requests),
+                    script_tag(shared, built.tag.as_deref()),
+                )
+            }
             Err(m) => {
                 let tag = script_tag(shared, None);
                 shared.recorder.borrow_mut().script_message(m.to_string());
@@ -385,6 +413,7 @@ pub(super) async fn attempt(
             }
         },
     };
+    let forget = Forget(shared.script.as_ref(), std::cell::Cell::new(context));
     let usable = match sender.as_mut() {
         Some(s) => s.ready().await.is_ok(),
         None => false,
@@ -453,9 +482,11 @@ pub(super) async fn attempt(
             bytes += progress.bytes;
             first_byte = first_byte.or(progress.first_byte);
             if let Some((headers, body)) = progress.collected.take() {
-                if let Err(m) = script.response(progress.status, &headers, &body) {
+                let ctx = forget.1.take();
+                if let Err(m) = script.response(progress.status, &headers, &body, ctx.as_ref()) {
                     script_failed = Some(m);
                 }
+                forget.1.set(ctx);
             }
         }
         progress.bytes = bytes;

@@ -344,7 +344,90 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         ],
         Some(&nines),
     );
+    // One spectrum line per tag, when the run had several kinds of request.
+    let by_tag = if rec.tags.len() > 1 {
+        {
+            let series: Vec<Series> = rec
+                .tags
+                .iter()
+                .map(|t| Series {
+                    name: t.name.clone(),
+                    points: spectrum_points(&t.corrected),
+                })
+                .collect();
+            chart(
+                "tags",
+                "Corrected latency by percentile, by tag",
+                "percentile (log scale: number of nines)",
+                "latency (ms, log scale)",
+                Scale::Log,
+                &series,
+                Some(&nines),
+            )
+        }
+    } else {
+        String::new()
+    };
     let count = |n: u64| Some(n as f64);
+    // Rate limits: what was asked of the server each second and what it admitted.
+    let limited = if rec.total.rate_limited > 0 {
+        chart(
+            "ratelimited",
+            "Rate limiting per second: answered vs admitted (not 429)",
+            "second of the run",
+            "responses/s",
+            Scale::Linear,
+            &[
+                Series {
+                    name: "answered".into(),
+                    points: per_sec(&|i| count(i.counts.completed)),
+                },
+                Series {
+                    name: "admitted".into(),
+                    points: per_sec(&|i| {
+                        count(i.counts.completed.saturating_sub(i.counts.rate_limited))
+                    }),
+                },
+                Series {
+                    name: "429".into(),
+                    points: per_sec(&|i| count(i.counts.rate_limited)),
+                },
+            ],
+            None,
+        )
+    } else {
+        String::new()
+    };
+    // --group-by-header: who answered each second (a failover shows as lines crossing).
+    let groups = match &r.meta.group_by {
+        Some(h) if !rec.groups.is_empty() => {
+            let series: Vec<Series> = rec
+                .groups
+                .iter()
+                .map(|g| Series {
+                    name: g.value.clone(),
+                    points: per_sec(&|i| {
+                        count(
+                            i.groups
+                                .iter()
+                                .find(|(v, _)| *v == g.value)
+                                .map_or(0, |(_, n)| *n),
+                        )
+                    }),
+                })
+                .collect();
+            chart(
+                "groups",
+                &format!("Responses per second by {h}"),
+                "second of the run",
+                "responses/s",
+                Scale::Linear,
+                &series,
+                None,
+            )
+        }
+        _ => String::new(),
+    };
     let throughput = chart(
         "throughput",
         "Requests per second",
@@ -516,7 +599,10 @@ pre {{ background: #f6f6f6; padding: 1em; font-size: 12px; width: max-content; m
 <table>{table}</table>
 {latency}
 {spectrum}
+{by_tag}
 {throughput}
+{limited}
+{groups}
 {errors}
 {tokens}
 <h2>Text report</h2>

@@ -71,6 +71,17 @@ fn title_case(name: &str) -> String {
     out
 }
 
+/// What one call of `request()` built: the request(s), the tag, and a context value for
+/// `response()`.
+pub struct Built<'a> {
+    /// The request(s), in order.
+    pub requests: Cow<'a, [RawRequest]>,
+    /// `request()`'s second return value.
+    pub tag: Option<String>,
+    /// `request()`'s third return value, handed to `response()` as its fourth argument.
+    pub context: Option<mlua::RegistryKey>,
+}
+
 impl WorkerScript {
     /// Loads the script in a new state for worker thread `thread` connecting to `addr`,
     /// applies `setup`'s globals, runs `init(args)`, and — on thread 0, as wrk does — calls
@@ -172,11 +183,15 @@ impl WorkerScript {
     /// The request(s) to send next: the fixed one(s) without `request()` (no allocation),
     /// else what `request()` returns, parsed — with its tag, when it returned a second
     /// value.
-    pub fn requests(&self) -> Result<(Cow<'_, [RawRequest]>, Option<String>), HookError> {
+    pub fn requests(&self) -> Result<Built<'_>, HookError> {
         match &self.request {
-            None => Ok((Cow::Borrowed(&self.fixed), None)),
+            None => Ok(Built {
+                requests: Cow::Borrowed(&self.fixed),
+                tag: None,
+                context: None,
+            }),
             Some(f) => {
-                let (s, tag): (mlua::String, Option<mlua::String>) =
+                let (s, tag, context): (mlua::String, Option<mlua::String>, Value) =
                     f.call(()).map_err(|e| HookError::new("request", e))?;
                 let tag = match tag {
                     None => None,
@@ -194,9 +209,21 @@ impl WorkerScript {
                         Some(t)
                     }
                 };
-                raw::parse(&s.as_bytes())
-                    .map(|r| (Cow::Owned(r), tag))
-                    .map_err(|e| HookError::new("request", e))
+                let requests =
+                    raw::parse(&s.as_bytes()).map_err(|e| HookError::new("request", e))?;
+                let context = match context {
+                    Value::Nil => None,
+                    v => Some(
+                        self.lua
+                            .create_registry_value(v)
+                            .map_err(|e| HookError::new("request", e))?,
+                    ),
+                };
+                Ok(Built {
+                    requests: Cow::Owned(requests),
+                    tag,
+                    context,
+                })
             }
         }
     }
@@ -206,12 +233,14 @@ impl WorkerScript {
         self.response.is_some()
     }
 
-    /// Calls `response(status, headers, body)`.
+    /// Calls `response(status, headers, body, context)`: `context` is the third value
+    /// `request()` returned for this request (nil when it returned none).
     pub fn response(
         &self,
         status: u16,
         headers: &[(String, String)],
         body: &[u8],
+        context: Option<&mlua::RegistryKey>,
     ) -> Result<(), HookError> {
         let Some(f) = &self.response else {
             return Ok(());
@@ -222,9 +251,20 @@ impl WorkerScript {
                 h.raw_set(title_case(k), v.as_str())?;
             }
             h.set_metatable(Some(self.header_meta.clone()))?;
-            f.call::<()>((status, h, self.lua.create_string(body)?))
+            let ctx: Value = match context {
+                Some(k) => self.lua.registry_value(k)?,
+                None => Value::Nil,
+            };
+            f.call::<()>((status, h, self.lua.create_string(body)?, ctx))
         };
         run().map_err(|e| HookError::new("response", e))
+    }
+
+    /// Lets go of a request's context once its response (or failure) is handled.
+    pub fn forget(&self, context: Option<mlua::RegistryKey>) {
+        if let Some(k) = context {
+            let _ = self.lua.remove_registry_value(k);
+        }
     }
 
     /// `delay()`, as a connection think time.

@@ -52,6 +52,11 @@ pub struct Load {
     script_args: Vec<String>,
 }
 
+/// A load test of the targets in a `--targets` file (no URL argument).
+pub fn load_targets(path: &std::path::Path) -> Load {
+    load("").flag("--targets", path.to_str().expect("a UTF-8 path"))
+}
+
 /// A load test of `url`.
 pub fn load(url: &str) -> Load {
     Load {
@@ -112,7 +117,9 @@ impl Load {
     pub fn argv(&self) -> Vec<String> {
         let mut v = vec![format!("-t{}", self.threads)];
         v.extend(self.args.iter().cloned());
-        v.push(self.url.clone());
+        if !self.url.is_empty() {
+            v.push(self.url.clone());
+        }
         if !self.script_args.is_empty() {
             v.push("--".into());
             v.extend(self.script_args.iter().cloned());

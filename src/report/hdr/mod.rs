@@ -60,3 +60,56 @@ pub(crate) fn stream_hists_mut(st: &mut StreamRecorder) -> [(&'static str, &mut 
         ("tokens_per_request", &mut st.tokens_per_request),
     ]
 }
+
+/// The interval-log tag of a request tag's distribution: `tag:` and the name, with the
+/// characters a log tag cannot hold (`,`, whitespace, `%`) percent-encoded.
+pub(crate) fn tag_label(name: &str) -> String {
+    let mut out = String::from(TAG_PREFIX);
+    for c in name.chars() {
+        match c {
+            '%' | ',' => out.push_str(&format!("%{:02X}", c as u32)),
+            c if c.is_whitespace() => {
+                let mut b = [0u8; 4];
+                for byte in c.encode_utf8(&mut b).bytes() {
+                    out.push_str(&format!("%{byte:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The request tag a `tag_label` names, if it is one.
+pub(crate) fn tag_of_label(label: &str) -> Option<String> {
+    let rest = label.strip_prefix(TAG_PREFIX)?;
+    let mut bytes = Vec::with_capacity(rest.len());
+    let mut it = rest.bytes();
+    while let Some(b) = it.next() {
+        if b == b'%' {
+            let hex: Vec<u8> = it.by_ref().take(2).collect();
+            let v = std::str::from_utf8(&hex)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            bytes.push(v);
+        } else {
+            bytes.push(b);
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// The prefix of request-tag distributions in interval logs.
+pub(crate) const TAG_PREFIX: &str = "tag:";
+
+#[cfg(test)]
+mod tag_label_tests {
+    #[test]
+    fn round_trip() {
+        for name in ["GET /a b", "large", "x,y%z", "turn-1"] {
+            let label = super::tag_label(name);
+            assert!(!label.contains([',', ' ']), "{label}");
+            assert_eq!(super::tag_of_label(&label).as_deref(), Some(name));
+        }
+    }
+}

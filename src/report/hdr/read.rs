@@ -102,6 +102,8 @@ struct LogData {
     release_lag: Option<Hist>,
     connect_tcp: Option<Hist>,
     connect_tls: Option<Hist>,
+    /// Whole-run corrected latency by request tag.
+    tags: BTreeMap<String, Hist>,
     totals: Option<Document>,
 }
 
@@ -216,6 +218,11 @@ fn read_one(path: &Path) -> Result<LogData, ReadError> {
                 d.stream.entry(tag.to_string()).or_insert_with(new_hist),
                 &hist,
             ),
+            Some(label) if label.starts_with(super::TAG_PREFIX) => {
+                if let Some(name) = super::tag_of_label(label) {
+                    add(d.tags.entry(name).or_insert_with(new_hist), &hist);
+                }
+            }
             Some(_) => {} // someone else's tag
         }
     }
@@ -443,6 +450,38 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                 }
                 recorder.connects += t.connections.opened;
                 recorder.reconnects += t.connections.reconnects;
+                recorder.total.rate_limited += t.rate_limited.count;
+                // Each tag's counts from the totals; its latency from its log line.
+                for (name, td) in &t.tags {
+                    let i = usize::from(recorder.tag_id(name));
+                    let tag = &mut recorder.tags[i];
+                    let e = &td.errors;
+                    tag.counts.add(&Counts {
+                        scheduled: td.requests,
+                        sent: 0,
+                        completed: td.completed,
+                        errors: [e.connect, e.read, e.write, e.timeout, e.protocol, e.script],
+                        bytes: 0,
+                        tokens: td.tokens.completion,
+                        status_classes: [0; 5],
+                        rate_limited: td.rate_limited,
+                    });
+                    for (code, n) in &td.status_codes {
+                        if let Ok(c) = code.parse::<u16>() {
+                            let class = usize::from(c / 100).clamp(1, 5) - 1;
+                            tag.counts.status_classes[class] += n;
+                            match tag.status.iter_mut().find(|(x, _)| *x == c) {
+                                Some(e) => e.1 += n,
+                                None => tag.status.push((c, *n)),
+                            }
+                        }
+                    }
+                    tag.prompt_tokens += td.tokens.prompt;
+                    tag.completion_tokens += td.tokens.completion;
+                    if let Some(h) = log.tags.get(name) {
+                        add(&mut tag.corrected, h);
+                    }
+                }
                 unfinished += a.unfinished;
                 open += t.connections.open_at_end;
                 sent_in_window += a.sent_in_window;

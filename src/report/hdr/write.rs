@@ -129,6 +129,10 @@ impl HlogWriter {
                 self.line(tag, h, 0.0, len);
             }
         }
+        // Each request tag's corrected latency over the whole run: Tag=tag:NAME.
+        for t in &r.recorder.tags {
+            self.line(&super::tag_label(&t.name), &t.corrected, 0.0, len);
+        }
         if let Some(e) = self.error.take() {
             return Err(e);
         }
