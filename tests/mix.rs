@@ -436,3 +436,74 @@ fn bad_targets_are_refused_before_traffic_naming_file_and_line() {
     }
     assert_eq!(server.requests.load(Ordering::SeqCst), 0, "no traffic");
 }
+
+#[test]
+fn keys_lua_rotates_keys_and_tags_each_without_naming_it() {
+    // Three keys (a blank line in the file is skipped), 10 requests a second allowed per key;
+    // 15 a second for 2 s in turn is 10 per key, within every bucket: no 429, so no key rests
+    // and the round-robin is exact. (Resting after a 429 depends on os.time()'s whole
+    // seconds, which a test cannot pin down; `lua/keys.lua` shows the rule.)
+    let server = serve(|c| c.key_limit = Some((10, Duration::from_secs(1))));
+    let dir = tmpdir("mix-keys");
+    let keys = dir.join("keys.txt");
+    std::fs::write(&keys, "sk-one\nsk-two\n\nsk-three\n").unwrap();
+    let (r, doc) = load(&format!("http://{}/", server.addr))
+        .rate("15")
+        .duration("2s")
+        .connections(3)
+        .script(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/keys.lua"))
+        .script_args(&[keys.to_str().unwrap()])
+        .run_json();
+    assert_eq!(
+        r.recorder.total.error_total(),
+        0,
+        "{:?}",
+        r.recorder.script_messages
+    );
+    let tags = doc["tags"].as_object().unwrap();
+    assert_eq!(
+        tags.keys().collect::<Vec<_>>(),
+        ["key-1", "key-2", "key-3"],
+        "one tag per key, and no key in the report"
+    );
+    // Round-robin over keys that are not resting: 30 requests, 10 per key.
+    for k in ["key-1", "key-2", "key-3"] {
+        assert_eq!(tags[k]["requests"], 10, "{k}");
+    }
+    // 10 per key in 2 s is within each bucket: nothing was limited.
+    assert_eq!(doc["rate_limited"]["count"], 0);
+    assert!(
+        !doc.to_string().contains("sk-"),
+        "keys never reach a report"
+    );
+}
+
+#[test]
+fn multiturn_lua_continues_conversations_and_tags_turns() {
+    let server = serve(|c| {
+        c.llm.ttft = (Duration::from_millis(5), Duration::from_millis(5));
+        c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.tokens = (3, 3);
+    });
+    // 20 requests a second, answers in ~8 ms: a conversation is always ready, so turns go
+    // 1, 2, 3, 1, 2, 3, … and each turn gets a third of the 60 requests.
+    let (r, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
+        .rate("20")
+        .duration("3s")
+        .connections(4)
+        .script(concat!(env!("CARGO_MANIFEST_DIR"), "/lua/multiturn.lua"))
+        .script_args(&["turns=3", "model=m"])
+        .run_json();
+    assert_eq!(
+        r.recorder.total.error_total(),
+        0,
+        "{:?}",
+        r.recorder.script_messages
+    );
+    for turn in ["turn-1", "turn-2", "turn-3"] {
+        assert_eq!(doc["tags"][turn]["requests"], 20, "{turn}");
+        assert_eq!(doc["tags"][turn]["streaming"]["streams"], 20, "{turn}");
+    }
+    // Only the three turns (the plan's own "POST /v1/chat/completions" tag had no requests).
+    assert_eq!(doc["tags"].as_object().unwrap().len(), 3);
+}

@@ -372,6 +372,9 @@ impl Recorder {
         }
         if o.result.is_ok() && !self.slos.is_empty() && self.meets_slos(o) {
             self.slo_met += 1;
+            if let Some(t) = self.tags.get_mut(usize::from(o.meta.tag)) {
+                t.slo_met += 1;
+            }
         }
         match o.result {
             Ok(status) => {

@@ -34,6 +34,8 @@ pub struct TagStats {
     pub prompt_tokens: u64,
     /// Output tokens: `usage.completion_tokens`, else the stream's content events.
     pub completion_tokens: u64,
+    /// Completed requests that met every `--slo`.
+    pub slo_met: u64,
 }
 
 impl TagStats {
@@ -49,6 +51,7 @@ impl TagStats {
             remaining: [None, None],
             prompt_tokens: 0,
             completion_tokens: 0,
+            slo_met: 0,
         }
     }
 
@@ -128,6 +131,7 @@ impl TagStats {
         }
         self.prompt_tokens += o.prompt_tokens;
         self.completion_tokens += o.completion_tokens;
+        self.slo_met += o.slo_met;
     }
 
     /// Requests that carried this tag and neither completed nor failed: still queued or in

@@ -271,7 +271,7 @@ impl Threshold {
                     &tag.counts,
                     tag.unfinished(),
                     tag.stream.as_deref(),
-                    None,
+                    Some(tag.slo_met),
                 ),
                 None => {
                     return Verdict {
@@ -300,9 +300,10 @@ impl Threshold {
             Metric::Itl(q) => stream_q(stream.map(|x| &x.itl), q),
             Metric::Tpot(q) => stream_q(stream.map(|x| &x.tpot), q),
             Metric::Goodput => {
-                let g = match slo_met {
-                    Some(_) => s.goodput_share * 100.0,
-                    None => 0.0,
+                let g = match (&self.tag, slo_met) {
+                    (None, _) => s.goodput_share * 100.0,
+                    (Some(_), Some(met)) => share(met as f64),
+                    (Some(_), None) => 0.0,
                 };
                 (g, g, "%")
             }
