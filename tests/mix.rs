@@ -485,8 +485,9 @@ fn multiturn_lua_continues_conversations_and_tags_turns() {
         c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(1));
         c.llm.tokens = (3, 3);
     });
-    // 20 requests a second, answers in ~8 ms: a conversation is always ready, so turns go
-    // 1, 2, 3, 1, 2, 3, … and each turn gets a third of the 60 requests.
+    // 20 requests a second, answers in ~8 ms: a conversation is usually ready, so turns go
+    // 1, 2, 3, 1, 2, 3, … A turn k+1 continues a conversation whose turn k was answered,
+    // so there are never more of turn k+1 than of turn k, and all 60 carry a turn.
     let (r, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
         .rate("20")
         .duration("3s")
@@ -500,9 +501,12 @@ fn multiturn_lua_continues_conversations_and_tags_turns() {
         "{:?}",
         r.recorder.script_messages
     );
+    let n = |t: &str| doc["tags"][t]["requests"].as_u64().unwrap_or(0);
+    let (t1, t2, t3) = (n("turn-1"), n("turn-2"), n("turn-3"));
+    assert_eq!(t1 + t2 + t3, 60);
+    assert!(t1 >= t2 && t2 >= t3 && t3 > 0, "turns {t1} {t2} {t3}");
     for turn in ["turn-1", "turn-2", "turn-3"] {
-        assert_eq!(doc["tags"][turn]["requests"], 20, "{turn}");
-        assert_eq!(doc["tags"][turn]["streaming"]["streams"], 20, "{turn}");
+        assert_eq!(doc["tags"][turn]["streaming"]["streams"], n(turn), "{turn}");
     }
     // Only the three turns (the plan's own "POST /v1/chat/completions" tag had no requests).
     assert_eq!(doc["tags"].as_object().unwrap().len(), 3);
