@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Load benchmark: ratebench beside wrk (Debian's package, closed loop) and oha (crates.io,
-# open loop with --latency-correction) against the same loopback target, the target pinned
-# to one core and the generator to the other. Prints CPU µs per request, achieved rate,
-# reported p50/p99 and peak memory side by side.
+# Load benchmark: ratebench beside wrk (Debian's package, closed loop), oha (crates.io,
+# open loop with --latency-correction) and wrk2 (open loop; not packaged: set WRK2 to a
+# binary built from github.com/giltene/wrk2 with `make`) against the same loopback target,
+# the target pinned to one core and the generator to the other. Prints CPU µs per request,
+# achieved rate, reported p50/p99, peak memory, system calls and wake-ups (voluntary context
+# switches) per request, and for ratebench its busy share and send lag p99, side by side.
 #
 #   bash benches/load.sh              # the standard set (~2 minutes)
 #   SWEEP=1 bash benches/load.sh      # also the highest rate ratebench holds within 1 %
@@ -27,6 +29,13 @@ command -v oha >/dev/null || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha 
 OHA=$(command -v oha || echo "$HOME/.cargo/bin/oha")
 [ -x "$OHA" ] || OHA=""
 command -v wrk >/dev/null && WRK=wrk || WRK=""
+WRK2=${WRK2:-/tmp/wrk2/wrk}
+[ -x "$WRK2" ] || WRK2=""
+# System calls per request from perf's raw_syscalls tracepoint, when perf may use it.
+PERF=""
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -x, -o /dev/null true 2>/dev/null; then
+    PERF=perf
+fi
 
 cargo build --release -q || exit 1
 RB=target/release/ratebench
@@ -40,7 +49,19 @@ tmp=$(mktemp -d)
 # Runs a command pinned to the generator core under /usr/bin/time; leaves its stdout in
 # $tmp/out and "elapsed user sys maxrss_kb" in $tmp/time.
 measure() {
-    taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M" -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"
+    rm -f "$tmp/perf"
+    if [ -n "$PERF" ]; then
+        perf stat -e raw_syscalls:sys_enter -x, -o "$tmp/perf" \
+            taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M %w" -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"
+    else
+        taskset -c "$GEN_CORE" /usr/bin/time -f "%e %U %S %M %w" -o "$tmp/time" "$@" >"$tmp/out" 2>"$tmp/err"
+    fi
+}
+# System calls and wake-ups (voluntary context switches: each sleep that ended) per request.
+per_req() { # requests
+    local sc="-"
+    [ -f "$tmp/perf" ] && sc=$(awk -F, -v n="$1" '/raw_syscalls/ { printf "%.2f", $1 / n }' "$tmp/perf")
+    printf "%s %s" "$sc" "$(awk -v n="$1" '{ printf "%.2f", $5 / n }' "$tmp/time")"
 }
 cpu_us_per_req() { # requests
     awk -v n="$1" '{ printf "%.1f", ($2 + $3) * 1e6 / n }' "$tmp/time"
@@ -60,35 +81,47 @@ if gcc -O2 -o "$tmp/wake_floor" benches/wake_floor.c 2>/dev/null; then
     taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR"
 fi
 
-row() { printf "%-44s %12s %12s %10s %10s %9s\n" "$@"; }
+row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %9s\n" "$@"; }
 echo
-row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB"
-row "---" "----------" "----------" "------" "------" "-------"
+row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB" "sys/req" "wake/req" "busy" "lag p99"
+row "---" "----------" "----------" "------" "------" "-------" "-------" "--------" "----" "-------"
 
 ratebench_run() { # label rate conns extra-args...
     local label=$1 rate=$2 conns=$3; shift 3
     measure "$RB" -R"$rate" -c"$conns" -t1 -d"${DUR}s" "$@" "$URL"
-    local done p50 p99 ach
+    local done p50 p99 ach busy lag
     done=$(awk '/^Accounting:/ { print $6 }' "$tmp/out")
     ach=$(awk '/achieved \(sent\)/ { print $7 }' "$tmp/out")
     p50=$(to_ms "$(awk '/ 50.000%/ { print $2 }' "$tmp/out")")
     p99=$(to_ms "$(awk '/ 99.000%/ { print $2 }' "$tmp/out")")
-    row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)"
+    busy=$(grep -oE 'threads busy [0-9]+%' "$tmp/out" | awk '{ print $3 }')
+    lag=$(awk '/^Send lag:/ { gsub(",", "", $6); print $6 }' "$tmp/out")
+    # shellcheck disable=SC2046
+    row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)" $(per_req "$done") "$busy" "$lag"
     grep WARNING "$tmp/out" | sed 's/^/    /'
 }
 
-oha_run() { # label rate conns
-    local label=$1 rate=$2 conns=$3
+oha_run() { # label rate conns [extra oha args…]
+    local label=$1 rate=$2 conns=$3; shift 3
     [ -n "$OHA" ] || { row "$label" "(oha not installed)" "" "" "" ""; return; }
-    measure "$OHA" -z "${DUR}s" -q "$rate" -c "$conns" --latency-correction --no-tui --output-format json "$URL"
+    measure "$OHA" -z "${DUR}s" -q "$rate" -c "$conns" "$@" --latency-correction --no-tui --output-format json "$URL"
     python3 - "$tmp/out" "$tmp/time" "$label" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-e, u, s, m = open(sys.argv[2]).read().split()
+e, u, s, m, w = open(sys.argv[2]).read().split()
 n = sum(j.get("statusCodeDistribution", {}).values())
 p = j["latencyPercentiles"]
-print("%-44s %12.1f %12.1f %10.3f %10.3f %9.1f" % (sys.argv[3], (float(u) + float(s)) * 1e6 / max(n, 1),
-      j["summary"]["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, int(m) / 1024))
+print("%-44s %10.1f %11.1f %9.3f %9.3f %7.1f" % (sys.argv[3], (float(u) + float(s)) * 1e6 / max(n, 1),
+      j["summary"]["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, int(m) / 1024), end=" ")
+n = max(n, 1)
+sc = "-"
+try:
+    for line in open(sys.argv[2].replace("time", "perf")):
+        if "raw_syscalls" in line:
+            sc = "%.2f" % (float(line.split(",")[0]) / n)
+except OSError:
+    pass
+print("%8s %8.2f %5s %9s" % (sc, int(w) / n, "-", "-"))
 PY
 }
 
@@ -101,17 +134,35 @@ wrk_run() { # label conns
     rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
     p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$tmp/out")")
     p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$tmp/out")")
-    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)"
+    # shellcheck disable=SC2046
+    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
+}
+
+wrk2_run() { # label rate conns
+    local label=$1 rate=$2 conns=$3
+    [ -n "$WRK2" ] || { row "$label" "(wrk2: set WRK2)" "" "" "" ""; return; }
+    measure "$WRK2" -t1 -c"$conns" -d"${DUR}s" -R"$rate" --latency "$URL"
+    local n rps p50 p99
+    n=$(awk '/requests in/ { print $1 }' "$tmp/out")
+    rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
+    p50=$(to_ms "$(awk '$1 == "50.000%" { print $2 }' "$tmp/out")")
+    p99=$(to_ms "$(awk '$1 == "99.000%" { print $2 }' "$tmp/out")")
+    # shellcheck disable=SC2046
+    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
 }
 
 if [ -z "${ONLY:-}" ]; then
 ratebench_run "ratebench -R10k -c100" 10000 100
 ratebench_run "ratebench -R10k -c100 --spin 0" 10000 100 --spin 0
+ratebench_run "ratebench -R10k -c100 --precision 1ms" 10000 100 --precision 1ms
+ratebench_run "ratebench -R10k -c100 --no-kernel-timestamps" 10000 100 --no-kernel-timestamps
 oha_run "oha -q 10000 -c 100 --latency-correction" 10000 100
+wrk2_run "wrk2 -R10000 -c100" 10000 100
 ratebench_run "ratebench -R1000 -c10" 1000 10
 ratebench_run "ratebench -R1000 -c10 --spin 0" 1000 10 --spin 0
 ratebench_run "ratebench -R1000 -c10 --spin 1ms" 1000 10 --spin 1ms
 oha_run "oha -q 1000 -c 10 --latency-correction" 1000 10
+wrk2_run "wrk2 -R1000 -c10" 1000 10
 wrk_run "wrk -c1 (closed loop: the p50 floor)" 1
 wrk_run "wrk -c100 (closed loop: target capacity)" 100
 
@@ -182,20 +233,7 @@ H2URL="http://127.0.0.1:$((PORT + 2))/"
 URL_SAVED=$URL; URL=$H2URL
 ratebench_run "ratebench --http2 -R10k -c4" 10000 4 --http2
 ratebench_run "ratebench --http2 -R10k -c4 --precision 1ms" 10000 4 --http2 --precision 1ms
-if [ -n "$OHA" ]; then
-    measure "$OHA" -z "${DUR}s" -q 10000 -c 4 -p 100 --http2 --latency-correction --no-tui --output-format json "$H2URL"
-    python3 - "$tmp/out" "$tmp/time" "oha --http2 -q 10000 -c 4 -p 100" <<'PY'
-import json, sys
-j = json.load(open(sys.argv[1]))
-e, u, s, m = open(sys.argv[2]).read().split()
-n = sum(j.get("statusCodeDistribution", {}).values())
-p = j["latencyPercentiles"]
-print("%-44s %12.1f %12.1f %10.3f %10.3f %9.1f" % (sys.argv[3], (float(u) + float(s)) * 1e6 / max(n, 1),
-      j["summary"]["requestsPerSec"], p["p50"] * 1e3, p["p99"] * 1e3, int(m) / 1024))
-PY
-else
-    row "oha --http2 -q 10000 -c 4 -p 100" "(oha not installed)" "" "" "" ""
-fi
+oha_run "oha --http2 -q 10000 -c 4 -p 100" 10000 4 -p 100 --http2
 h2load_run "h2load -c4 -m100 --rps 2500 (10k/s)" 10000 4 100
 echo "highest rate: h2load closed loop vs ratebench open loop at rising rates:"
 h2load_run "h2load -c4 -m100 (closed loop: capacity)" 0 4 100

@@ -292,6 +292,45 @@ impl Timer {
     }
 }
 
+/// The longest a pacer blocks the thread outright (`block_until`): longer waits go through
+/// the reactor, so that at low rates responses, timeouts and Ctrl-C are seen as they come.
+pub const BLOCK_MAX: Duration = Duration::from_millis(2);
+
+/// Blocks the whole thread until `deadline`: `clock_nanosleep` to `spin` before it (one
+/// system call, one wake-up), then a busy wait on the clock. Nothing else on the thread runs
+/// meanwhile — responses wait in their sockets, timed by the kernel's receive stamps — so
+/// use it only when responses carry those stamps and for waits up to `BLOCK_MAX`. The time
+/// counts as idle; the wait is counted as one of the thread's waits.
+pub fn block_until(deadline: Instant, spin: Duration) {
+    let start = Instant::now();
+    let wake = deadline.checked_sub(spin).unwrap_or(deadline);
+    if wake > start {
+        let ns = monotonic_ns() + (wake - Instant::now()).as_nanos();
+        let ts = libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        };
+        // SAFETY: clock_nanosleep reads the timespec we own; an absolute sleep needs no
+        // remainder. EINTR only ends the sleep early, and the spin below covers the rest.
+        unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+    while Instant::now() < deadline {
+        std::hint::spin_loop();
+    }
+    add_idle(start.elapsed());
+    WAITS.with(|w| {
+        let (all, awake) = w.get();
+        w.set((all + 1, awake));
+    });
+}
+
 /// Waits until `deadline` with a fresh timer (for occasional waits, e.g. a service delay).
 pub async fn sleep_until(deadline: Instant) {
     match Timer::new(Duration::ZERO) {

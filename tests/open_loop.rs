@@ -221,9 +221,16 @@ fn the_thread_stays_awake_for_fast_responses_only() {
     // and after the first 8 responses (the estimate) the pacer's waits stay awake for them.
     // A pacer that went to sleep before its connection had sent the request (and asked it
     // to stay awake) would count none.
+    // (With the kernel's receive stamps, which time responses by their arrival, the thread
+    // need not stay awake at all: checked below. This part is the fallback without them.)
     let fast = serve(|_| {});
     let url = format!("http://{}/", fast.addr);
-    let r = load(&url).rate("200").duration("2s").connections(4).run();
+    let r = load(&url)
+        .rate("200")
+        .duration("2s")
+        .connections(4)
+        .switch("--no-kernel-timestamps")
+        .run();
     let (waits, awake) = r.waits;
     // At most one wait per due time (a late wake-up releases several without waiting).
     assert!(
@@ -245,10 +252,18 @@ fn the_thread_stays_awake_for_fast_responses_only() {
         .flag("--spin", "0")
         .run();
     assert_eq!(r.waits.1, 0);
+    // Kernel stamps time the responses: the thread sleeps between due times.
+    let r = load(&url).rate("200").duration("2s").connections(4).run();
+    assert_eq!(r.waits.1, 0);
     // A 5 ms service is past the 1 ms it will stay awake for.
     let slow = serve(|c| c.delay = Duration::from_millis(5));
     let url = format!("http://{}/", slow.addr);
-    let r = load(&url).rate("200").duration("2s").connections(4).run();
+    let r = load(&url)
+        .rate("200")
+        .duration("2s")
+        .connections(4)
+        .switch("--no-kernel-timestamps")
+        .run();
     assert_eq!(r.waits.1, 0);
 }
 
@@ -286,4 +301,46 @@ fn precision_wakes_once_per_tick_and_counts_its_lateness() {
         Default::default(),
     );
     assert!(text.contains("pacing precision 10.00ms"), "{text}");
+}
+
+#[test]
+fn kernel_receive_stamps_keep_the_generators_own_delay_out_of_the_latency() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // A script that keeps the thread busy 2 ms building each request, at 400/s (2.5 ms
+    // apart), against a 1 ms service: each response arrives while the thread is busy with
+    // the next request. Timed by the kernel's receive stamp it took the service time
+    // (1 ms and loopback); timed when the busy thread got to read it, about a millisecond
+    // more — the generator's own delay, which the stamps keep out.
+    let server = serve(|c| c.delay = Duration::from_millis(1));
+    let dir = tmpdir("stamps");
+    let script = dir.join("busy.lua");
+    std::fs::write(
+        &script,
+        "request = function()\n  local t = wrk.time_us()\n  while wrk.time_us() - t < 2000 do end\n  return wrk.format()\nend\n",
+    )
+    .unwrap();
+    let url = format!("http://{}/", server.addr);
+    let p50 = |extra: Option<&str>| {
+        let mut l = load(&url)
+            .rate("400")
+            .duration("2s")
+            .connections(4)
+            .script(script.to_str().unwrap());
+        if let Some(s) = extra {
+            l = l.switch(s);
+        }
+        let r = l.run();
+        assert_eq!(r.recorder.total.completed, 800);
+        ms(r.recorder.uncorrected.value_at_quantile(0.5))
+    };
+    let stamped = p50(None);
+    let read = p50(Some("--no-kernel-timestamps"));
+    // The thread is busy 2 ms of every 2.5: a response timed when read waits for it about
+    // a millisecond on average. (The server's own 1 ms timer is as noisy as this machine,
+    // so the bounds leave room for it.)
+    assert!(
+        read - stamped > 0.5,
+        "timed when read: p50 {read} ms vs stamped {stamped} ms"
+    );
+    assert!(stamped < 2.5, "stamped p50 {stamped} ms for a 1 ms service");
 }

@@ -235,6 +235,10 @@ pub struct RunArgs {
     /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
     #[arg(long = "spin", value_name = "T", default_value = "50us")]
     pub spin: String,
+    /// Time responses when the worker reads them, not by the kernel's receive timestamps
+    /// (the thread then stays awake for fast responses, as --spin describes).
+    #[arg(long = "no-kernel-timestamps")]
+    pub no_kernel_timestamps: bool,
     /// Coarser, cheaper pacing: wake at most once per T and send everything then due, so a
     /// request may go out up to T late (in its latency and send lag) [default: exact].
     #[arg(long = "precision", value_name = "T")]

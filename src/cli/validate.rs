@@ -587,6 +587,7 @@ impl RunArgs {
                 None => 100,
             },
             spin,
+            kernel_stamps: !self.no_kernel_timestamps,
             precision: match &self.precision {
                 Some(p) => {
                     let d = parse_duration(p).map_err(|r| invalid("--precision", p, r))?;

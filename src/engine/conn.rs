@@ -13,6 +13,7 @@
 //! Used by `engine::slot` (the request loop) and `engine` (the preflight connect).
 
 use super::plan::{default_tag, Plan};
+use super::stamp::{Arrival, StampedTcp};
 use super::tls::{tls_config, Stream};
 use crate::error::{invalid, ConfigError};
 use crate::mix::{swrr_order, Prompts, RequestSpec};
@@ -94,8 +95,9 @@ pub enum ConnectError {
 
 /// An open connection: an HTTP/1.1 sender, or an HTTP/2 one.
 pub enum Link {
-    /// HTTP/1.1: one request at a time.
-    H1(SendRequest<Full<Bytes>>),
+    /// HTTP/1.1: one request at a time; when the kernel stamps receives, where the
+    /// arrival of the last bytes read is kept.
+    H1(SendRequest<Full<Bytes>>, Option<Arrival>),
     /// HTTP/2: many streams.
     H2(H2Link),
 }
@@ -106,6 +108,8 @@ pub struct H2Link {
     pub sender: h2::client::SendRequest<Bytes>,
     /// Set when the connection's driver ended (closed, broken, or gone away and drained).
     pub closed: Rc<Cell<bool>>,
+    /// When the kernel stamps receives: the arrival of the last bytes read.
+    pub arrival: Option<Arrival>,
 }
 
 impl H2Link {
@@ -136,6 +140,8 @@ pub struct Connector {
     negotiated: Arc<std::sync::OnceLock<String>>,
     /// `--http2`.
     http2: bool,
+    /// Ask the kernel to stamp receives.
+    kernel_stamps: bool,
     /// `--targets` or `--prompts`: the kinds of request, chosen by sequence number.
     mix: Option<Arc<MixTemplates>>,
     /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced (`usize::MAX`: none).
@@ -233,6 +239,7 @@ impl Connector {
             connect_timeout: config.connect_timeout,
             negotiated: Arc::default(),
             http2: config.http2,
+            kernel_stamps: config.kernel_stamps,
             server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
             template,
             mix,
@@ -339,6 +346,9 @@ impl Connector {
             tls: None,
         };
         let _ = tcp.set_nodelay(true);
+        let tcp = StampedTcp::new(tcp, self.kernel_stamps)
+            .map_err(|source| ConnectError::Tcp { addr, source })?;
+        let arrival = tcp.stamping().then(|| tcp.arrival());
         let stream = match &self.tls {
             None => Stream::Plain(tcp),
             Some((connector, name)) => {
@@ -379,7 +389,9 @@ impl Connector {
             }
         };
         if self.http2 {
-            return Ok((Link::H2(self.open_h2(stream).await?), timing));
+            let mut link = self.open_h2(stream).await?;
+            link.arrival = arrival;
+            return Ok((Link::H2(link), timing));
         }
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -388,7 +400,7 @@ impl Connector {
             // Errors surface through the request that was in flight.
             let _ = conn.await;
         });
-        Ok((Link::H1(sender), timing))
+        Ok((Link::H1(sender, arrival), timing))
     }
 
     /// The HTTP/2 preface and SETTINGS, then a PING: the server's SETTINGS are its first
@@ -420,7 +432,11 @@ impl Connector {
             flag.set(true);
         });
         ping.ping(h2::Ping::opaque()).await.map_err(fail)?;
-        let link = H2Link { sender, closed };
+        let link = H2Link {
+            sender,
+            closed,
+            arrival: None,
+        };
         self.saw_server_limit(link.server_limit());
         Ok(link)
     }

@@ -171,6 +171,9 @@ pub(super) struct Shared {
     pub(super) response_times: RefCell<RecentP90>,
     /// Whether the thread may spin at all (`--spin` > 0).
     pub(super) may_spin: bool,
+    /// Whether responses are timed by the kernel's receive stamps (then the thread need
+    /// not stay awake for them: its own wake-up delay is not in what it measures).
+    pub(super) stamped: Cell<bool>,
     /// The end of the load window (set at the start).
     pub(super) window_end: Cell<Option<Instant>>,
     /// Requests written before the end of the load window (for the achieved rate).
@@ -227,7 +230,7 @@ impl Shared {
 
     /// The response time worth staying awake for (see `stay_awake_for_response`), if any.
     pub(super) fn expected_response(&self) -> Option<Duration> {
-        if !self.may_spin {
+        if !self.may_spin || self.stamped.get() {
             return None;
         }
         let recent = self.response_times.borrow();

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::Request;
+use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,11 @@ pub struct Progress {
 /// headers and body, and what else to read.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
+    /// When the kernel stamps receives, the arrival of the last bytes read on the
+    /// connection (used from `since`, the send, on); else the time of reading.
+    pub arrival: Option<&'a Cell<Option<Instant>>>,
+    /// When the request was sent.
+    pub since: Instant,
     /// Which event-stream events are tokens.
     pub rule: &'a TokenRule,
     /// Keep headers and body for a script's `response()`.
@@ -131,6 +137,8 @@ pub async fn read_h2(
 /// One response being read: its head taken into `Progress`, then its body (counted,
 /// collected for a script, and parsed as an event stream when it is one).
 struct Reading<'a, G> {
+    arrival: Option<&'a Cell<Option<Instant>>>,
+    since: Instant,
     rule: &'a TokenRule,
     progress: &'a mut Progress,
     on_gap: G,
@@ -145,11 +153,13 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
         resp: &hyper::Response<B>,
     ) -> Self {
         let Reader {
+            arrival,
+            since,
             rule,
             collect,
             inspect,
         } = how;
-        progress.first_byte = Some(Instant::now());
+        progress.first_byte = Some(arrived(arrival, since));
         progress.status = resp.status().as_u16();
         read_meta(progress, resp.headers(), inspect);
         // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
@@ -183,6 +193,8 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             SseParser::new()
         });
         Reading {
+            arrival,
+            since,
             rule,
             progress,
             on_gap,
@@ -191,11 +203,13 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
     }
 
     fn data(&mut self, data: &[u8]) {
+        let now = arrived(self.arrival, self.since);
         let Reading {
             rule,
             progress,
             on_gap,
             sse,
+            ..
         } = self;
         progress.bytes += data.len() as u64;
         if let Some((_, b)) = progress.collected.as_mut() {
@@ -207,24 +221,35 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             }
         }
         if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
-            parser.feed(data, |d| on_event(rule, on_gap, d, stats));
+            parser.feed(data, |d| on_event(rule, on_gap, d, stats, now));
         }
     }
 
     fn finish(self) {
+        let now = arrived(self.arrival, self.since);
         let Reading {
             rule,
             progress,
             mut on_gap,
             sse,
+            ..
         } = self;
         if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
-            parser.finish(|d| on_event(rule, &mut on_gap, d, stats));
+            parser.finish(|d| on_event(rule, &mut on_gap, d, stats, now));
         }
         if let Some(b) = progress.usage_body.take() {
             progress.meta.usage = json_usage(&b);
         }
     }
+}
+
+/// When the bytes just read arrived: the kernel's stamp when there is one from after the
+/// send, else now.
+pub fn arrived(arrival: Option<&Cell<Option<Instant>>>, since: Instant) -> Instant {
+    arrival
+        .and_then(Cell::get)
+        .filter(|t| *t >= since)
+        .unwrap_or_else(Instant::now)
 }
 
 /// The most of a JSON answer kept to read its `usage`.
@@ -285,6 +310,7 @@ fn on_event(
     on_gap: &mut impl FnMut(Duration),
     data: &[u8],
     stats: &mut StreamStats,
+    now: Instant,
 ) {
     let (event, usage, prompt) = rule.classify_usage(data);
     if usage.is_some() {
@@ -295,9 +321,8 @@ fn on_event(
     }
     match event {
         Event::Content => {
-            let now = Instant::now();
             if let Some(last) = stats.last_token {
-                let gap = now - last;
+                let gap = now.saturating_duration_since(last);
                 stats.max_gap = stats.max_gap.max(gap);
                 on_gap(gap);
             } else {

@@ -15,6 +15,7 @@ pub mod dispatch;
 pub mod exchange;
 pub mod plan;
 pub mod slot;
+pub mod stamp;
 pub mod tls;
 pub mod worker;
 

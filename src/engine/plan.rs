@@ -145,6 +145,9 @@ pub struct Plan {
     pub streams: usize,
     /// Busy-wait window before each due time.
     pub spin: Duration,
+    /// Time responses by the kernel's receive stamps (`SO_TIMESTAMPNS`) where it gives them
+    /// (`--no-kernel-timestamps` turns it off: responses are timed when read).
+    pub kernel_stamps: bool,
     /// `--precision T`: wake at most once per T, sending everything then due (None: exact
     /// pacing, a wake-up per due time).
     pub precision: Option<Duration>,
@@ -204,6 +207,7 @@ impl Plan {
             http2: false,
             streams: 100,
             spin: Duration::from_micros(50),
+            kernel_stamps: true,
             precision: None,
             arrival: Arrival::Constant,
             seed: 0,

@@ -15,7 +15,11 @@
 
 use super::conn::{Connector, H2Link, Link};
 use super::dispatch::{Conn, Job, Shared};
-use super::exchange::{classify, exchange, read_h2, ExchangeError, Progress, Reader};
+use super::exchange::{arrived, classify, exchange, read_h2, ExchangeError, Progress, Reader};
+use super::stamp::Arrival;
+
+/// An open HTTP/1.1 connection: its sender, and the kernel's arrival stamps if any.
+pub(super) type H1 = (SendRequest<Full<Bytes>>, Option<Arrival>);
 use crate::clock;
 use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
 use bytes::Bytes;
@@ -36,10 +40,11 @@ pub(super) async fn connection(
         return streams(shared, id, connector, timeout).await;
     }
     let mut sender = None;
-    if let Ok(Ok((Link::H1(s), timing))) =
+    if let Ok(Ok((Link::H1(s, arrival), timing))) =
         tokio::time::timeout(timeout, connector.connect_timed()).await
     {
-        sender = Some(s);
+        shared.stamped.set(arrival.is_some());
+        sender = Some((s, arrival));
         shared.open.set(shared.open.get() + 1);
         let mut rec = shared.recorder.borrow_mut();
         rec.connects += 1;
@@ -108,6 +113,7 @@ async fn open_h2(
     let Ok(Ok((Link::H2(link), timing))) = r else {
         return None;
     };
+    shared.stamped.set(link.arrival.is_some());
     conn.set_limit(shared.streams.min(link.server_limit()));
     let sender = link.sender.clone();
     *conn.link.borrow_mut() = Some(link);
@@ -291,7 +297,10 @@ async fn attempt_h2(
     let awaited = shared.stay_awake_for_response(sent);
     let mut progress = Progress::default();
     let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
+    let arrival = conn.link.borrow().as_ref().and_then(|l| l.arrival.clone());
     let how = Reader {
+        arrival: arrival.as_deref(),
+        since: sent,
         rule: &shared.rule,
         collect,
         inspect: &shared.inspect,
@@ -299,7 +308,10 @@ async fn attempt_h2(
     let work = read_h2(response, send, body, how, &mut progress, gap);
     // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
-    let done = Instant::now();
+    let done = match &result {
+        Ok(Ok(())) => arrived(arrival.as_deref(), sent),
+        _ => Instant::now(),
+    };
     if awaited {
         clock::response_arrived();
     }
@@ -379,7 +391,7 @@ fn clone_head(head: &hyper::Request<()>) -> hyper::Request<()> {
 }
 
 /// Drops a broken or abandoned connection.
-pub(super) fn close_conn(shared: &Shared, sender: &mut Option<SendRequest<Full<Bytes>>>) {
+pub(super) fn close_conn(shared: &Shared, sender: &mut Option<H1>) {
     if sender.take().is_some() {
         shared.open.set(shared.open.get() - 1);
     }
@@ -388,7 +400,7 @@ pub(super) fn close_conn(shared: &Shared, sender: &mut Option<SendRequest<Full<B
 /// Sends one request on this slot's connection (re-opening it if needed).
 pub(super) async fn attempt(
     shared: &Shared,
-    sender: &mut Option<SendRequest<Full<Bytes>>>,
+    sender: &mut Option<H1>,
     job: Job,
     connector: &Connector,
     timeout: Duration,
@@ -415,7 +427,7 @@ pub(super) async fn attempt(
     };
     let forget = Forget(shared.script.as_ref(), std::cell::Cell::new(context));
     let usable = match sender.as_mut() {
-        Some(s) => s.ready().await.is_ok(),
+        Some((s, _)) => s.ready().await.is_ok(),
         None => false,
     };
     let mut free = job.free;
@@ -426,8 +438,8 @@ pub(super) async fn attempt(
         }
         free = false; // time spent connecting is not the generator's send lag
         match tokio::time::timeout(timeout, connector.connect_timed()).await {
-            Ok(Ok((Link::H1(s), timing))) => {
-                *sender = Some(s);
+            Ok(Ok((Link::H1(s, arrival), timing))) => {
+                *sender = Some((s, arrival));
                 shared.open.set(shared.open.get() + 1);
                 let mut rec = shared.recorder.borrow_mut();
                 rec.connects += 1;
@@ -437,7 +449,12 @@ pub(super) async fn attempt(
             _ => return unsent(&job, ErrorClass::Connect, tag),
         }
     }
-    let s = sender.as_mut().expect("connected above");
+    let (s, arrival) = sender.as_mut().expect("connected above");
+    // The kernel's stamp of what is read from here on is this request's response.
+    let arrival = arrival.clone();
+    if let Some(a) = &arrival {
+        a.set(None);
+    }
     let sent = Instant::now();
     shared.recorder.borrow_mut().sent();
     if shared.window_end.get().is_some_and(|end| sent < end) {
@@ -451,6 +468,8 @@ pub(super) async fn attempt(
         let Some(list) = &scripted else {
             let (req, _) = connector.request(job.seq);
             let how = Reader {
+                arrival: arrival.as_deref(),
+                since: sent,
                 rule: &shared.rule,
                 collect: false,
                 inspect: &shared.inspect,
@@ -474,6 +493,8 @@ pub(super) async fn attempt(
             }
             progress = Progress::default();
             let how = Reader {
+                arrival: arrival.as_deref(),
+                since: sent,
                 rule: &shared.rule,
                 collect,
                 inspect: &shared.inspect,
@@ -494,7 +515,11 @@ pub(super) async fn attempt(
         Ok(())
     };
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
-    let done = Instant::now();
+    // A complete response ended when its last bytes arrived (the kernel's stamp).
+    let done = match &result {
+        Ok(Ok(())) => arrived(arrival.as_deref(), sent),
+        _ => Instant::now(),
+    };
     if awaited {
         clock::response_arrived();
     }

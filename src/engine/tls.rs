@@ -17,7 +17,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// Accepts any certificate (`-k`): the handshake still runs, only the trust check is off.
 #[derive(Debug)]
@@ -144,9 +143,9 @@ fn system_roots() -> Vec<CertificateDer<'static>> {
 /// A plain or TLS byte stream.
 pub enum Stream {
     /// http://
-    Plain(TcpStream),
+    Plain(super::stamp::StampedTcp),
     /// https://
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<tokio_rustls::client::TlsStream<super::stamp::StampedTcp>>),
 }
 
 impl AsyncRead for Stream {

@@ -234,6 +234,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         inspect,
         response_times: RefCell::new(RecentP90::new()),
         may_spin: !spin.is_zero(),
+        stamped: Cell::new(false),
         window_end: Cell::new(None),
         sent_in_window: Cell::new(0),
         completed_in_window: Cell::new(0),
@@ -284,6 +285,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let mut cursor = schedule.cursor(duration);
     let mut next = cursor.next_due();
     let mut stopped = Stop::Run;
+    let mut blocked = false;
+    let spin_window = spin;
     while let Some(offset) = next {
         if shared.script.as_ref().is_some_and(|s| s.stopped()) {
             stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
@@ -299,11 +302,33 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             }
             None => start + offset,
         };
-        if wake > Instant::now() {
-            tokio::select! {
-                biased;
-                s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
-                r = timer.wait_until(wake) => r?,
+        let now = Instant::now();
+        if wake > now {
+            // With the kernel stamping responses, a near due time is waited for by blocking
+            // the thread: one system call and one wake-up per due time, responses read (by
+            // their stamps) when it wakes. Not while event streams are being read: their
+            // tokens must be read as they come, or coalesced reads would hide the gaps
+            // between them.
+            let block = shared.stamped.get()
+                && wake - now <= clock::BLOCK_MAX
+                && shared.recorder.borrow().stream.is_none();
+            if block {
+                // After a round the runtime polls the pacer before the connections it just
+                // woke: let those read what arrived and finish (and go idle) first, or they
+                // would look busy to the next due request.
+                tokio::task::yield_now().await;
+                if stop.has_changed().unwrap_or(false) && *stop.borrow_and_update() >= Stop::Soft {
+                    stopped = *stop.borrow();
+                    break;
+                }
+                clock::block_until(wake, spin_window);
+                blocked = true;
+            } else {
+                tokio::select! {
+                    biased;
+                    s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
+                    r = timer.wait_until(wake) => r?,
+                }
             }
         }
         // Release everything already due (a late wake-up releases several at once).
@@ -320,8 +345,10 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         }
         // Let the connections just given a request send it before the pacer waits, so the
         // wait knows whether to stay awake for their responses (`stay_awake_for_response`).
-        // Only when it may: at high rates the extra round (a reactor poll) would cost.
-        if shared.expected_response().is_some() {
+        // Only when it may: at high rates the extra round (a reactor poll) would cost. After
+        // a blocking wait, always: the connections send, and what arrived meanwhile is read.
+        if blocked || shared.expected_response().is_some() {
+            blocked = false;
             tokio::task::yield_now().await;
         }
     }

@@ -1,0 +1,265 @@
+//! Kernel receive timestamps: a TCP stream that reads with `recvmsg` and keeps the time the
+//! kernel stamped on the bytes it read (`SO_TIMESTAMPNS`, the software receive stamp taken
+//! when the packet reached the socket layer).
+//!
+//! A response is timed by when its last bytes reached the socket, not by when the worker
+//! thread got round to reading them: the thread's own wake-up delay (tens of microseconds on
+//! a VM, more when it is busy) stays out of the measured latency, and the thread need not
+//! stay awake for responses to measure them precisely.
+//!
+//! The kernel turns stamping on in the background when the first socket asks, so the very
+//! first bytes may come unstamped; those (and any without a stamp) are timed when read.
+//!
+//! The kernel stamps with `CLOCK_REALTIME`; a stamp is turned into an `Instant` by its age
+//! (realtime now − stamp) subtracted from `Instant::now()`, read together, so clock slewing
+//! between stamps does not accumulate.
+//!
+//! Used by `engine::conn` (every connection's byte stream) and `engine::slot` (the times).
+
+use std::cell::Cell;
+use std::io;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// When the bytes last read from a connection reached the socket (None: not known).
+pub type Arrival = Rc<Cell<Option<Instant>>>;
+
+/// A TCP stream whose reads record the kernel's receive timestamp in `arrival`.
+///
+/// It drives the socket through `AsyncFd` itself (rather than tokio's `TcpStream`) so that
+/// a short read — the kernel had no more — clears the readiness at once, as tokio's own
+/// reads do: otherwise every response would cost one more `recvmsg` that fails with EAGAIN.
+pub struct StampedTcp {
+    fd: AsyncFd<std::net::TcpStream>,
+    arrival: Arrival,
+    /// Whether the kernel agreed to stamp (else plain reads).
+    stamping: bool,
+}
+
+impl StampedTcp {
+    /// Wraps `tcp`, asking the kernel for receive timestamps if `stamp`.
+    pub fn new(tcp: TcpStream, stamp: bool) -> io::Result<StampedTcp> {
+        let tcp = tcp.into_std()?;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt reads an int we own, for the length we give.
+        let stamping = stamp
+            && unsafe {
+                libc::setsockopt(
+                    tcp.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_TIMESTAMPNS,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            } == 0;
+        // SAFETY: the AsyncFd owns the stream, and deregisters it before the stream closes.
+        let fd = unsafe { AsyncFd::register(tcp) }.map_err(|e| e.into_parts().1)?;
+        Ok(StampedTcp {
+            fd,
+            arrival: Rc::default(),
+            stamping,
+        })
+    }
+
+    /// Where the arrival time of the last bytes read is kept.
+    pub fn arrival(&self) -> Arrival {
+        self.arrival.clone()
+    }
+
+    /// Whether reads carry kernel timestamps.
+    pub fn stamping(&self) -> bool {
+        self.stamping
+    }
+}
+
+/// `recvmsg` into `buf`, with the kernel's receive stamp when it sent one.
+fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<libc::timespec>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one timespec control message, aligned for cmsghdr.
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is a valid empty header; we fill in what we use.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at our iovec and control buffer, both alive for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled in, within
+    // msg_controllen; the timespec is read unaligned from the message's data.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                stamp = Some(std::ptr::read_unaligned(
+                    libc::CMSG_DATA(c) as *const libc::timespec
+                ));
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+/// The `Instant` of a `CLOCK_REALTIME` stamp: now, less the stamp's age.
+fn to_instant(stamp: libc::timespec) -> Instant {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let instant = Instant::now();
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+    let ns = |t: libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+    let age = (ns(now) - ns(stamp)).clamp(0, 10_000_000_000) as u64;
+    instant
+        .checked_sub(Duration::from_nanos(age))
+        .unwrap_or(instant)
+}
+
+impl AsyncRead for StampedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            let mut guard = ready!(this.fd.poll_read_ready(cx))?;
+            // SAFETY: the reads below only write initialized bytes into the unfilled part,
+            // and exactly the bytes they wrote are marked initialized.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            let len = unfilled.len();
+            let slice =
+                unsafe { std::slice::from_raw_parts_mut(unfilled.as_mut_ptr().cast::<u8>(), len) };
+            let stamping = this.stamping;
+            let read = guard.try_io(|inner| {
+                if stamping {
+                    recv_stamped(inner.as_raw_fd(), slice)
+                } else {
+                    inner.get_ref().read(slice).map(|n| (n, None))
+                }
+            });
+            match read {
+                Ok(Ok((n, stamp))) => {
+                    // A short read emptied the socket: no need to find that out with one
+                    // more read that fails.
+                    if n > 0 && n < len {
+                        guard.clear_ready();
+                    }
+                    // SAFETY: the kernel wrote n bytes.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    if let Some(s) = stamp {
+                        this.arrival.set(Some(to_instant(s)));
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for StampedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            match guard.try_io(|inner| inner.get_ref().write(buf)) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.fd.get_ref().shutdown(std::net::Shutdown::Write))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            match guard.try_io(|inner| inner.get_ref().write_vectored(bufs)) {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_is_read_back_as_its_instant() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = TcpStream::connect(addr).await.unwrap();
+            let (mut server, _) = listener.accept().await.unwrap();
+            let mut s = StampedTcp::new(client, true).unwrap();
+            assert!(s.stamping(), "Linux stamps TCP receives");
+            let mut buf = [0u8; 16];
+            // The kernel turns stamping on in the background: the first bytes after the
+            // option may come without a stamp. Warm up until one comes.
+            for _ in 0..50 {
+                server.write_all(b"w").await.unwrap();
+                let _ = s.read(&mut buf).await.unwrap();
+                if s.arrival().get().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let sent = Instant::now();
+            server.write_all(b"hello").await.unwrap();
+            // Read well after the bytes arrived: the stamp is their arrival, not the read.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let read_at = Instant::now();
+            let n = s.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"hello");
+            let arrived = s.arrival().get().expect("a stamp");
+            assert!(
+                arrived >= sent - Duration::from_millis(1),
+                "not before the write"
+            );
+            assert!(
+                read_at - arrived >= Duration::from_millis(40),
+                "the stamp is the arrival, {:?} before the read",
+                read_at - arrived
+            );
+        });
+    }
+}
