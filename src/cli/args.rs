@@ -231,8 +231,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub streams: Option<String>,
     /// Pacing: sleep in a kernel timer until this long before each due time, then
-    /// busy-wait (yielding to other tasks); the thread also stays awake for responses
-    /// expected within 1ms when that costs under a quarter of its time. 0 sleeps only.
+    /// busy-wait; without kernel receive timestamps the thread also stays awake for
+    /// responses expected within 1ms when that costs under a quarter of its time. 0 sleeps
+    /// only.
     #[arg(long = "spin", value_name = "T", default_value = "50us")]
     pub spin: String,
     /// Time responses when the worker reads them, not by the kernel's receive timestamps
