@@ -677,27 +677,13 @@ fn demo(args: &DemoArgs) -> Result<()> {
     let stall_at = Duration::from_secs(2);
     let stall_for = Duration::from_secs(1);
     let server = serve::spawn(ServeConfig {
-        addr: "127.0.0.1:0".parse().expect("valid address"),
         delay: Duration::from_micros(100),
-        body_size: 100,
         stall: Some(Stall {
             length: stall_for,
             at: stall_at,
             every: None,
         }),
-        tls: false,
-        cert: None,
-        client_ca: None,
-        threads: 1,
-        llm: Default::default(),
-        statuses: Vec::new(),
-        http2: false,
-        max_streams: None,
-        goaway_after: None,
-        reset: 0.0,
-        key_limit: None,
-        key_token_limit: None,
-        upstreams: Vec::new(),
+        ..ServeConfig::default()
     })?;
     // The demo's run, spelled as a user would type it, so every default applies.
     let url = format!("http://{}/", server.addr);

@@ -315,7 +315,7 @@ fn group_by_header_splits_results_by_upstream_and_shows_a_failover() {
     // serve answers as upstream a and b in turn: 200 requests, 100 each, exactly.
     let server = serve(|c| c.upstreams = vec!["a".into(), "b".into()]);
     let url = format!("http://{}/", server.addr);
-    let (_, doc) = load(&url)
+    let (r, doc) = load(&url)
         .rate("100")
         .duration("2s")
         .flag("--group-by-header", "X-Upstream")
@@ -332,6 +332,20 @@ fn group_by_header_splits_results_by_upstream_and_shows_a_failover() {
         .map(|s| s["groups"]["a"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(per_second, 100, "the per-second counts add up");
+    // The CSV time series has a column per value, adding up the same way.
+    let csv = String::from_utf8(ratebench::report::csv::timeseries(&r).unwrap()).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (a, b) = (col("group:a"), col("group:b"));
+    let sums = lines.fold((0u64, 0u64), |(x, y), l| {
+        let f: Vec<&str> = l.split(',').collect();
+        (
+            x + f[a].parse::<u64>().unwrap(),
+            y + f[b].parse::<u64>().unwrap(),
+        )
+    });
+    assert_eq!(sums, (100, 100));
     // A stall over the whole run takes upstream a down: every answer comes from b.
     let server = serve(|c| {
         c.upstreams = vec!["a".into(), "b".into()];
@@ -511,4 +525,44 @@ fn multiturn_lua_continues_conversations_and_tags_turns() {
     }
     // Only the three turns (the plan's own "POST /v1/chat/completions" tag had no requests).
     assert_eq!(doc["tags"].as_object().unwrap().len(), 3);
+}
+
+#[test]
+fn a_tokens_per_minute_limit_answers_429_with_the_wait_for_enough_tokens() {
+    // 20 output tokens a minute per key, 5 tokens an answer: the bucket holds 4 answers;
+    // it refills 1/3 token a second, so for the rest of a 1 s run no fifth fits, and each
+    // 429 says to wait ⌈(5 − what is left) × 3⌉ = 15 s (what is left is under 0.34).
+    let server = serve(|c| {
+        c.key_token_limit = Some((20, Duration::from_secs(60)));
+        c.llm.ttft = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.tokens = (5, 5);
+    });
+    let dir = tmpdir("mix-tpm");
+    let prompts = dir.join("p.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"hi\"}\n").unwrap();
+    let (_, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
+        .rate("10")
+        .duration("1s")
+        .connections(2)
+        .flag("--prompts", prompts.to_str().unwrap())
+        .flag("--model", "m")
+        .flag("-H", "Authorization: Bearer k")
+        .run_json();
+    let t = &doc["tags"]["m"];
+    assert_eq!(t["status_codes"]["200"], 4, "{t}");
+    assert_eq!(t["rate_limited"], 6);
+    assert_eq!(server.stats.limited.load(Ordering::Relaxed), 6);
+    assert_eq!(t["ratelimit_remaining"]["tokens"], 0);
+    // The request budget is not the one that ran out: no remaining-requests header at all.
+    assert_eq!(
+        t["ratelimit_remaining"]["requests"],
+        serde_json::Value::Null
+    );
+    // (HDR keeps 3 significant digits: 15 s reads back within 0.1 %.)
+    for end in ["min", "max"] {
+        let ms = t["retry_after_ms"][end].as_f64().unwrap();
+        assert!((ms - 15000.0).abs() <= 15.0, "Retry-After {end} {ms} ms");
+    }
+    assert_eq!(t["tokens"]["completion"], 20);
 }

@@ -162,6 +162,13 @@ struct MixTemplates {
     prompts: Option<Arc<Prompts>>,
 }
 
+impl MixTemplates {
+    /// Which template request `seq` uses: its place in the round-robin's period.
+    fn kind(&self, seq: u64) -> usize {
+        usize::from(self.order[(seq % self.order.len() as u64) as usize])
+    }
+}
+
 /// The parts of the request sent every time (no script).
 #[derive(Clone)]
 struct RequestTemplate {
@@ -246,17 +253,9 @@ impl Connector {
         })
     }
 
-    /// Whether requests come from a mix (`--targets`, `--prompts`), each tagged by its kind.
-    pub fn has_mix(&self) -> bool {
-        self.mix.is_some()
-    }
-
     /// The tag of request `seq` (0 without a mix).
     pub fn tag_of(&self, seq: u64) -> u16 {
-        match &self.mix {
-            Some(m) => m.tags[usize::from(m.order[(seq % m.order.len() as u64) as usize])],
-            None => 0,
-        }
+        self.mix.as_ref().map_or(0, |m| m.tags[m.kind(seq)])
     }
 
     /// The template and body of request `seq`.
@@ -264,7 +263,7 @@ impl Connector {
         match &self.mix {
             None => (&self.template, self.template.body.clone(), 0),
             Some(m) => {
-                let i = usize::from(m.order[(seq % m.order.len() as u64) as usize]);
+                let i = m.kind(seq);
                 let t = &m.templates[i];
                 let body = match &m.prompts {
                     Some(p) => p.body(seq, &m.models[i]),

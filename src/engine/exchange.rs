@@ -12,6 +12,7 @@ use crate::stream::{Event, SseParser, TokenRule};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderName;
 use hyper::Request;
 use std::cell::Cell;
 use std::io;
@@ -36,8 +37,8 @@ pub struct Progress {
     pub stream: Option<StreamStats>,
     /// Rate-limit hints and token usage read from the response.
     pub meta: ResponseMeta,
-    /// The `--group-by-header` value (`(none)` when the response did not send it).
-    pub group: Option<String>,
+    /// The `--group-by-header` value: `Some(None)` when the response did not send it.
+    pub group: Option<Option<hyper::header::HeaderValue>>,
     /// A JSON body kept to read its `usage` (`Inspect::usage`).
     usage_body: Option<Vec<u8>>,
 }
@@ -203,8 +204,9 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
     }
 
     fn data(&mut self, data: &[u8]) {
-        let now = arrived(self.arrival, self.since);
         let Reading {
+            arrival,
+            since,
             rule,
             progress,
             on_gap,
@@ -221,20 +223,23 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             }
         }
         if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
+            // (Read the time only for event streams: it is their tokens' time.)
+            let now = arrived(*arrival, *since);
             parser.feed(data, |d| on_event(rule, on_gap, d, stats, now));
         }
     }
 
     fn finish(self) {
-        let now = arrived(self.arrival, self.since);
         let Reading {
+            arrival,
+            since,
             rule,
             progress,
             mut on_gap,
             sse,
-            ..
         } = self;
         if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
+            let now = arrived(arrival, since);
             parser.finish(|d| on_event(rule, &mut on_gap, d, stats, now));
         }
         if let Some(b) = progress.usage_body.take() {
@@ -272,10 +277,14 @@ fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
     a.usage.map(|u| (u.prompt_tokens, u.completion_tokens))
 }
 
+/// Rate-limit headroom headers OpenAI-style gateways send.
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
 /// Reads what the response head says beyond the status: a 429's `Retry-After`, the
 /// `x-ratelimit-remaining-requests`/`-tokens` hints, the `--group-by-header` value.
 fn read_meta(progress: &mut Progress, headers: &hyper::HeaderMap, inspect: &Inspect) {
-    let number = |name: &str| {
+    let number = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -283,17 +292,15 @@ fn read_meta(progress: &mut Progress, headers: &hyper::HeaderMap, inspect: &Insp
             .filter(|v| v.is_finite() && *v >= 0.0)
     };
     if progress.status == 429 {
-        progress.meta.retry_after = number("retry-after").map(Duration::from_secs_f64);
+        progress.meta.retry_after =
+            number(&hyper::header::RETRY_AFTER).map(Duration::from_secs_f64);
     }
     progress.meta.remaining = [
-        number("x-ratelimit-remaining-requests").map(|v| v as u64),
-        number("x-ratelimit-remaining-tokens").map(|v| v as u64),
+        number(&REMAINING_REQUESTS).map(|v| v as u64),
+        number(&REMAINING_TOKENS).map(|v| v as u64),
     ];
     if let Some(name) = &inspect.group_by {
-        progress.group = Some(match headers.get(name) {
-            Some(v) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            None => "(none)".into(),
-        });
+        progress.group = Some(headers.get(name).cloned());
     }
     if inspect.usage
         && headers

@@ -22,6 +22,7 @@ use super::stamp::Arrival;
 pub(super) type H1 = (SendRequest<Full<Bytes>>, Option<Arrival>);
 use crate::clock;
 use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
+use crate::script::HookError;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
@@ -55,14 +56,100 @@ pub(super) async fn connection(
         let outcome = attempt(&shared, &mut sender, job, &connector, timeout).await;
         shared.finish(&outcome);
         shared.release(id);
-        // A script's delay(): this connection thinks before its next request; the
-        // schedule does not wait (due requests go to other connections, or queue).
-        let think = shared.script.as_ref().map(|s| s.delay());
-        match think {
-            Some(Ok(Some(d))) if !d.is_zero() => tokio::time::sleep(d).await,
-            Some(Err(m)) => shared.recorder.borrow_mut().script_message(m.to_string()),
-            _ => {}
-        }
+        think(&shared).await;
+    }
+}
+
+/// A script's delay(): this slot thinks before its next request; the schedule does not
+/// wait (due requests go to other slots, or queue).
+async fn think(shared: &Shared) {
+    match shared.script.as_ref().map(|s| s.delay()) {
+        Some(Ok(Some(d))) if !d.is_zero() => tokio::time::sleep(d).await,
+        Some(Err(m)) => shared.recorder.borrow_mut().script_message(m.to_string()),
+        _ => {}
+    }
+}
+
+/// A request has just been handed to the connection at `sent`: count it, and say whether
+/// the thread stays awake for its response (pair with `clock::response_arrived`).
+fn mark_sent(shared: &Shared, sent: Instant) -> bool {
+    shared.recorder.borrow_mut().sent();
+    if shared.window_end.get().is_some_and(|end| sent < end) {
+        shared.sent_in_window.set(shared.sent_in_window.get() + 1);
+    }
+    shared.stay_awake_for_response(sent)
+}
+
+/// When an exchange that started at `sent` ended: a complete response when its last bytes
+/// arrived (the kernel's stamp), anything else now. Also ends the stay-awake of `awaited`
+/// and feeds the recent response times.
+fn ended<T, E>(
+    shared: &Shared,
+    result: &Result<Result<(), E>, T>,
+    arrival: Option<&std::cell::Cell<Option<Instant>>>,
+    sent: Instant,
+    awaited: bool,
+) -> Instant {
+    let done = match result {
+        Ok(Ok(())) => arrived(arrival, sent),
+        _ => Instant::now(),
+    };
+    if awaited {
+        clock::response_arrived();
+    }
+    if matches!(result, Ok(Ok(()))) {
+        shared.response_times.borrow_mut().record(done - sent);
+    }
+    done
+}
+
+/// How a completed exchange counts: a script's `response()` failure, an event stream the
+/// token rule could not read (measured as far as it went), else its status.
+fn completed(
+    shared: &Shared,
+    script_failed: Option<HookError>,
+    progress: &Progress,
+) -> Result<u16, ErrorClass> {
+    if let Some(m) = script_failed {
+        shared.recorder.borrow_mut().script_message(m.to_string());
+        return Err(ErrorClass::Script);
+    }
+    if progress.stream.is_some_and(|s| s.malformed) {
+        return Err(ErrorClass::Protocol);
+    }
+    Ok(progress.status)
+}
+
+/// A failed exchange's class: an event stream cut off mid-way is a broken stream, not just
+/// a lost read.
+fn failed(progress: &Progress, e: &ExchangeError) -> ErrorClass {
+    if progress.stream.is_some() {
+        ErrorClass::Protocol
+    } else {
+        classify(e)
+    }
+}
+
+/// The outcome of a request sent at `sent`, with what its response said (`meta`).
+fn outcome(
+    job: &Job,
+    sent: Instant,
+    free: bool,
+    done: Instant,
+    result: Result<u16, ErrorClass>,
+    progress: Progress,
+    meta: ResponseMeta,
+) -> Outcome {
+    Outcome {
+        intended: job.intended,
+        sent: Some(sent),
+        conn_was_free: free,
+        done,
+        result,
+        bytes: progress.bytes,
+        first_byte: progress.first_byte,
+        stream: progress.stream,
+        meta,
     }
 }
 
@@ -90,12 +177,7 @@ async fn streams(shared: Rc<Shared>, id: usize, connector: Arc<Connector>, timeo
         let outcome = attempt_h2(&shared, conn, job, &connector, timeout).await;
         shared.finish(&outcome);
         shared.release(id);
-        let think = shared.script.as_ref().map(|s| s.delay());
-        match think {
-            Some(Ok(Some(d))) if !d.is_zero() => tokio::time::sleep(d).await,
-            Some(Err(m)) => shared.recorder.borrow_mut().script_message(m.to_string()),
-            _ => {}
-        }
+        think(&shared).await;
     }
 }
 
@@ -198,10 +280,13 @@ fn script_tag(shared: &Shared, tag: Option<&str>) -> u16 {
 /// What the response said beyond its status, with the request's tag; the group value
 /// gets its index here.
 fn meta_of(shared: &Shared, progress: &mut Progress, tag: u16) -> ResponseMeta {
-    let group = progress
-        .group
-        .take()
-        .map(|g| shared.recorder.borrow_mut().group_id(&g));
+    // (A valid UTF-8 value is read in place: no allocation per response.)
+    let group = progress.group.take().map(|value| {
+        let name = value
+            .as_ref()
+            .map_or("(none)".into(), |v| String::from_utf8_lossy(v.as_bytes()));
+        shared.recorder.borrow_mut().group_id(&name)
+    });
     ResponseMeta {
         tag,
         group,
@@ -257,7 +342,9 @@ async fn attempt_h2(
     let collect = script.is_some_and(|s| s.wants_response());
     let mut free = job.free;
     // Open the stream; if the connection turns out gone (nothing was sent), once more on a
-    // new one.
+    // new one — with the request built again (a script's cannot be: keep a copy of it).
+    let spare = script.map(|_| clone_head(&head));
+    let mut first = Some(head);
     let mut tries = 0;
     let (sent, response, send, sender) = loop {
         let Some(sender) = h2_sender(shared, conn, connector, timeout, &mut free).await else {
@@ -272,7 +359,10 @@ async fn attempt_h2(
             }
             Err(e) => return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag),
         };
-        let req = clone_head(&head);
+        let req = first.take().unwrap_or_else(|| match &spare {
+            Some(h) => clone_head(h),
+            None => connector.request_h2(job.seq).0 .0,
+        });
         match sender.send_request(req, body.is_empty()) {
             Ok((response, send)) => break (Instant::now(), response, send, sender),
             Err(e) if e.is_go_away() || e.is_io() || e.reason().is_some() => {
@@ -290,11 +380,7 @@ async fn attempt_h2(
             }
         }
     };
-    shared.recorder.borrow_mut().sent();
-    if shared.window_end.get().is_some_and(|end| sent < end) {
-        shared.sent_in_window.set(shared.sent_in_window.get() + 1);
-    }
-    let awaited = shared.stay_awake_for_response(sent);
+    let awaited = mark_sent(shared, sent);
     let mut progress = Progress::default();
     let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
     let arrival = conn.link.borrow().as_ref().and_then(|l| l.arrival.clone());
@@ -308,13 +394,7 @@ async fn attempt_h2(
     let work = read_h2(response, send, body, how, &mut progress, gap);
     // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
-    let done = match &result {
-        Ok(Ok(())) => arrived(arrival.as_deref(), sent),
-        _ => Instant::now(),
-    };
-    if awaited {
-        clock::response_arrived();
-    }
+    let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
     conn.set_limit(shared.streams.min(sender.current_max_send_streams()));
     let mut script_failed = None;
     if let (Ok(Ok(())), Some(sc)) = (&result, script) {
@@ -326,17 +406,8 @@ async fn attempt_h2(
             forget.1.set(ctx);
         }
     }
-    if matches!(result, Ok(Ok(()))) {
-        shared.response_times.borrow_mut().record(done - sent);
-    }
     let result = match result {
-        Ok(Ok(())) if script_failed.is_some() => {
-            let m = script_failed.take().expect("checked");
-            shared.recorder.borrow_mut().script_message(m.to_string());
-            Err(ErrorClass::Script)
-        }
-        Ok(Ok(())) if progress.stream.is_some_and(|s| s.malformed) => Err(ErrorClass::Protocol),
-        Ok(Ok(())) => Ok(progress.status),
+        Ok(Ok(())) => completed(shared, script_failed, &progress),
         Ok(Err(e)) => {
             // A connection-level failure (I/O, GOAWAY) retires the connection; a stream the
             // server reset leaves it as it is.
@@ -345,26 +416,12 @@ async fn attempt_h2(
                     retire_h2(shared, conn);
                 }
             }
-            if progress.stream.is_some() {
-                Err(ErrorClass::Protocol)
-            } else {
-                Err(classify(&e))
-            }
+            Err(failed(&progress, &e))
         }
         Err(_elapsed) => Err(ErrorClass::Timeout),
     };
     let meta = meta_of(shared, &mut progress, tag);
-    Outcome {
-        intended: job.intended,
-        sent: Some(sent),
-        conn_was_free: free,
-        done,
-        result,
-        bytes: progress.bytes,
-        first_byte: progress.first_byte,
-        stream: progress.stream,
-        meta,
-    }
+    outcome(&job, sent, free, done, result, progress, meta)
 }
 
 /// A request's script context, let go of whatever way the request ends.
@@ -456,11 +513,7 @@ pub(super) async fn attempt(
         a.set(None);
     }
     let sent = Instant::now();
-    shared.recorder.borrow_mut().sent();
-    if shared.window_end.get().is_some_and(|end| sent < end) {
-        shared.sent_in_window.set(shared.sent_in_window.get() + 1);
-    }
-    let awaited = shared.stay_awake_for_response(sent);
+    let awaited = mark_sent(shared, sent);
     let mut progress = Progress::default();
     let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
     let mut script_failed = None;
@@ -515,34 +568,12 @@ pub(super) async fn attempt(
         Ok(())
     };
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
-    // A complete response ended when its last bytes arrived (the kernel's stamp).
-    let done = match &result {
-        Ok(Ok(())) => arrived(arrival.as_deref(), sent),
-        _ => Instant::now(),
-    };
-    if awaited {
-        clock::response_arrived();
-    }
-    if matches!(result, Ok(Ok(()))) {
-        shared.response_times.borrow_mut().record(done - sent);
-    }
+    let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
     let result = match result {
-        Ok(Ok(())) if script_failed.is_some() => {
-            let m = script_failed.take().expect("checked");
-            shared.recorder.borrow_mut().script_message(m.to_string());
-            Err(ErrorClass::Script)
-        }
-        // A stream the token rule could not read is a protocol error, measured as far as it went.
-        Ok(Ok(())) if progress.stream.is_some_and(|s| s.malformed) => Err(ErrorClass::Protocol),
-        Ok(Ok(())) => Ok(progress.status),
+        Ok(Ok(())) => completed(shared, script_failed, &progress),
         Ok(Err(e)) => {
             close_conn(shared, sender);
-            // An event stream cut off mid-way is a broken stream, not just a lost read.
-            if progress.stream.is_some() {
-                Err(ErrorClass::Protocol)
-            } else {
-                Err(classify(&e))
-            }
+            Err(failed(&progress, &e))
         }
         Err(_elapsed) => {
             // HTTP/1.1 cannot cancel a request: the connection is abandoned with it.
@@ -551,15 +582,5 @@ pub(super) async fn attempt(
         }
     };
     let meta = meta_of(shared, &mut progress, tag);
-    Outcome {
-        intended: job.intended,
-        sent: Some(sent),
-        conn_was_free: free,
-        done,
-        result,
-        bytes: progress.bytes,
-        first_byte: progress.first_byte,
-        stream: progress.stream,
-        meta,
-    }
+    outcome(&job, sent, free, done, result, progress, meta)
 }

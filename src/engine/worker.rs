@@ -286,7 +286,6 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let mut next = cursor.next_due();
     let mut stopped = Stop::Run;
     let mut blocked = false;
-    let spin_window = spin;
     while let Some(offset) = next {
         if shared.script.as_ref().is_some_and(|s| s.stopped()) {
             stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
@@ -317,11 +316,12 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
                 // woke: let those read what arrived and finish (and go idle) first, or they
                 // would look busy to the next due request.
                 tokio::task::yield_now().await;
-                if stop.has_changed().unwrap_or(false) && *stop.borrow_and_update() >= Stop::Soft {
-                    stopped = *stop.borrow();
+                let now_asked = *stop.borrow_and_update();
+                if now_asked >= Stop::Soft {
+                    stopped = now_asked;
                     break;
                 }
-                clock::block_until(wake, spin_window);
+                clock::block_until(wake, spin);
                 blocked = true;
             } else {
                 tokio::select! {

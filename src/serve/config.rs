@@ -73,6 +73,32 @@ pub fn parse_limit(flag: &'static str, s: &str) -> Result<(u64, Duration), Confi
     Ok((n, per))
 }
 
+impl Default for ServeConfig {
+    /// `serve`'s own defaults, on a free loopback port (port 0): no delay, 100-byte
+    /// bodies, no stall, no faults, plain HTTP/1.1, one thread.
+    fn default() -> Self {
+        ServeConfig {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            delay: Duration::ZERO,
+            body_size: 100,
+            stall: None,
+            tls: false,
+            cert: None,
+            client_ca: None,
+            threads: 1,
+            llm: LlmConfig::default(),
+            statuses: Vec::new(),
+            http2: false,
+            max_streams: None,
+            goaway_after: None,
+            reset: 0.0,
+            key_limit: None,
+            key_token_limit: None,
+            upstreams: Vec::new(),
+        }
+    }
+}
+
 /// How `POST /v1/chat/completions` answers: time to first token, gap between tokens, and
 /// tokens per answer, each fixed or uniformly random in a range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

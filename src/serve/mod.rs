@@ -247,24 +247,37 @@ impl Limiter {
 }
 
 /// A 429 answer: `Retry-After` in whole seconds (at least 1), as HTTP has it.
-fn too_many(wait: Duration, what: &str) -> Response<Body> {
+/// `remaining` (`x-ratelimit-remaining-requests` or `-tokens`) is 0.
+fn too_many(wait: Duration, what: &str, remaining: &'static str) -> Response<Body> {
+    let retry = wait.as_secs_f64().ceil().max(1.0) as u64;
+    let mut resp = error_answer(
+        hyper::StatusCode::TOO_MANY_REQUESTS,
+        &format!("{what} limit reached"),
+        Some(retry),
+    );
+    resp.headers_mut()
+        .insert(remaining, HeaderValue::from_static("0"));
+    resp
+}
+
+/// A JSON error answer (OpenAI's shape) with this status, and `Retry-After` when given.
+fn error_answer(
+    status: hyper::StatusCode,
+    message: &str,
+    retry_after_s: Option<u64>,
+) -> Response<Body> {
     let text = format!(
-        "{{\"error\":{{\"message\":\"ratebench serve: {what} limit reached\",\"type\":\"rate_limit\"}}}}"
+        "{{\"error\":{{\"message\":\"ratebench serve: {message}\",\"type\":\"rate_limit\"}}}}"
     );
     let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
-    *resp.status_mut() = hyper::StatusCode::TOO_MANY_REQUESTS;
+    *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        hyper::header::RETRY_AFTER,
-        HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
-    );
+    if let Some(s) = retry_after_s {
+        h.insert(hyper::header::RETRY_AFTER, HeaderValue::from(s));
+    }
     h.insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        "x-ratelimit-remaining-requests",
-        HeaderValue::from_static("0"),
     );
     resp
 }
@@ -354,7 +367,7 @@ impl Service {
                 Ok(left) => Some(left.floor() as u64),
                 Err(wait) => {
                     self.stats.limited.fetch_add(1, Ordering::Relaxed);
-                    let mut resp = too_many(wait, "request");
+                    let mut resp = too_many(wait, "request", "x-ratelimit-remaining-requests");
                     name_upstream(&mut resp, upstream);
                     return Ok(resp);
                 }
@@ -392,21 +405,10 @@ impl Service {
 
     async fn answer(&self, req: Request<Incoming>, n: u64, key: &str) -> Response<Body> {
         if let Some(code) = self.forced_status(n) {
-            let text = format!(
-                "{{\"error\":{{\"message\":\"ratebench serve: status {code} (--status)\",\"type\":\"rate_limit\"}}}}"
-            );
-            let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
-            *resp.status_mut() =
+            let status =
                 hyper::StatusCode::from_u16(code).unwrap_or(hyper::StatusCode::TOO_MANY_REQUESTS);
-            if code == 429 || code == 503 {
-                resp.headers_mut()
-                    .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            resp.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            return resp;
+            let retry = (code == 429 || code == 503).then_some(1);
+            return error_answer(status, &format!("status {code} (--status)"), retry);
         }
         if req.method() == hyper::Method::POST && req.uri().path() == "/v1/chat/completions" {
             return self.chat(req, n, key).await;
@@ -455,12 +457,7 @@ impl Service {
                 Ok(left) => tokens_left = Some(left.floor() as u64),
                 Err(wait) => {
                     self.stats.limited.fetch_add(1, Ordering::Relaxed);
-                    let mut resp = too_many(wait, "token");
-                    resp.headers_mut().insert(
-                        "x-ratelimit-remaining-tokens",
-                        HeaderValue::from_static("0"),
-                    );
-                    return resp;
+                    return too_many(wait, "token", "x-ratelimit-remaining-tokens");
                 }
             }
         }

@@ -18,25 +18,7 @@ use std::time::{Duration, Instant};
 
 /// The built-in server on a free loopback port.
 pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
-    let mut c = ServeConfig {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        delay: Duration::ZERO,
-        body_size: 100,
-        stall: None,
-        tls: false,
-        cert: None,
-        client_ca: None,
-        threads: 1,
-        llm: Default::default(),
-        statuses: Vec::new(),
-        http2: false,
-        max_streams: None,
-        goaway_after: None,
-        reset: 0.0,
-        key_limit: None,
-        key_token_limit: None,
-        upstreams: Vec::new(),
-    };
+    let mut c = ServeConfig::default();
     f(&mut c);
     serve::spawn(c).expect("serve starts")
 }
