@@ -73,6 +73,66 @@ fn server_closing_every_connection_after_one_response() {
 }
 
 #[test]
+fn every_http1_framing_is_read_to_its_end() {
+    // One connection, answers cycling through an interim 100, a chunked body with an
+    // extension and a trailer, HTTP/1.0 (closes), a body delimited by the close, and a 204.
+    // A client that misreads one either hangs until the timeout, fails the next request on
+    // leftover bytes, or keeps a connection the server closed: here every request completes.
+    let server = raw_server(Behaviour::Framings);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("200")
+        .duration("1s")
+        .connections(1)
+        .timeout("1s")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!((t.scheduled, t.completed, t.error_total()), (200, 200, 0));
+    // The preflight connection took no request: answer k went to request k.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 200);
+    // Two answers in five close the connection; each is followed by a reconnect (the last
+    // one, request 198's, by request 199's).
+    assert_eq!(r.recorder.reconnects, 80);
+    assert_eq!(
+        server.accepted.load(Ordering::SeqCst),
+        1 + r.recorder.connects
+    );
+    // Bytes: each final head as sent, plus the body de-chunked (interim answers and chunk
+    // framing are not response bytes): 40 of each answer.
+    let head = |s: &str| s.find("\r\n\r\n").unwrap() as u64 + 4;
+    let per_cycle = (head("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n") + 5)
+        + (head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n") + 7)
+        + (head(FRAMINGS[2].0) + 3)
+        + (head(FRAMINGS[3].0) + 11)
+        + head(FRAMINGS[4].0);
+    assert_eq!(t.bytes, 40 * per_cycle);
+    // By status: the interim 100s are not answers.
+    let status = &r.recorder.status;
+    assert_eq!((status[100], status[200], status[204]), (0, 160, 40));
+}
+
+#[test]
+fn head_answers_have_no_body() {
+    // A HEAD answer says Content-Length: 2 and sends no body: waiting for one would time
+    // every request out.
+    let server = raw_server(Behaviour::HeadOnly);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("100")
+        .duration("1s")
+        .connections(1)
+        .timeout("1s")
+        .flag("-m", "HEAD")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!(
+        (t.completed, t.error_total(), r.recorder.reconnects),
+        (100, 0, 0)
+    );
+    assert!(server.seen.lock().unwrap()[0].starts_with("HEAD / HTTP/1.1\r\n"));
+}
+
+#[test]
 fn server_closing_keep_alive_silently() {
     // The server closes after each response without announcing it: a request written into
     // the closing connection fails (read error); the run goes on and reconnects.

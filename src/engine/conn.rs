@@ -12,6 +12,7 @@
 //!
 //! Used by `engine::slot` (the request loop) and `engine` (the preflight connect).
 
+use super::h1::{H1Conn, Wire};
 use super::plan::{default_tag, Plan};
 use super::stamp::{Arrival, StampedTcp};
 use super::tls::{tls_config, Stream};
@@ -19,9 +20,7 @@ use crate::error::{invalid, ConfigError};
 use crate::mix::{swrr_order, Prompts, RequestSpec};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use std::cell::Cell;
 use std::io;
@@ -62,14 +61,6 @@ pub enum ConnectError {
         /// The limit.
         limit: std::time::Duration,
     },
-    /// hyper refused the stream (should not happen for a fresh stream).
-    #[error("HTTP/1.1 handshake with {addr} failed: {source}")]
-    Http {
-        /// The address tried.
-        addr: SocketAddr,
-        /// hyper's error.
-        source: hyper::Error,
-    },
     /// `--http2` over https, and the server did not pick h2 in ALPN.
     #[error(
         "{addr} does not speak HTTP/2: ALPN offered only h2 and the server chose {chose} \
@@ -95,9 +86,8 @@ pub enum ConnectError {
 
 /// An open connection: an HTTP/1.1 sender, or an HTTP/2 one.
 pub enum Link {
-    /// HTTP/1.1: one request at a time; when the kernel stamps receives, where the
-    /// arrival of the last bytes read is kept.
-    H1(SendRequest<Full<Bytes>>, Option<Arrival>),
+    /// HTTP/1.1: one request at a time.
+    H1(H1Conn),
     /// HTTP/2: many streams.
     H2(H2Link),
 }
@@ -181,6 +171,11 @@ struct RequestTemplate {
     /// For HTTP/2: the request head, with the absolute URI and without the headers
     /// HTTP/2 forbids.
     h2: Option<hyper::Request<()>>,
+    /// For HTTP/1.1: the request line and headers, without the blank line that ends them.
+    wire_head: Vec<u8>,
+    /// For HTTP/1.1: the whole request, head and body, when the body is the same every
+    /// time (not built per request by `--prompts`).
+    wire: Option<Bytes>,
 }
 
 impl Connector {
@@ -202,8 +197,9 @@ impl Connector {
         } else {
             None
         };
-        let template = RequestTemplate::new(config, &config.method, &t.path, &[], &config.body)
-            .map_err(|e| invalid("URL", &t.url, e))?;
+        let template =
+            RequestTemplate::new(config, &config.method, &t.path, &[], Some(&config.body))
+                .map_err(|e| invalid("URL", &t.url, e))?;
         let tags = config.tag_names();
         let tag_of = |name: &str| tags.iter().position(|t| t == name).unwrap_or(0) as u16;
         let mix = if let Some(p) = &config.prompts {
@@ -211,9 +207,8 @@ impl Connector {
             let json = [("Content-Type".to_string(), "application/json".to_string())];
             let mut templates = Vec::new();
             for (model, _) in &p.models {
-                let tpl =
-                    RequestTemplate::new(config, &hyper::Method::POST, path, &json, &Bytes::new())
-                        .map_err(|e| invalid("--model", model, e))?;
+                let tpl = RequestTemplate::new(config, &hyper::Method::POST, path, &json, None)
+                    .map_err(|e| invalid("--model", model, e))?;
                 templates.push(tpl);
             }
             let weights: Vec<u64> = p.models.iter().map(|(_, w)| *w).collect();
@@ -392,14 +387,7 @@ impl Connector {
             link.arrival = arrival;
             return Ok((Link::H2(link), timing));
         }
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|source| ConnectError::Http { addr, source })?;
-        tokio::task::spawn_local(async move {
-            // Errors surface through the request that was in flight.
-            let _ = conn.await;
-        });
-        Ok((Link::H1(sender, arrival), timing))
+        Ok((Link::H1(H1Conn::new(stream, arrival)), timing))
     }
 
     /// The HTTP/2 preface and SETTINGS, then a PING: the server's SETTINGS are its first
@@ -474,33 +462,45 @@ impl Connector {
         Ok((to_h2_head(head, &origin)?, body))
     }
 
-    /// Request `seq`, and its tag.
-    pub fn request(&self, seq: u64) -> (Request<Full<Bytes>>, u16) {
+    /// Request `seq` as it goes on the wire, and its tag: the template's bytes, built
+    /// once, or (for `--prompts`) its head with this request's body.
+    pub fn request(&self, seq: u64) -> (Wire, u16) {
         let (t, body, tag) = self.pick(seq);
-        let len = body.len();
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = t.method.clone();
-        *req.uri_mut() = t.uri.clone();
-        *req.headers_mut() = t.headers.clone();
-        if len > 0 && !t.headers.contains_key(hyper::header::CONTENT_LENGTH) {
-            req.headers_mut()
-                .insert(hyper::header::CONTENT_LENGTH, len.into());
+        let head = t.method == hyper::Method::HEAD;
+        if let Some(wire) = &t.wire {
+            return (
+                Wire {
+                    bytes: wire.clone(),
+                    head,
+                },
+                tag,
+            );
         }
-        (req, tag)
+        let mut bytes = Vec::with_capacity(t.wire_head.len() + 32 + body.len());
+        bytes.extend_from_slice(&t.wire_head);
+        if !t.headers.contains_key(hyper::header::CONTENT_LENGTH) {
+            bytes.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&body);
+        let bytes = bytes.into();
+        (Wire { bytes, head }, tag)
     }
 }
 
 impl RequestTemplate {
     /// The request sent to the plan's target with this method, path (and query), headers
-    /// (the plan's `-H` first, then `extra`) and body (a fixed one gets its
-    /// `Content-Length` here; bodies built per request get it when built).
+    /// (the plan's `-H` first, then `extra`) and body: a fixed one (`Some`) gets its
+    /// `Content-Length` here; bodies built per request (`None`) get it when built.
     fn new(
         config: &Plan,
         method: &hyper::Method,
         path: &str,
         extra: &[(String, String)],
-        body: &Bytes,
+        fixed_body: Option<&Bytes>,
     ) -> Result<RequestTemplate, String> {
+        let empty = Bytes::new();
+        let body = fixed_body.unwrap_or(&empty);
         let t = &config.target;
         let mut headers = hyper::HeaderMap::new();
         let has_host = config.headers.iter().any(|(k, _)| k == hyper::header::HOST)
@@ -537,7 +537,28 @@ impl RequestTemplate {
             body: body.clone(),
             origin: format!("{scheme}://{authority}"),
             h2: None,
+            wire_head: Vec::new(),
+            wire: None,
         };
+        template.wire_head = wire_head(&template.method, &template.uri, &template.headers);
+        if fixed_body.is_some() {
+            let mut wire = template.wire_head.clone();
+            // (An empty body where one is expected is said, as hyper would.)
+            let expects_body = [
+                hyper::Method::POST,
+                hyper::Method::PUT,
+                hyper::Method::PATCH,
+            ];
+            if body.is_empty()
+                && expects_body.contains(method)
+                && !template.headers.contains_key(hyper::header::CONTENT_LENGTH)
+            {
+                wire.extend_from_slice(b"content-length: 0\r\n");
+            }
+            wire.extend_from_slice(b"\r\n");
+            wire.extend_from_slice(body);
+            template.wire = Some(wire.into());
+        }
         if config.http2 {
             let mut head = hyper::Request::new(());
             *head.method_mut() = template.method.clone();
@@ -547,6 +568,23 @@ impl RequestTemplate {
         }
         Ok(template)
     }
+}
+
+/// An HTTP/1.1 request line and headers (each ending in CRLF), as hyper would send them.
+fn wire_head(method: &hyper::Method, uri: &Uri, headers: &hyper::HeaderMap) -> Vec<u8> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Vec::with_capacity(64 + headers.len() * 32);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (k, v) in headers {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// A target of `--targets` as a template: it must be on the plan's origin (one set of
@@ -572,7 +610,7 @@ fn template_of(config: &Plan, spec: &RequestSpec) -> Result<RequestTemplate, Con
     } else {
         spec.body.clone()
     };
-    RequestTemplate::new(config, &method, &url.path, &spec.headers, &body).map_err(bad)
+    RequestTemplate::new(config, &method, &url.path, &spec.headers, Some(&body)).map_err(bad)
 }
 
 /// The bytes of a `Full` body (ready at once: it holds them).

@@ -7,13 +7,10 @@
 //!
 //! Used by `engine::slot` (the request loop).
 
+use super::h1::{H1Conn, H1Error, RawHead, Wire};
 use crate::outcome::{ErrorClass, ResponseMeta, StreamStats};
 use crate::stream::{Event, SseParser, TokenRule};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::HeaderName;
-use hyper::Request;
 use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
@@ -72,39 +69,91 @@ pub struct Inspect {
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum ExchangeError {
-    /// HTTP/1.1 (hyper).
-    H1(hyper::Error),
+    /// HTTP/1.1.
+    H1(H1Error),
     /// HTTP/2 (h2): a stream or connection error.
     H2(h2::Error),
     /// HTTP/2: no stream could be opened (the connection is gone or was told to go away).
     H2NotOpened(h2::Error),
 }
 
-impl From<hyper::Error> for ExchangeError {
-    fn from(e: hyper::Error) -> Self {
+impl From<H1Error> for ExchangeError {
+    fn from(e: H1Error) -> Self {
         ExchangeError::H1(e)
     }
 }
 
-/// Sends `req` and reads the whole response into `progress`; event streams are parsed as
-/// they arrive, with each gap between content events passed to `on_gap`.
+/// Sends `wire` on `conn` and reads the whole response into `progress`; event streams are
+/// parsed as they arrive, with each gap between content events passed to `on_gap`.
 pub async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
-    req: Request<Full<Bytes>>,
+    conn: &mut H1Conn,
+    wire: &Wire,
     how: Reader<'_>,
     progress: &mut Progress,
     on_gap: impl FnMut(Duration),
 ) -> Result<(), ExchangeError> {
-    let resp = sender.send_request(req).await?;
-    let mut reading = Reading::head(how, progress, on_gap, &resp);
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        if let Some(data) = frame?.data_ref() {
-            reading.data(data);
-        }
-    }
+    conn.send(&wire.bytes).await?;
+    let (mut reading, framing) = conn
+        .read_head(wire.head, |head| Reading::head(how, progress, on_gap, head))
+        .await?;
+    conn.read_body(framing, |data| reading.data(data)).await?;
     reading.finish();
     Ok(())
+}
+
+/// A response head, however it was read: HTTP/1.1 straight from the bytes, HTTP/2 as
+/// h2 decoded it.
+pub trait Head {
+    /// The status code.
+    fn status(&self) -> u16;
+    /// The first value of a header (`name` in lower case).
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Every header, in order.
+    fn each(&self, f: &mut dyn FnMut(&str, &[u8]));
+    /// Its size on the wire (HTTP/2: as HTTP/1.1 would send it).
+    fn wire_len(&self) -> u64;
+}
+
+impl Head for RawHead<'_> {
+    fn status(&self) -> u16 {
+        self.status
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    }
+    fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for h in self.headers {
+            f(h.name, h.value);
+        }
+    }
+    fn wire_len(&self) -> u64 {
+        self.len as u64
+    }
+}
+
+impl<B> Head for hyper::Response<B> {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().get(name).map(|v| v.as_bytes())
+    }
+    fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        for (k, v) in self.headers() {
+            f(k.as_str(), v.as_bytes());
+        }
+    }
+    fn wire_len(&self) -> u64 {
+        // Status line (~17) plus "name: value\r\n" each, plus the blank line.
+        19 + self
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .sum::<u64>()
+    }
 }
 
 /// Sends an HTTP/2 request's body on its stream (`send`) and reads the whole response
@@ -147,12 +196,7 @@ struct Reading<'a, G> {
 }
 
 impl<'a, G: FnMut(Duration)> Reading<'a, G> {
-    fn head<B>(
-        how: Reader<'a>,
-        progress: &'a mut Progress,
-        on_gap: G,
-        resp: &hyper::Response<B>,
-    ) -> Self {
+    fn head(how: Reader<'a>, progress: &'a mut Progress, on_gap: G, resp: &impl Head) -> Self {
         let Reader {
             arrival,
             since,
@@ -161,30 +205,20 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             inspect,
         } = how;
         progress.first_byte = Some(arrived(arrival, since));
-        progress.status = resp.status().as_u16();
-        read_meta(progress, resp.headers(), inspect);
-        // Header bytes: status line (~17) plus "name: value\r\n" each, plus the blank line.
-        progress.bytes = 19
-            + resp
-                .headers()
-                .iter()
-                .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
-                .sum::<u64>();
+        progress.status = resp.status();
+        read_meta(progress, resp, inspect);
+        progress.bytes = resp.wire_len();
         let is_stream = resp
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            .header("content-type")
+            .is_some_and(|v| v.starts_with(b"text/event-stream"));
         if collect {
-            let headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
+            let mut headers = Vec::new();
+            resp.each(&mut |k, v| {
+                headers.push((
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(v).into_owned(),
+                ))
+            });
             progress.collected = Some((headers, Vec::new()));
         }
         // Event streams are parsed as they arrive; other bodies are only counted (and
@@ -277,35 +311,33 @@ fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
     a.usage.map(|u| (u.prompt_tokens, u.completion_tokens))
 }
 
-/// Rate-limit headroom headers OpenAI-style gateways send.
-const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
-
 /// Reads what the response head says beyond the status: a 429's `Retry-After`, the
-/// `x-ratelimit-remaining-requests`/`-tokens` hints, the `--group-by-header` value.
-fn read_meta(progress: &mut Progress, headers: &hyper::HeaderMap, inspect: &Inspect) {
-    let number = |name: &HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
+/// `x-ratelimit-remaining-requests`/`-tokens` hints OpenAI-style gateways send, the
+/// `--group-by-header` value.
+fn read_meta(progress: &mut Progress, head: &impl Head, inspect: &Inspect) {
+    let number = |name: &str| {
+        head.header(name)
+            .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v >= 0.0)
     };
     if progress.status == 429 {
-        progress.meta.retry_after =
-            number(&hyper::header::RETRY_AFTER).map(Duration::from_secs_f64);
+        progress.meta.retry_after = number("retry-after").map(Duration::from_secs_f64);
     }
     progress.meta.remaining = [
-        number(&REMAINING_REQUESTS).map(|v| v as u64),
-        number(&REMAINING_TOKENS).map(|v| v as u64),
+        number("x-ratelimit-remaining-requests").map(|v| v as u64),
+        number("x-ratelimit-remaining-tokens").map(|v| v as u64),
     ];
     if let Some(name) = &inspect.group_by {
-        progress.group = Some(headers.get(name).cloned());
+        progress.group = Some(
+            head.header(name.as_str())
+                .and_then(|v| hyper::header::HeaderValue::from_bytes(v).ok()),
+        );
     }
     if inspect.usage
-        && headers
-            .get(hyper::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+        && head
+            .header("content-type")
+            .is_some_and(|v| v.starts_with(b"application/json"))
     {
         progress.usage_body = Some(Vec::new());
     }
@@ -364,27 +396,16 @@ fn classify_h2(e: &h2::Error) -> ErrorClass {
     ErrorClass::Protocol
 }
 
-/// An HTTP/1.1 error's class.
-fn classify_h1(e: &hyper::Error) -> ErrorClass {
-    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        return ErrorClass::Protocol;
+/// An HTTP/1.1 error's class: a response that is not HTTP is a protocol error; a broken
+/// or closed connection, a read or write error.
+fn classify_h1(e: &H1Error) -> ErrorClass {
+    match e {
+        H1Error::Parse(_) => ErrorClass::Protocol,
+        H1Error::Write(_) => ErrorClass::Write,
+        H1Error::Closed => ErrorClass::Read,
+        H1Error::Read(io) => match io.kind() {
+            io::ErrorKind::InvalidData => ErrorClass::Protocol,
+            _ => ErrorClass::Read,
+        },
     }
-    if e.is_timeout() {
-        return ErrorClass::Timeout;
-    }
-    if e.is_body_write_aborted() {
-        return ErrorClass::Write;
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return match io.kind() {
-                io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero => ErrorClass::Write,
-                io::ErrorKind::InvalidData => ErrorClass::Protocol,
-                _ => ErrorClass::Read,
-            };
-        }
-        source = s.source();
-    }
-    ErrorClass::Read
 }

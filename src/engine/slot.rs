@@ -16,16 +16,10 @@
 use super::conn::{Connector, H2Link, Link};
 use super::dispatch::{Conn, Job, Shared};
 use super::exchange::{arrived, classify, exchange, read_h2, ExchangeError, Progress, Reader};
-use super::stamp::Arrival;
-
-/// An open HTTP/1.1 connection: its sender, and the kernel's arrival stamps if any.
-pub(super) type H1 = (SendRequest<Full<Bytes>>, Option<Arrival>);
+use super::h1::{H1Conn, Wire};
 use crate::clock;
 use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
 use crate::script::HookError;
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,11 +35,11 @@ pub(super) async fn connection(
         return streams(shared, id, connector, timeout).await;
     }
     let mut sender = None;
-    if let Ok(Ok((Link::H1(s, arrival), timing))) =
+    if let Ok(Ok((Link::H1(conn), timing))) =
         tokio::time::timeout(timeout, connector.connect_timed()).await
     {
-        shared.stamped.set(arrival.is_some());
-        sender = Some((s, arrival));
+        shared.stamped.set(conn.arrival().is_some());
+        sender = Some(conn);
         shared.open.set(shared.open.get() + 1);
         let mut rec = shared.recorder.borrow_mut();
         rec.connects += 1;
@@ -448,7 +442,7 @@ fn clone_head(head: &hyper::Request<()>) -> hyper::Request<()> {
 }
 
 /// Drops a broken or abandoned connection.
-pub(super) fn close_conn(shared: &Shared, sender: &mut Option<H1>) {
+pub(super) fn close_conn(shared: &Shared, sender: &mut Option<H1Conn>) {
     if sender.take().is_some() {
         shared.open.set(shared.open.get() - 1);
     }
@@ -457,7 +451,7 @@ pub(super) fn close_conn(shared: &Shared, sender: &mut Option<H1>) {
 /// Sends one request on this slot's connection (re-opening it if needed).
 pub(super) async fn attempt(
     shared: &Shared,
-    sender: &mut Option<H1>,
+    sender: &mut Option<H1Conn>,
     job: Job,
     connector: &Connector,
     timeout: Duration,
@@ -483,10 +477,7 @@ pub(super) async fn attempt(
         },
     };
     let forget = Forget(shared.script.as_ref(), std::cell::Cell::new(context));
-    let usable = match sender.as_mut() {
-        Some((s, _)) => s.ready().await.is_ok(),
-        None => false,
-    };
+    let usable = sender.as_mut().is_some_and(H1Conn::usable);
     let mut free = job.free;
     if !usable {
         close_conn(shared, sender);
@@ -495,8 +486,8 @@ pub(super) async fn attempt(
         }
         free = false; // time spent connecting is not the generator's send lag
         match tokio::time::timeout(timeout, connector.connect_timed()).await {
-            Ok(Ok((Link::H1(s, arrival), timing))) => {
-                *sender = Some((s, arrival));
+            Ok(Ok((Link::H1(conn), timing))) => {
+                *sender = Some(conn);
                 shared.open.set(shared.open.get() + 1);
                 let mut rec = shared.recorder.borrow_mut();
                 rec.connects += 1;
@@ -506,9 +497,9 @@ pub(super) async fn attempt(
             _ => return unsent(&job, ErrorClass::Connect, tag),
         }
     }
-    let (s, arrival) = sender.as_mut().expect("connected above");
+    let s = sender.as_mut().expect("connected above");
     // The kernel's stamp of what is read from here on is this request's response.
-    let arrival = arrival.clone();
+    let arrival = s.arrival().cloned();
     if let Some(a) = &arrival {
         a.set(None);
     }
@@ -519,7 +510,7 @@ pub(super) async fn attempt(
     let mut script_failed = None;
     let work = async {
         let Some(list) = &scripted else {
-            let (req, _) = connector.request(job.seq);
+            let (wire, _) = connector.request(job.seq);
             let how = Reader {
                 arrival: arrival.as_deref(),
                 since: sent,
@@ -527,7 +518,7 @@ pub(super) async fn attempt(
                 collect: false,
                 inspect: &shared.inspect,
             };
-            return exchange(s, req, how, &mut progress, gap).await;
+            return exchange(s, &wire, how, &mut progress, gap).await;
         };
         let script = shared
             .script
@@ -539,7 +530,11 @@ pub(super) async fn attempt(
         // connection; each response is counted, the last one ends the scheduled request.
         for (i, r) in list.iter().enumerate() {
             if i > 0 {
-                s.ready().await?;
+                if !s.reusable() {
+                    // The server closed the connection after the last answer: the rest
+                    // of the string cannot go on it.
+                    return Err(super::h1::H1Error::Closed.into());
+                }
                 let mut rec = shared.recorder.borrow_mut();
                 rec.status[usize::from(progress.status).min(999)] += 1;
                 rec.extra_requests += 1;
@@ -552,7 +547,11 @@ pub(super) async fn attempt(
                 collect,
                 inspect: &shared.inspect,
             };
-            exchange(s, r.to_request(), how, &mut progress, gap).await?;
+            let wire = Wire {
+                bytes: r.wire().clone(),
+                head: r.is_head(),
+            };
+            exchange(s, &wire, how, &mut progress, gap).await?;
             bytes += progress.bytes;
             first_byte = first_byte.or(progress.first_byte);
             if let Some((headers, body)) = progress.collected.take() {
@@ -570,7 +569,13 @@ pub(super) async fn attempt(
     let result = tokio::time::timeout_at((sent + timeout).into(), work).await;
     let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
     let result = match result {
-        Ok(Ok(())) => completed(shared, script_failed, &progress),
+        Ok(Ok(())) => {
+            // The server said it closes the connection after this answer.
+            if sender.as_ref().is_some_and(|c| !c.reusable()) {
+                close_conn(shared, sender);
+            }
+            completed(shared, script_failed, &progress)
+        }
         Ok(Err(e)) => {
             close_conn(shared, sender);
             Err(failed(&progress, &e))

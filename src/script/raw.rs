@@ -16,6 +16,8 @@ pub struct RawRequest {
     uri: Uri,
     headers: hyper::HeaderMap,
     body: Bytes,
+    /// The request exactly as the script wrote it (what goes on the wire over HTTP/1.1).
+    wire: Bytes,
 }
 
 impl RawRequest {
@@ -26,6 +28,17 @@ impl RawRequest {
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
         req
+    }
+
+    /// The request's bytes as the script wrote them: over HTTP/1.1 they go on the wire
+    /// unchanged, as wrk sends them.
+    pub fn wire(&self) -> &Bytes {
+        &self.wire
+    }
+
+    /// Whether it is a HEAD request (its response has no body).
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
     }
 }
 
@@ -86,6 +99,7 @@ pub fn parse(raw: &[u8]) -> Result<Vec<RawRequest>, String> {
             uri,
             headers: map,
             body: Bytes::copy_from_slice(&rest[n..body_end]),
+            wire: Bytes::copy_from_slice(&rest[..body_end]),
         });
         rest = &rest[body_end..];
     }

@@ -223,7 +223,29 @@ pub enum Behaviour {
     MalformedStream,
     /// `200 OK` with an `X-Token: abc123` header, keep-alive.
     Token,
+    /// Request k gets `FRAMINGS[k mod 5]`: every way HTTP/1.1 delimits a response, two of
+    /// them ending the connection.
+    Framings,
+    /// A HEAD answer: `Content-Length: 2` and no body.
+    HeadOnly,
 }
+
+/// `Behaviour::Framings`' answers, in turn, and whether the server closes after each: an
+/// interim 100 before the answer; chunked with an extension and a trailer; HTTP/1.0
+/// (closes); a body delimited by the close; 204 without a body.
+pub const FRAMINGS: [(&str, bool); 5] = [
+    (
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+        false,
+    ),
+    (
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n4\r\ndefg\r\n0\r\nx-trailer: t\r\n\r\n",
+        false,
+    ),
+    ("HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nabc", true),
+    ("HTTP/1.1 200 OK\r\n\r\nuntil-close", true),
+    ("HTTP/1.1 204 No Content\r\n\r\n", false),
+];
 
 const SSE_HEAD: &str =
     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -318,7 +340,7 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                             }
                         }
                         arrivals.lock().unwrap().push(Instant::now());
-                        requests.fetch_add(1, Ordering::SeqCst);
+                        let k = requests.fetch_add(1, Ordering::SeqCst) as usize;
                         let stream_reply;
                         let reply: &[u8] = match behaviour {
                             Behaviour::CutStream => {
@@ -340,6 +362,8 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                             Behaviour::SilentClose => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
                             Behaviour::NeverAnswer => b"",
                             Behaviour::Garbage => b"SSH-2.0-this is not http\r\n\r\n",
+                            Behaviour::Framings => FRAMINGS[k % FRAMINGS.len()].0.as_bytes(),
+                            Behaviour::HeadOnly => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
                         };
                         if conn.write_all(reply).is_err() {
                             return;
@@ -350,7 +374,8 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                                 | Behaviour::SilentClose
                                 | Behaviour::Garbage
                                 | Behaviour::CutStream
-                        ) {
+                        ) || (behaviour == Behaviour::Framings && FRAMINGS[k % FRAMINGS.len()].1)
+                        {
                             return; // drop closes
                         }
                     }

@@ -1,0 +1,431 @@
+//! HTTP/1.1 on one connection, spoken directly: a request goes out as the bytes built for it
+//! once (`Wire`: the template's, or the string a script returned, as wrk sends it), and the
+//! response is parsed in the connection's own buffer (httparse for the head; Content-Length,
+//! chunked, or until-close bodies), its body handed on slice by slice as it is read.
+//!
+//! Why not hyper's client connection: it costs a task, two channels and a request/response
+//! object per request, and re-encodes a head that never changes — about a fifth of the
+//! generator's CPU at high rates (see the README's performance section). A load generator
+//! needs one request at a time per connection and exact bytes on the wire, nothing more.
+//!
+//! A connection is kept while the server keeps it: a response saying `Connection: close`
+//! (or an HTTP/1.0 one without keep-alive, or a body delimited by the close) ends it, and
+//! before each request an idle connection is checked — without a system call unless the
+//! socket became readable — for a close or bytes nobody asked for.
+//!
+//! Used by `engine::exchange` (one exchange) and `engine::slot` (keeping the connection).
+
+use super::stamp::Arrival;
+use super::tls::Stream;
+use bytes::Bytes;
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+
+/// A request as it goes on the wire.
+#[derive(Debug, Clone)]
+pub struct Wire {
+    /// Head and body, as sent.
+    pub bytes: Bytes,
+    /// A HEAD request: its response has no body, whatever its headers say.
+    pub head: bool,
+}
+
+/// Why an HTTP/1.1 exchange failed.
+#[derive(Debug)]
+pub enum H1Error {
+    /// Writing the request failed.
+    Write(io::Error),
+    /// Reading the response failed.
+    Read(io::Error),
+    /// The server closed the connection before the response was complete.
+    Closed,
+    /// The response is not HTTP/1.1.
+    Parse(String),
+}
+
+impl std::fmt::Display for H1Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            H1Error::Write(e) => write!(f, "writing the request: {e}"),
+            H1Error::Read(e) => write!(f, "reading the response: {e}"),
+            H1Error::Closed => f.write_str("connection closed before the response was complete"),
+            H1Error::Parse(m) => write!(f, "invalid response: {m}"),
+        }
+    }
+}
+
+/// How a response's body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the server closes the connection.
+    UntilClose,
+}
+
+/// A response head as parsed: status, headers and its size on the wire.
+pub struct RawHead<'a> {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in order.
+    pub headers: &'a [httparse::Header<'a>],
+    /// Bytes of the head, status line to blank line.
+    pub len: usize,
+}
+
+/// The most a response head may take.
+const HEAD_MAX: usize = 64 << 10;
+/// The read buffer's size (grown only for a longer head).
+const BUF: usize = 16 << 10;
+/// The most headers a response may have.
+const HEADERS_MAX: usize = 100;
+
+/// One HTTP/1.1 connection: its byte stream and read buffer.
+pub struct H1Conn {
+    io: Stream,
+    buf: Vec<u8>,
+    /// Unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Whether the connection may carry another request.
+    reusable: bool,
+    /// When the kernel stamps receives: the arrival of the last bytes read.
+    arrival: Option<Arrival>,
+}
+
+impl H1Conn {
+    /// A connection on `io`, whose reads stamp `arrival` when the kernel stamps them.
+    pub fn new(io: Stream, arrival: Option<Arrival>) -> H1Conn {
+        H1Conn {
+            io,
+            buf: vec![0; BUF],
+            start: 0,
+            end: 0,
+            reusable: true,
+            arrival,
+        }
+    }
+
+    /// Where the arrival of the last bytes read is kept, when the kernel stamps them.
+    pub fn arrival(&self) -> Option<&Arrival> {
+        self.arrival.as_ref()
+    }
+
+    /// Whether the next request may go on this connection: the last response left it open,
+    /// and while idle the server neither closed it nor sent anything. Costs a system call
+    /// only when the socket has become readable.
+    pub fn usable(&mut self) -> bool {
+        if !self.reusable || self.start != self.end {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut spare = [0u8; 1];
+        let mut rb = ReadBuf::new(&mut spare);
+        match Pin::new(&mut self.io).poll_read(&mut cx, &mut rb) {
+            Poll::Pending => true,
+            // A close (0 bytes), an error, or bytes no request asked for.
+            Poll::Ready(_) => {
+                self.reusable = false;
+                false
+            }
+        }
+    }
+
+    /// Whether the last response left the connection open for another request.
+    pub fn reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Marks the connection as not to be used again (an abandoned exchange).
+    pub fn retire(&mut self) {
+        self.reusable = false;
+    }
+
+    /// Writes a request.
+    pub async fn send(&mut self, wire: &[u8]) -> Result<(), H1Error> {
+        self.io.write_all(wire).await.map_err(H1Error::Write)?;
+        self.io.flush().await.map_err(H1Error::Write)
+    }
+
+    /// Reads more bytes into the buffer (compacting, or growing it up to `HEAD_MAX` when
+    /// `grow`); the number read, 0 at the end of the stream.
+    async fn fill(&mut self, grow: bool) -> Result<usize, H1Error> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                (self.start, self.end) = (0, self.end - self.start);
+            } else if grow && self.buf.len() < HEAD_MAX {
+                self.buf.resize(HEAD_MAX, 0);
+            } else {
+                return Err(H1Error::Parse(format!(
+                    "a response head or chunk line longer than {} KiB",
+                    self.buf.len() >> 10
+                )));
+            }
+        }
+        let n = tokio::io::AsyncReadExt::read(&mut self.io, &mut self.buf[self.end..])
+            .await
+            .map_err(H1Error::Read)?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Reads a response head (skipping interim 1xx answers) and calls `on_head` with it;
+    /// returns what that gave and how the body ends.
+    pub async fn read_head<R>(
+        &mut self,
+        head_request: bool,
+        on_head: impl FnOnce(&RawHead<'_>) -> R,
+    ) -> Result<(R, Framing), H1Error> {
+        let mut on_head = Some(on_head);
+        loop {
+            let parsed = {
+                let mut headers = [const { MaybeUninit::uninit() }; HEADERS_MAX];
+                let mut resp = httparse::Response::new(&mut []);
+                let config = httparse::ParserConfig::default();
+                let buf = &self.buf[self.start..self.end];
+                match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
+                    Ok(httparse::Status::Complete(n)) => {
+                        let status = resp.code.unwrap_or(0);
+                        if (100..200).contains(&status) && status != 101 {
+                            Some(Err(n)) // an interim answer: the real one follows
+                        } else {
+                            let framing = framing(head_request, status, resp.headers)?;
+                            let close = closes(resp.version.unwrap_or(1), resp.headers);
+                            let head = RawHead {
+                                status,
+                                headers: resp.headers,
+                                len: n,
+                            };
+                            let f = on_head
+                                .take()
+                                .expect("called once: the loop returns after it");
+                            Some(Ok((f(&head), framing, close, n)))
+                        }
+                    }
+                    Ok(httparse::Status::Partial) => None,
+                    Err(e) => return Err(H1Error::Parse(e.to_string())),
+                }
+            };
+            match parsed {
+                Some(Ok((r, framing, close, n))) => {
+                    self.start += n;
+                    if close || framing == Framing::UntilClose {
+                        self.reusable = false;
+                    }
+                    return Ok((r, framing));
+                }
+                Some(Err(n)) => self.start += n,
+                None => {
+                    if self.fill(true).await? == 0 {
+                        return Err(H1Error::Closed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads a body framed by `framing`, handing each piece of it to `on_data`.
+    pub async fn read_body(
+        &mut self,
+        framing: Framing,
+        mut on_data: impl FnMut(&[u8]),
+    ) -> Result<(), H1Error> {
+        match framing {
+            Framing::Empty => Ok(()),
+            Framing::Length(n) => self.read_exact(n, &mut on_data).await,
+            Framing::UntilClose => loop {
+                if self.start < self.end {
+                    on_data(&self.buf[self.start..self.end]);
+                    self.start = self.end;
+                }
+                if self.fill(false).await? == 0 {
+                    return Ok(());
+                }
+            },
+            Framing::Chunked => loop {
+                let size = self.chunk_size().await?;
+                if size == 0 {
+                    return self.trailers().await;
+                }
+                self.read_exact(size, &mut on_data).await?;
+                self.crlf().await?;
+            },
+        }
+    }
+
+    /// Hands on the next `n` bytes.
+    async fn read_exact(
+        &mut self,
+        mut n: u64,
+        on_data: &mut impl FnMut(&[u8]),
+    ) -> Result<(), H1Error> {
+        while n > 0 {
+            if self.start == self.end && self.fill(false).await? == 0 {
+                return Err(H1Error::Closed);
+            }
+            let take = (self.end - self.start).min(usize::try_from(n).unwrap_or(usize::MAX));
+            on_data(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            n -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// The next line (without its CRLF) as a range of the buffer, reading until it is whole.
+    async fn line(&mut self) -> Result<(usize, usize), H1Error> {
+        let mut from = self.start;
+        loop {
+            if let Some(i) = self.buf[from..self.end]
+                .windows(2)
+                .position(|w| w == b"\r\n")
+            {
+                let line = (self.start, from + i);
+                self.start = from + i + 2;
+                return Ok(line);
+            }
+            from = self.end.saturating_sub(1).max(self.start);
+            let before = self.start;
+            if self.fill(true).await? == 0 {
+                return Err(H1Error::Closed);
+            }
+            // (fill may have moved the unread bytes to the front.)
+            from = from - before + self.start;
+        }
+    }
+
+    /// A chunk's size line: hex digits, perhaps `;extensions`.
+    async fn chunk_size(&mut self) -> Result<u64, H1Error> {
+        let (a, b) = self.line().await?;
+        let line = &self.buf[a..b];
+        let digits = line.split(|c| *c == b';').next().unwrap_or_default();
+        let digits = std::str::from_utf8(digits).unwrap_or("").trim();
+        u64::from_str_radix(digits, 16).map_err(|_| {
+            H1Error::Parse(format!(
+                "bad chunk size {:?}",
+                String::from_utf8_lossy(line)
+            ))
+        })
+    }
+
+    /// The CRLF after a chunk's data.
+    async fn crlf(&mut self) -> Result<(), H1Error> {
+        let (a, b) = self.line().await?;
+        if a == b {
+            Ok(())
+        } else {
+            Err(H1Error::Parse("chunk data longer than its size".into()))
+        }
+    }
+
+    /// Trailer lines after the last chunk, up to the blank line.
+    async fn trailers(&mut self) -> Result<(), H1Error> {
+        loop {
+            let (a, b) = self.line().await?;
+            if a == b {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How the body of a response with this status and headers ends (RFC 9112 §6.3).
+fn framing(
+    head_request: bool,
+    status: u16,
+    headers: &[httparse::Header<'_>],
+) -> Result<Framing, H1Error> {
+    if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        return Ok(Framing::Empty);
+    }
+    let mut length = None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            let chunked = h
+                .value
+                .rsplit(|c| *c == b',')
+                .next()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            return Ok(if chunked {
+                Framing::Chunked
+            } else {
+                Framing::UntilClose
+            });
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| H1Error::Parse("Content-Length is not a number".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(H1Error::Parse(
+                    "two different Content-Length headers".into(),
+                ));
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+}
+
+/// Whether the server closes the connection after this response: `Connection: close`, or
+/// HTTP/1.0 without `Connection: keep-alive`.
+fn closes(version: u8, headers: &[httparse::Header<'_>]) -> bool {
+    let has = |token: &[u8]| {
+        headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("connection")
+                && h.value
+                    .split(|c| *c == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+        })
+    };
+    if version == 0 {
+        !has(b"keep-alive")
+    } else {
+        has(b"close")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(name: &'a str, value: &'a [u8]) -> httparse::Header<'a> {
+        httparse::Header { name, value }
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112() {
+        let cl = [header("Content-Length", b"12")];
+        assert_eq!(framing(false, 200, &cl).unwrap(), Framing::Length(12));
+        assert_eq!(framing(true, 200, &cl).unwrap(), Framing::Empty);
+        assert_eq!(framing(false, 204, &cl).unwrap(), Framing::Empty);
+        assert_eq!(framing(false, 304, &[]).unwrap(), Framing::Empty);
+        let te = [header("transfer-encoding", b"gzip, chunked"), cl[0]];
+        assert_eq!(framing(false, 200, &te).unwrap(), Framing::Chunked);
+        assert_eq!(framing(false, 200, &[]).unwrap(), Framing::UntilClose);
+        assert!(framing(false, 200, &[header("content-length", b"x")]).is_err());
+        let two = [
+            header("content-length", b"1"),
+            header("content-length", b"2"),
+        ];
+        assert!(framing(false, 200, &two).is_err());
+    }
+
+    #[test]
+    fn close_by_header_or_version() {
+        assert!(closes(1, &[header("Connection", b"Close")]));
+        assert!(!closes(1, &[header("connection", b"keep-alive")]));
+        assert!(closes(0, &[]));
+        assert!(!closes(0, &[header("connection", b"Keep-Alive")]));
+    }
+}
