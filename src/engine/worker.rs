@@ -27,7 +27,7 @@ use super::exchange::Inspect;
 use super::slot::connection;
 use super::Stop;
 use crate::clock::{self, set_thread_timer_slack_min, RecentP90, Timer};
-use crate::pacer::Schedule;
+use crate::pacer::{Cursor, Schedule};
 use crate::record::{Interval, Recorder};
 use crate::script::{Portable, ScriptBase, ScriptError, ThreadSetup, WorkerScript};
 use crate::stream::{Slo, TokenRule};
@@ -167,7 +167,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         tags,
         inspect,
         script,
-        mut stop,
+        stop,
         intervals,
         ready,
         start,
@@ -240,7 +240,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         completed_in_window: Cell::new(0),
         completions: Cell::new(None),
     });
-    let mut timer = Timer::new(spin)?;
+    let timer = Timer::new(spin)?;
 
     // Open every connection before the clock starts, as wrk does.
     for id in 0..slots {
@@ -281,77 +281,20 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         });
     }
 
-    // The pacer.
-    let mut cursor = schedule.cursor(duration);
-    let mut next = cursor.next_due();
-    let mut stopped = Stop::Run;
-    let mut blocked = false;
-    while let Some(offset) = next {
-        if shared.script.as_ref().is_some_and(|s| s.stopped()) {
-            stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
-            break;
-        }
-        // With --precision P the thread wakes on a grid of P from the start, at the first
-        // tick at or after the due time, and releases everything due by then: at most one
-        // wake-up per P, each request at most P late (in its corrected latency and send lag).
-        let wake = match precision {
-            Some(p) => {
-                let ticks = offset.as_nanos().div_ceil(p.as_nanos().max(1));
-                start + Duration::from_nanos((ticks * p.as_nanos()).min(u64::MAX as u128) as u64)
-            }
-            None => start + offset,
-        };
-        let now = Instant::now();
-        if wake > now {
-            // With the kernel stamping responses, a near due time is waited for by blocking
-            // the thread: one system call and one wake-up per due time, responses read (by
-            // their stamps) when it wakes. Not while event streams are being read: their
-            // tokens must be read as they come, or coalesced reads would hide the gaps
-            // between them.
-            let block = shared.stamped.get()
-                && wake - now <= clock::BLOCK_MAX
-                && shared.recorder.borrow().stream.is_none();
-            if block {
-                // After a round the runtime polls the pacer before the connections it just
-                // woke: let those read what arrived and finish (and go idle) first, or they
-                // would look busy to the next due request.
-                tokio::task::yield_now().await;
-                let now_asked = *stop.borrow_and_update();
-                if now_asked >= Stop::Soft {
-                    stopped = now_asked;
-                    break;
-                }
-                clock::block_until(wake, spin);
-                blocked = true;
-            } else {
-                tokio::select! {
-                    biased;
-                    s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
-                    r = timer.wait_until(wake) => r?,
-                }
-            }
-        }
-        // Release everything already due (a late wake-up releases several at once).
-        let now = Instant::now();
-        while let Some(offset) = next {
-            let due = start + offset;
-            if due > now {
-                break;
-            }
-            shared.rotate(start, due);
-            // (The cursor is just past this request: where a queue starting here goes on.)
-            shared.dispatch(due, now, &cursor);
-            next = cursor.next_due();
-        }
-        // Let the connections just given a request send it before the pacer waits, so the
-        // wait knows whether to stay awake for their responses (`stay_awake_for_response`).
-        // Only when it may: at high rates the extra round (a reactor poll) would cost. After
-        // a blocking wait, always: the connections send, and what arrived meanwhile is read.
-        if blocked || shared.expected_response().is_some() {
-            blocked = false;
-            tokio::task::yield_now().await;
-        }
-    }
+    // The pacer, as a task of its own on the thread (see `pace`).
+    let pacer = tokio::task::spawn_local(pace(
+        shared.clone(),
+        schedule.cursor(duration),
+        start,
+        precision,
+        spin,
+        timer,
+        stop,
+    ));
+    let (mut stopped, mut stop) = match pacer.await {
+        Ok(r) => r?,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
     let mut schedule_end = start + duration;
     if stopped == Stop::Run {
         // The last request is due just before the end of the load window: let the window
@@ -423,4 +366,93 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             .map(|s| s.export_globals())
             .unwrap_or_default(),
     })
+}
+
+/// The pacer: walks the thread's schedule, waits for each due time, and hands what is due
+/// to idle connection slots (or queues it). Returns why it stopped, and the stop channel.
+///
+/// It runs as a task of its own (not as the thread's main future) so that it can let the
+/// connections it just gave requests send them (`clock::yield_local`) without a poll of
+/// the reactor — a system call — each time.
+async fn pace(
+    shared: Rc<Shared>,
+    mut cursor: Cursor,
+    start: Instant,
+    precision: Option<Duration>,
+    spin: Duration,
+    mut timer: Timer,
+    mut stop: watch::Receiver<Stop>,
+) -> std::io::Result<(Stop, watch::Receiver<Stop>)> {
+    let mut next = cursor.next_due();
+    let mut stopped = Stop::Run;
+    while let Some(offset) = next {
+        if shared.script.as_ref().is_some_and(|s| s.stopped()) {
+            stopped = Stop::Soft; // wrk.thread:stop(): this thread stops as at Ctrl-C
+            break;
+        }
+        // With --precision P the thread wakes on a grid of P from the start, at the first
+        // tick at or after the due time, and releases everything due by then: at most one
+        // wake-up per P, each request at most P late (in its corrected latency and send lag).
+        let wake = match precision {
+            Some(p) => {
+                let ticks = offset.as_nanos().div_ceil(p.as_nanos().max(1));
+                start + Duration::from_nanos((ticks * p.as_nanos()).min(u64::MAX as u128) as u64)
+            }
+            None => start + offset,
+        };
+        let now = Instant::now();
+        let mut blocked = false;
+        if wake > now {
+            // With the kernel stamping responses, a near due time is waited for by blocking
+            // the thread: one system call and one wake-up per due time, responses read (by
+            // their stamps) when it wakes. Not while event streams are being read: their
+            // tokens must be read as they come, or coalesced reads would hide the gaps
+            // between them.
+            let block = shared.stamped.get()
+                && wake - now <= clock::BLOCK_MAX
+                && shared.recorder.borrow().stream.is_none();
+            if block {
+                let now_asked = *stop.borrow_and_update();
+                if now_asked >= Stop::Soft {
+                    stopped = now_asked;
+                    break;
+                }
+                clock::block_until(wake, spin);
+                // One poll of the reactor: the connections whose answers came while the
+                // thread slept read them (timed by their stamps) and go idle before what
+                // is due is handed out — or they would look busy to it.
+                tokio::task::yield_now().await;
+                blocked = true;
+            } else {
+                tokio::select! {
+                    biased;
+                    s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
+                    r = timer.wait_until(wake) => r?,
+                }
+            }
+        }
+        // Release everything already due (a late wake-up releases several at once).
+        let now = Instant::now();
+        while let Some(offset) = next {
+            let due = start + offset;
+            if due > now {
+                break;
+            }
+            shared.rotate(start, due);
+            // (The cursor is just past this request: where a queue starting here goes on.)
+            shared.dispatch(due, now, &cursor);
+            next = cursor.next_due();
+        }
+        if blocked {
+            // Let the connections just given a request send it before the thread blocks
+            // again (no reactor poll needed for that).
+            clock::yield_local().await;
+        } else if shared.expected_response().is_some() {
+            // Let them send before the pacer waits, so the wait knows whether to stay
+            // awake for their responses (`stay_awake_for_response`). Only when it may: at
+            // high rates the extra round (a reactor poll) would cost.
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok((stopped, stop))
 }
