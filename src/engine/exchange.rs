@@ -11,6 +11,7 @@ use super::h1::{H1Conn, H1Error, RawHead, Wire};
 use crate::outcome::{ErrorClass, ResponseMeta, StreamStats};
 use crate::stream::{Event, SseParser, TokenRule};
 use bytes::Bytes;
+use hyper::header::{HeaderName, CONTENT_TYPE, RETRY_AFTER};
 use std::cell::Cell;
 use std::io;
 use std::time::{Duration, Instant};
@@ -106,8 +107,8 @@ pub async fn exchange(
 pub trait Head {
     /// The status code.
     fn status(&self) -> u16;
-    /// The first value of a header (`name` in lower case).
-    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The first value of a header.
+    fn header(&self, name: &HeaderName) -> Option<&[u8]>;
     /// Every header, in order.
     fn each(&self, f: &mut dyn FnMut(&str, &[u8]));
     /// Its size on the wire (HTTP/2: as HTTP/1.1 would send it).
@@ -118,10 +119,10 @@ impl Head for RawHead<'_> {
     fn status(&self) -> u16 {
         self.status
     }
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .find(|h| h.name.eq_ignore_ascii_case(name.as_str()))
             .map(|h| h.value)
     }
     fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -138,7 +139,7 @@ impl<B> Head for hyper::Response<B> {
     fn status(&self) -> u16 {
         self.status().as_u16()
     }
-    fn header(&self, name: &str) -> Option<&[u8]> {
+    fn header(&self, name: &HeaderName) -> Option<&[u8]> {
         self.headers().get(name).map(|v| v.as_bytes())
     }
     fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
@@ -209,7 +210,7 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
         read_meta(progress, resp, inspect);
         progress.bytes = resp.wire_len();
         let is_stream = resp
-            .header("content-type")
+            .header(&CONTENT_TYPE)
             .is_some_and(|v| v.starts_with(b"text/event-stream"));
         if collect {
             let mut headers = Vec::new();
@@ -311,32 +312,36 @@ fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
     a.usage.map(|u| (u.prompt_tokens, u.completion_tokens))
 }
 
+/// Rate-limit headroom headers OpenAI-style gateways send.
+const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
+const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
+
 /// Reads what the response head says beyond the status: a 429's `Retry-After`, the
-/// `x-ratelimit-remaining-requests`/`-tokens` hints OpenAI-style gateways send, the
+/// `x-ratelimit-remaining-requests`/`-tokens` hints, the
 /// `--group-by-header` value.
 fn read_meta(progress: &mut Progress, head: &impl Head, inspect: &Inspect) {
-    let number = |name: &str| {
+    let number = |name: &HeaderName| {
         head.header(name)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.trim().parse::<f64>().ok())
             .filter(|v| v.is_finite() && *v >= 0.0)
     };
     if progress.status == 429 {
-        progress.meta.retry_after = number("retry-after").map(Duration::from_secs_f64);
+        progress.meta.retry_after = number(&RETRY_AFTER).map(Duration::from_secs_f64);
     }
     progress.meta.remaining = [
-        number("x-ratelimit-remaining-requests").map(|v| v as u64),
-        number("x-ratelimit-remaining-tokens").map(|v| v as u64),
+        number(&REMAINING_REQUESTS).map(|v| v as u64),
+        number(&REMAINING_TOKENS).map(|v| v as u64),
     ];
     if let Some(name) = &inspect.group_by {
         progress.group = Some(
-            head.header(name.as_str())
+            head.header(name)
                 .and_then(|v| hyper::header::HeaderValue::from_bytes(v).ok()),
         );
     }
     if inspect.usage
         && head
-            .header("content-type")
+            .header(&CONTENT_TYPE)
             .is_some_and(|v| v.starts_with(b"application/json"))
     {
         progress.usage_body = Some(Vec::new());
