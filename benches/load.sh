@@ -237,7 +237,7 @@ oha_run "oha --http2 -q 10000 -c 4 -p 100" 10000 4 -p 100 --http2
 h2load_run "h2load -c4 -m100 --rps 2500 (10k/s)" 10000 4 100
 echo "highest rate: h2load closed loop vs ratebench open loop at rising rates:"
 h2load_run "h2load -c4 -m100 (closed loop: capacity)" 0 4 100
-for r in ${H2_RATES:-40000 60000 80000}; do
+for r in ${H2_RATES:-60000 80000 100000 120000}; do
     ratebench_run "ratebench --http2 -R$r -c4" "$r" 4 --http2
 done
 URL=$URL_SAVED
@@ -246,7 +246,7 @@ fi
 if [ "${SWEEP:-0}" = 1 ]; then
     echo
     echo "highest rate held within 1 % (ratebench, one generator core):"
-    for r in 60000 90000 120000 150000 180000; do
+    for r in ${SWEEP_RATES:-40000 50000 60000 70000 90000 120000}; do
         ratebench_run "ratebench -R$r -c100" "$r" 100
     done
 fi
