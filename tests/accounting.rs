@@ -112,6 +112,28 @@ fn every_http1_framing_is_read_to_its_end() {
 }
 
 #[test]
+fn a_chunked_answer_split_into_single_bytes_is_read_whole() {
+    // Each byte of a chunked answer (chunk-size lines with an extension, data, CRLFs, a
+    // trailer) comes in its own segment: every line is split across reads.
+    let server = raw_server(Behaviour::Trickle);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("10")
+        .duration("2s")
+        .connections(1)
+        .timeout("2s")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!(
+        (t.completed, t.error_total(), r.recorder.reconnects),
+        (20, 0, 0)
+    );
+    // Head as sent, plus the 7 body bytes de-chunked ("abc" + "defg").
+    let head = FRAMINGS[1].0.find("\r\n\r\n").unwrap() as u64 + 4;
+    assert_eq!(t.bytes, 20 * (head + 7));
+}
+
+#[test]
 fn head_answers_have_no_body() {
     // A HEAD answer says Content-Length: 2 and sends no body: waiting for one would time
     // every request out.

@@ -228,6 +228,9 @@ pub enum Behaviour {
     Framings,
     /// A HEAD answer: `Content-Length: 2` and no body.
     HeadOnly,
+    /// `FRAMINGS[1]` (chunked, with an extension and a trailer) written one byte at a time,
+    /// 200 µs apart: every line and every CRLF arrives split across reads.
+    Trickle,
 }
 
 /// `Behaviour::Framings`' answers, in turn, and whether the server closes after each: an
@@ -364,6 +367,15 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                             Behaviour::Garbage => b"SSH-2.0-this is not http\r\n\r\n",
                             Behaviour::Framings => FRAMINGS[k % FRAMINGS.len()].0.as_bytes(),
                             Behaviour::HeadOnly => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+                            Behaviour::Trickle => {
+                                for b in FRAMINGS[1].0.as_bytes() {
+                                    if conn.write_all(&[*b]).is_err() {
+                                        return;
+                                    }
+                                    std::thread::sleep(Duration::from_micros(200));
+                                }
+                                b""
+                            }
                         };
                         if conn.write_all(reply).is_err() {
                             return;
