@@ -125,30 +125,29 @@ print("%8s %8.2f %5s %9s" % (sc, int(w) / n, "-", "-"))
 PY
 }
 
+# A row from wrk's or wrk2's output in $tmp/out (wrk prints "50%", wrk2 "50.000%").
+wrk_row() { # label percentile-suffix
+    local label=$1 suffix=$2 n rps p50 p99
+    n=$(awk '/requests in/ { print $1 }' "$tmp/out")
+    rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
+    p50=$(to_ms "$(awk -v p="50$suffix" '$1 == p { print $2 }' "$tmp/out")")
+    p99=$(to_ms "$(awk -v p="99$suffix" '$1 == p { print $2 }' "$tmp/out")")
+    # shellcheck disable=SC2046
+    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
+}
+
 wrk_run() { # label conns
     local label=$1 conns=$2
     [ -n "$WRK" ] || { row "$label" "(wrk not installed)" "" "" "" ""; return; }
     measure "$WRK" -t1 -c"$conns" -d"${DUR}s" --latency "$URL"
-    local n rps p50 p99
-    n=$(awk '/requests in/ { print $1 }' "$tmp/out")
-    rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
-    p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$tmp/out")")
-    p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$tmp/out")")
-    # shellcheck disable=SC2046
-    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
+    wrk_row "$label" "%"
 }
 
 wrk2_run() { # label rate conns
     local label=$1 rate=$2 conns=$3
     [ -n "$WRK2" ] || { row "$label" "(wrk2: set WRK2)" "" "" "" ""; return; }
     measure "$WRK2" -t1 -c"$conns" -d"${DUR}s" -R"$rate" --latency "$URL"
-    local n rps p50 p99
-    n=$(awk '/requests in/ { print $1 }' "$tmp/out")
-    rps=$(awk '/^Requests\/sec/ { print $2 }' "$tmp/out")
-    p50=$(to_ms "$(awk '$1 == "50.000%" { print $2 }' "$tmp/out")")
-    p99=$(to_ms "$(awk '$1 == "99.000%" { print $2 }' "$tmp/out")")
-    # shellcheck disable=SC2046
-    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
+    wrk_row "$label" ".000%"
 }
 
 if [ -z "${ONLY:-}" ]; then

@@ -46,17 +46,6 @@ pub enum H1Error {
     Parse(String),
 }
 
-impl std::fmt::Display for H1Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            H1Error::Write(e) => write!(f, "writing the request: {e}"),
-            H1Error::Read(e) => write!(f, "reading the response: {e}"),
-            H1Error::Closed => f.write_str("connection closed before the response was complete"),
-            H1Error::Parse(m) => write!(f, "invalid response: {m}"),
-        }
-    }
-}
-
 /// How a response's body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -141,11 +130,6 @@ impl H1Conn {
     /// Whether the last response left the connection open for another request.
     pub fn reusable(&self) -> bool {
         self.reusable
-    }
-
-    /// Marks the connection as not to be used again (an abandoned exchange).
-    pub fn retire(&mut self) {
-        self.reusable = false;
     }
 
     /// Writes a request.
