@@ -322,7 +322,9 @@ pub fn block_until(deadline: Instant, spin: Duration) {
     let start = Instant::now();
     let wake = deadline.checked_sub(spin).unwrap_or(deadline);
     if wake > start {
-        let ns = monotonic_ns() + (wake - Instant::now()).as_nanos();
+        // (From `start`, read just before: the few ns between the two reads only move the
+        // wake-up that much later, inside the spin.)
+        let ns = monotonic_ns() + (wake - start).as_nanos();
         let ts = libc::timespec {
             tv_sec: (ns / 1_000_000_000) as libc::time_t,
             tv_nsec: (ns % 1_000_000_000) as libc::c_long,
