@@ -236,7 +236,7 @@ oha_run "oha --http2 -q 10000 -c 4 -p 100" 10000 4 -p 100 --http2
 h2load_run "h2load -c4 -m100 --rps 2500 (10k/s)" 10000 4 100
 echo "highest rate: h2load closed loop vs ratebench open loop at rising rates:"
 h2load_run "h2load -c4 -m100 (closed loop: capacity)" 0 4 100
-for r in ${H2_RATES:-60000 80000 100000 120000}; do
+for r in ${H2_RATES:-100000 130000 150000 180000}; do
     ratebench_run "ratebench --http2 -R$r -c4" "$r" 4 --http2
 done
 URL=$URL_SAVED

@@ -288,3 +288,115 @@ fn a_server_that_does_not_speak_http2_stops_the_run_before_traffic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--http2"));
 }
+
+/// An in-process hyper HTTP/2 server that answers 200 only when the request carried an
+/// `x-big` header of `header` bytes and a body of `body` bytes (else 400), with a response
+/// of `reply` body bytes and an `x-big-response` header of 30,000 bytes.
+fn big_h2_server(header: usize, body: usize, reply: usize) -> std::net::SocketAddr {
+    use http_body_util::BodyExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = bytes::Bytes::from(vec![b'r'; reply]);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let reply = reply.clone();
+                            async move {
+                                let got_header = req.headers().get("x-big").map_or(0, |v| v.len());
+                                let got_body = match req.into_body().collect().await {
+                                    Ok(b) => b.to_bytes().len(),
+                                    Err(_) => 0,
+                                };
+                                let mut resp =
+                                    hyper::Response::new(http_body_util::Full::new(reply));
+                                if got_header != header || got_body != body {
+                                    *resp.status_mut() = hyper::StatusCode::BAD_REQUEST;
+                                }
+                                resp.headers_mut()
+                                    .insert("x-big-response", "b".repeat(30_000).parse().unwrap());
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .max_header_list_size(1 << 20)
+                    // The protocol's default windows (hyper's own are wider): a 200,000-byte
+                    // body needs the server's WINDOW_UPDATEs to get through.
+                    .initial_stream_window_size(65_535)
+                    .initial_connection_window_size(65_535)
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn heads_and_bodies_larger_than_a_frame_and_a_window_arrive_whole_both_ways() {
+    // Request: a 20,000-byte header (more than one 16 KiB frame: HEADERS + CONTINUATION)
+    // and a 200,000-byte body (three times the server's 65,535-byte initial window: the
+    // rest waits for its WINDOW_UPDATEs). Response: a 30,000-byte header (the server's
+    // CONTINUATION) and a 3,000,000-byte body (three times the 1 MiB stream window this
+    // client announces; 20 of them are 60 MB, over the 16 MiB connection window): every
+    // window must be credited back or the run stalls into timeouts.
+    let addr = big_h2_server(20_000, 200_000, 3_000_000);
+    let dir = tmpdir("http2-big");
+    let body = dir.join("body.bin");
+    std::fs::write(&body, vec![b'q'; 200_000]).unwrap();
+    let (r, _) = load(&format!("http://{addr}/upload"))
+        .rate("20")
+        .duration("1s")
+        .connections(1)
+        .timeout("5s")
+        .switch("--http2")
+        .flag("-m", "POST")
+        .flag("--body-file", body.to_str().unwrap())
+        .flag("-H", &format!("x-big: {}", "a".repeat(20_000)))
+        .run_json();
+    let t = &r.recorder.total;
+    assert_eq!((t.completed, t.error_total()), (20, 0));
+    // All 200: the server saw the whole header and the whole body every time.
+    assert_eq!(
+        r.recorder.status[200], 20,
+        "400s: {}",
+        r.recorder.status[400]
+    );
+    // Body bytes exact; each head is the 30,000-byte header plus a few short ones.
+    assert!(t.bytes >= 20 * 3_030_000, "{}", t.bytes);
+    assert!(t.bytes < 20 * (3_030_000 + 1_000), "{}", t.bytes);
+    assert_eq!((r.recorder.connects, r.recorder.reconnects), (1, 0));
+}
+
+#[test]
+fn a_request_goes_out_when_due_not_at_the_next_wake_up() {
+    // 500 req/s on one connection against an instant service: due times 2 ms apart, so the
+    // thread blocks between them. Over HTTP/2 the connection's own task writes the frames
+    // the slots queued; if it only ran after the thread's next block, every request would
+    // leave a whole interval late and the corrected p50 would be 2 ms or more. Sent when
+    // due, the p50 is loopback plus the service: well under half the interval.
+    let server = serve(|c| c.http2 = true);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("500")
+        .duration("2s")
+        .connections(1)
+        .switch("--http2")
+        .run();
+    assert_eq!(r.recorder.total.completed, 1000);
+    let p50 = ms(r.recorder.corrected.value_at_quantile(0.5));
+    assert!(p50 < 1.0, "corrected p50 {p50} ms at 2 ms between requests");
+}

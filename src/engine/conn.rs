@@ -1,10 +1,9 @@
 //! One connection: connect (TCP, then TLS for https, then HTTP/1.1 or HTTP/2) and build
 //! the requests sent on it.
 //!
-//! hyper's low-level `client::conn::http1` is used directly for HTTP/1.1, and the `h2`
-//! crate (hyper's own HTTP/2 layer) for HTTP/2, because only it tells the server's
-//! SETTINGS_MAX_CONCURRENT_STREAMS: no pool, no retries, no redirects — each scheduled
-//! request is exactly one attempt on the wire. A connection that the server closes, or on
+//! HTTP/1.1 is spoken by `engine::h1` and HTTP/2 by `engine::http2`, both directly (no
+//! pool, no retries, no redirects — each scheduled request is exactly one attempt on the
+//! wire; HTTP/2 tells the server's SETTINGS_MAX_CONCURRENT_STREAMS). A connection that the server closes, or on
 //! which a request failed, is dropped; the next request on it re-opens it, and the
 //! reconnect time counts against that request's latency.
 //!
@@ -13,6 +12,7 @@
 //! Used by `engine::slot` (the request loop) and `engine` (the preflight connect).
 
 use super::h1::{H1Conn, Wire};
+use super::http2::{self, H2Conn, H2Error, H2Request};
 use super::plan::{default_tag, Plan};
 use super::stamp::{Arrival, StampedTcp};
 use super::tls::{tls_config, Stream};
@@ -22,10 +22,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Uri};
 use rustls::pki_types::ServerName;
-use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpStream;
@@ -77,8 +75,8 @@ pub enum ConnectError {
     H2 {
         /// The address tried.
         addr: SocketAddr,
-        /// h2's error.
-        source: h2::Error,
+        /// What went wrong.
+        source: H2Error,
         /// A suggestion, when one applies.
         hint: &'static str,
     },
@@ -95,9 +93,7 @@ pub enum Link {
 /// An open HTTP/2 connection.
 pub struct H2Link {
     /// Opens streams (clones share the connection).
-    pub sender: h2::client::SendRequest<Bytes>,
-    /// Set when the connection's driver ended (closed, broken, or gone away and drained).
-    pub closed: Rc<Cell<bool>>,
+    pub sender: H2Conn,
     /// When the kernel stamps receives: the arrival of the last bytes read.
     pub arrival: Option<Arrival>,
 }
@@ -105,7 +101,7 @@ pub struct H2Link {
 impl H2Link {
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (`usize::MAX` when it set none).
     pub fn server_limit(&self) -> usize {
-        self.sender.current_max_send_streams()
+        self.sender.server_limit()
     }
 }
 
@@ -168,9 +164,10 @@ struct RequestTemplate {
     body: Bytes,
     /// For HTTP/2: `scheme://authority` (the Host header's authority when one is given).
     origin: String,
-    /// For HTTP/2: the request head, with the absolute URI and without the headers
-    /// HTTP/2 forbids.
-    h2: Option<hyper::Request<()>>,
+    /// For HTTP/2: the request head's HPACK block (the absolute URI's parts as
+    /// pseudo-headers, without the headers HTTP/2 forbids), and whether it says the
+    /// content-length.
+    h2: Option<(Bytes, bool)>,
     /// For HTTP/1.1: the request line and headers, without the blank line that ends them.
     wire_head: Vec<u8>,
     /// For HTTP/1.1: the whole request, head and body, when the body is the same every
@@ -390,9 +387,8 @@ impl Connector {
         Ok((Link::H1(H1Conn::new(stream, arrival)), timing))
     }
 
-    /// The HTTP/2 preface and SETTINGS, then a PING: the server's SETTINGS are its first
-    /// frame, so once the PING's answer is back its stream limit is known — before the
-    /// first request, which could otherwise wait inside h2 for a stream.
+    /// The HTTP/2 preface and SETTINGS; returns once the server's SETTINGS (its first
+    /// frame) arrived, so its stream limit is known before the first request.
     async fn open_h2(&self, stream: Stream) -> Result<H2Link, ConnectError> {
         let addr = self.addr;
         let hint = if self.tls.is_none() {
@@ -401,52 +397,36 @@ impl Connector {
             ""
         };
         let fail = |source| ConnectError::H2 { addr, source, hint };
-        let (sender, mut conn) = h2::client::Builder::new()
-            // Windows wide enough that flow control never paces a load test's responses.
-            .initial_window_size(1 << 20)
-            .initial_connection_window_size(16 << 20)
-            .handshake::<_, Bytes>(stream)
-            .await
-            .map_err(fail)?;
-        let mut ping = conn
-            .ping_pong()
-            .expect("a new connection has its ping-pong");
-        let closed = Rc::new(Cell::new(false));
-        let flag = closed.clone();
-        tokio::task::spawn_local(async move {
-            // Errors surface through the streams that were open.
-            let _ = conn.await;
-            flag.set(true);
-        });
-        ping.ping(h2::Ping::opaque()).await.map_err(fail)?;
+        let (sender, driver) = H2Conn::handshake(stream).await.map_err(fail)?;
+        tokio::task::spawn_local(driver);
         let link = H2Link {
             sender,
-            closed,
             arrival: None,
         };
         self.saw_server_limit(link.server_limit());
         Ok(link)
     }
 
-    /// Request `seq` over HTTP/2: its head, body and tag.
-    pub fn request_h2(&self, seq: u64) -> ((Request<()>, Bytes), u16) {
+    /// Request `seq` over HTTP/2 (its header block encoded once, with the template), and
+    /// its tag.
+    pub fn request_h2(&self, seq: u64) -> (H2Request, u16) {
         let (t, body, tag) = self.pick(seq);
-        let head =
+        let (block, has_length) =
             t.h2.as_ref()
                 .expect("an HTTP/2 connector has an HTTP/2 template");
-        let mut req = Request::new(());
-        *req.method_mut() = head.method().clone();
-        *req.uri_mut() = head.uri().clone();
-        *req.headers_mut() = head.headers().clone();
-        if !body.is_empty() && !req.headers().contains_key(hyper::header::CONTENT_LENGTH) {
-            req.headers_mut()
-                .insert(hyper::header::CONTENT_LENGTH, body.len().into());
-        }
-        ((req, body), tag)
+        let block = if !body.is_empty() && !has_length {
+            // A body built per request (--prompts): its length joins the block.
+            let mut b = block.to_vec();
+            http2::append_content_length(&mut b, body.len());
+            b.into()
+        } else {
+            block.clone()
+        };
+        (H2Request { block, body }, tag)
     }
 
     /// A request built for HTTP/1.1 (a script's), made an HTTP/2 request to this target.
-    pub fn to_h2(&self, req: Request<Full<Bytes>>) -> Result<(Request<()>, Bytes), String> {
+    pub fn to_h2(&self, req: Request<Full<Bytes>>) -> Result<H2Request, String> {
         let (parts, body) = req.into_parts();
         let body = full_bytes(body);
         let head = Request::from_parts(parts, ());
@@ -459,7 +439,14 @@ impl Connector {
             ),
             None => self.template.origin.clone(),
         };
-        Ok((to_h2_head(head, &origin)?, body))
+        let head = to_h2_head(head, &origin)?;
+        let length = (!body.is_empty()
+            && !head.headers().contains_key(hyper::header::CONTENT_LENGTH))
+        .then_some(body.len());
+        Ok(H2Request {
+            block: http2::encode_head(&head, length),
+            body,
+        })
     }
 
     /// Request `seq` as it goes on the wire, and its tag: the template's bytes, built
@@ -564,7 +551,9 @@ impl RequestTemplate {
             *head.method_mut() = template.method.clone();
             *head.uri_mut() = template.uri.clone();
             *head.headers_mut() = template.headers.clone();
-            template.h2 = Some(to_h2_head(head, &template.origin)?);
+            let head = to_h2_head(head, &template.origin)?;
+            let has_length = head.headers().contains_key(hyper::header::CONTENT_LENGTH);
+            template.h2 = Some((http2::encode_head(&head, None), has_length));
         }
         Ok(template)
     }

@@ -8,11 +8,12 @@
 //! Used by `engine::slot` (the request loop).
 
 use super::h1::{H1Conn, H1Error, RawHead, Wire};
+use super::http2::{H2Error, H2Head, H2Stream};
 use crate::outcome::{ErrorClass, ResponseMeta, StreamStats};
 use crate::stream::{Event, SseParser, TokenRule};
-use bytes::Bytes;
 use hyper::header::{HeaderName, CONTENT_TYPE, RETRY_AFTER};
 use std::cell::Cell;
+use std::future::poll_fn;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -72,10 +73,10 @@ pub struct Inspect {
 pub enum ExchangeError {
     /// HTTP/1.1.
     H1(H1Error),
-    /// HTTP/2 (h2): a stream or connection error.
-    H2(h2::Error),
+    /// HTTP/2: a stream or connection error.
+    H2(H2Error),
     /// HTTP/2: no stream could be opened (the connection is gone or was told to go away).
-    H2NotOpened(h2::Error),
+    H2NotOpened(H2Error),
 }
 
 impl From<H1Error> for ExchangeError {
@@ -135,53 +136,44 @@ impl Head for RawHead<'_> {
     }
 }
 
-impl<B> Head for hyper::Response<B> {
+impl Head for H2Head {
     fn status(&self) -> u16 {
-        self.status().as_u16()
+        self.status
     }
     fn header(&self, name: &HeaderName) -> Option<&[u8]> {
-        self.headers().get(name).map(|v| v.as_bytes())
+        self.get(name.as_str())
     }
     fn each(&self, f: &mut dyn FnMut(&str, &[u8])) {
-        for (k, v) in self.headers() {
-            f(k.as_str(), v.as_bytes());
+        for (k, v) in self.iter() {
+            f(std::str::from_utf8(k).unwrap_or("?"), v);
         }
     }
     fn wire_len(&self) -> u64 {
         // Status line (~17) plus "name: value\r\n" each, plus the blank line.
         19 + self
-            .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .map(|(k, v)| (k.len() + v.len() + 4) as u64)
             .sum::<u64>()
     }
 }
 
-/// Sends an HTTP/2 request's body on its stream (`send`) and reads the whole response
-/// into `progress`, as `exchange` does. Dropping the future (a timeout) drops the stream,
-/// which h2 resets (RST_STREAM CANCEL); the connection stays.
+/// Reads an HTTP/2 response (its request and body already on their way) into `progress`,
+/// as `exchange` does. Dropping the future (a timeout) drops the stream, which resets it
+/// (RST_STREAM CANCEL); the connection stays.
 pub async fn read_h2(
-    response: h2::client::ResponseFuture,
-    mut send: h2::SendStream<Bytes>,
-    body: Bytes,
+    mut stream: H2Stream,
     how: Reader<'_>,
     progress: &mut Progress,
     on_gap: impl FnMut(Duration),
 ) -> Result<(), ExchangeError> {
-    if !body.is_empty() {
-        send.send_data(body, true).map_err(ExchangeError::H2)?;
-    }
-    let resp = response.await.map_err(ExchangeError::H2)?;
-    let mut reading = Reading::head(how, progress, on_gap, &resp);
-    let mut body = resp.into_body();
-    while let Some(data) = body.data().await {
-        let data = data.map_err(ExchangeError::H2)?;
-        // Read bytes free the window for more (flow control is the receiver's job).
-        let _ = body.flow_control().release_capacity(data.len());
-        reading.data(&data);
+    poll_fn(|cx| stream.poll_head(cx))
+        .await
+        .map_err(ExchangeError::H2)?;
+    let mut reading = stream.head(|head| Reading::head(how, progress, on_gap, head));
+    while let Some(data) = poll_fn(|cx| stream.poll_data(cx)).await {
+        reading.data(&data.map_err(ExchangeError::H2)?);
     }
     reading.finish();
-    drop(send);
     Ok(())
 }
 
@@ -388,17 +380,14 @@ pub fn classify(e: &ExchangeError) -> ErrorClass {
     }
 }
 
-/// An HTTP/2 error's class: the server resetting the stream or refusing it in a GOAWAY is a
-/// protocol error; a broken connection is a read or write error.
-fn classify_h2(e: &h2::Error) -> ErrorClass {
-    if let Some(io) = e.get_io() {
-        return match io.kind() {
-            io::ErrorKind::BrokenPipe | io::ErrorKind::WriteZero => ErrorClass::Write,
-            io::ErrorKind::InvalidData => ErrorClass::Protocol,
-            _ => ErrorClass::Read,
-        };
+/// An HTTP/2 error's class: the server resetting the stream, refusing it in a GOAWAY or
+/// breaking the protocol is a protocol error; a broken connection is a read or write error.
+fn classify_h2(e: &H2Error) -> ErrorClass {
+    match e {
+        H2Error::Read(_) => ErrorClass::Read,
+        H2Error::Write(_) => ErrorClass::Write,
+        H2Error::Reset(_) | H2Error::GoAway(_) | H2Error::Protocol(_) => ErrorClass::Protocol,
     }
-    ErrorClass::Protocol
 }
 
 /// An HTTP/1.1 error's class: a response that is not HTTP is a protocol error; a broken

@@ -14,6 +14,7 @@ pub mod conn;
 pub mod dispatch;
 pub mod exchange;
 pub mod h1;
+pub mod http2;
 pub mod plan;
 pub mod slot;
 pub mod stamp;

@@ -13,10 +13,11 @@
 //!
 //! Used by `engine::worker`, one task per slot.
 
-use super::conn::{Connector, H2Link, Link};
+use super::conn::{Connector, Link};
 use super::dispatch::{Conn, Job, Shared};
 use super::exchange::{arrived, classify, exchange, read_h2, ExchangeError, Progress, Reader};
 use super::h1::{H1Conn, Wire};
+use super::http2::H2Conn;
 use crate::clock;
 use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
 use crate::script::HookError;
@@ -220,7 +221,7 @@ async fn open_h2(
     conn: &Conn,
     connector: &Connector,
     timeout: Duration,
-) -> Option<h2::client::SendRequest<bytes::Bytes>> {
+) -> Option<H2Conn> {
     conn.connecting.set(true);
     let r = tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await;
     conn.connecting.set(false);
@@ -242,31 +243,32 @@ async fn open_h2(
     Some(sender)
 }
 
-/// Takes `conn`'s HTTP/2 connection out of use (closed, broken, or gone away: the streams
-/// already on it finish on their own).
-fn retire_h2(shared: &Shared, conn: &Conn) {
-    if conn.link.borrow_mut().take().is_some() {
+/// Takes `conn`'s HTTP/2 connection `which` out of use (closed, broken, or gone away: the
+/// streams already on it finish on their own) — unless another slot already replaced it.
+fn retire_h2(shared: &Shared, conn: &Conn, which: &H2Conn) {
+    let mut link = conn.link.borrow_mut();
+    if link.as_ref().is_some_and(|l| l.sender.same(which)) {
+        link.take();
         shared.open.set(shared.open.get() - 1);
     }
 }
 
-/// A sender on `conn`'s open HTTP/2 connection: the one there, the one another slot is
-/// opening, or a new one. `free` is cleared (and the wait counted) when the request waits
-/// for a connection.
+/// `conn`'s open HTTP/2 connection: the one there, the one another slot is opening, or a
+/// new one. `free` is cleared (and the wait counted) when the request waits for a
+/// connection.
 async fn h2_sender(
     shared: &Shared,
     conn: &Conn,
     connector: &Connector,
     timeout: Duration,
     free: &mut bool,
-) -> Option<h2::client::SendRequest<bytes::Bytes>> {
+) -> Option<H2Conn> {
     loop {
-        let usable = conn
-            .link
-            .borrow()
-            .as_ref()
-            .filter(|l| !l.closed.get())
-            .map(|l: &H2Link| l.sender.clone());
+        let (usable, gone) = match conn.link.borrow().as_ref() {
+            Some(l) if !l.sender.is_closed() => (Some(l.sender.clone()), None),
+            Some(l) => (None, Some(l.sender.clone())),
+            None => (None, None),
+        };
         if let Some(sender) = usable {
             return Some(sender);
         }
@@ -278,7 +280,9 @@ async fn h2_sender(
             conn.attempted.notified().await;
             continue;
         }
-        retire_h2(shared, conn);
+        if let Some(gone) = gone {
+            retire_h2(shared, conn, &gone);
+        }
         return open_h2(shared, conn, connector, timeout).await;
     }
 }
@@ -365,7 +369,7 @@ async fn attempt_h2(
     };
     // The context goes back to the script with the response, or is let go of.
     let forget = Forget(script, std::cell::Cell::new(context));
-    let (head, body) = match request {
+    let request = match request {
         Ok(r) => r,
         Err(m) => {
             shared.recorder.borrow_mut().script_message(m);
@@ -375,42 +379,22 @@ async fn attempt_h2(
     let collect = script.is_some_and(|s| s.wants_response());
     let mut free = job.free;
     // Open the stream; if the connection turns out gone (nothing was sent), once more on a
-    // new one — with the request built again (a script's cannot be: keep a copy of it).
-    let spare = script.map(|_| clone_head(&head));
-    let mut first = Some(head);
+    // new one.
     let mut tries = 0;
-    let (sent, response, send, sender) = loop {
+    let (sent, stream, sender) = loop {
         let Some(sender) = h2_sender(shared, conn, connector, deadline.timeout, &mut free).await
         else {
             return unsent(&job, ErrorClass::Connect, tag);
         };
-        let mut sender = match sender.ready().await {
-            Ok(s) => s,
-            Err(_) if tries == 0 => {
-                tries += 1;
-                retire_h2(shared, conn);
-                continue;
-            }
-            Err(e) => return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag),
-        };
-        let req = first.take().unwrap_or_else(|| match &spare {
-            Some(h) => clone_head(h),
-            None => connector.request_h2(job.seq).0 .0,
-        });
-        match sender.send_request(req, body.is_empty()) {
-            Ok((response, send)) => break (Instant::now(), response, send, sender),
-            Err(e) if e.is_go_away() || e.is_io() || e.reason().is_some() => {
-                retire_h2(shared, conn);
+        match sender.open(&request) {
+            Ok(stream) => break (Instant::now(), stream, sender),
+            Err(e) => {
+                retire_h2(shared, conn, &sender);
                 if tries == 0 {
                     tries += 1;
                     continue;
                 }
                 return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag);
-            }
-            Err(e) => {
-                let m = format!("HTTP/2 cannot send this request: {e}");
-                shared.recorder.borrow_mut().script_message(m);
-                return unsent(&job, ErrorClass::Script, tag);
             }
         }
     };
@@ -425,11 +409,11 @@ async fn attempt_h2(
         collect,
         inspect: &shared.inspect,
     };
-    let work = read_h2(response, send, body, how, &mut progress, gap);
+    let work = read_h2(stream, how, &mut progress, gap);
     // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
     let result = deadline.run(sent + deadline.timeout, work).await;
     let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
-    conn.set_limit(shared.streams.min(sender.current_max_send_streams()));
+    conn.set_limit(shared.streams.min(sender.server_limit()));
     let mut script_failed = None;
     if let (Ok(Ok(())), Some(sc)) = (&result, script) {
         if let Some((headers, body)) = progress.collected.take() {
@@ -446,8 +430,8 @@ async fn attempt_h2(
             // A connection-level failure (I/O, GOAWAY) retires the connection; a stream the
             // server reset leaves it as it is.
             if let ExchangeError::H2(h) = &e {
-                if h.is_io() || h.is_go_away() {
-                    retire_h2(shared, conn);
+                if h.ends_connection() {
+                    retire_h2(shared, conn, &sender);
                 }
             }
             Err(failed(&progress, &e))
@@ -470,15 +454,6 @@ impl Drop for Forget<'_> {
             s.forget(self.1.take());
         }
     }
-}
-
-/// A copy of a request head (`Request<()>` is not `Clone`).
-fn clone_head(head: &hyper::Request<()>) -> hyper::Request<()> {
-    let mut req = hyper::Request::new(());
-    *req.method_mut() = head.method().clone();
-    *req.uri_mut() = head.uri().clone();
-    *req.headers_mut() = head.headers().clone();
-    req
 }
 
 /// Drops a broken or abandoned connection.

@@ -217,6 +217,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             .map(|_| Conn::new(streams, http2))
             .collect(),
         streams,
+        http2,
         closing: Cell::new(false),
         outstanding: Cell::new(0),
         drained: Notify::new(),
@@ -445,8 +446,12 @@ async fn pace(
         }
         if blocked {
             // Let the connections just given a request send it before the thread blocks
-            // again (no reactor poll needed for that).
+            // again (no reactor poll needed for that). Over HTTP/2 the slots queue their
+            // frames and wake their connection's writer, which runs after this round.
             clock::yield_local().await;
+            if shared.http2 {
+                clock::yield_local().await;
+            }
         } else if shared.expected_response().is_some() {
             // Let them send before the pacer waits, so the wait knows whether to stay
             // awake for their responses (`stay_awake_for_response`). Only when it may: at

@@ -1,0 +1,1244 @@
+//! HTTP/2 on one connection, spoken directly (RFC 9113): the streams of a connection share
+//! it through `H2Conn`, a task of its own (`drive`) reads and writes the socket, and each
+//! request is one `H2Stream`.
+//!
+//! A request's header block is encoded once per template (HPACK literals without indexing:
+//! no encoder state, so every request's block is the same bytes) and goes out as one
+//! HEADERS frame with only its stream id filled in; its body as DATA frames within the
+//! server's flow-control windows. Responses are read frame by frame: header blocks decoded
+//! with HPACK (the server's dynamic table, Huffman strings) into the
+//! stream's own reused buffer, DATA handed on without a copy, and the receive windows
+//! credited back as data arrives, in batches (a load generator reads everything at once:
+//! flow control never paces a response).
+//!
+//! Why not the `h2` crate's client: per request it builds a `Request` and its `HeaderMap`,
+//! encodes the head with HPACK again, stores the stream in a slab behind a mutex, and
+//! decodes the response into a `HeaderMap` — at 120k req/s on one core the h2 crate,
+//! header maps and their allocations were about half of the generator's CPU (README,
+//! performance). `serve --http2` still uses hyper (and so h2) as the server.
+//!
+//! Handled: SETTINGS (the server's stream limit, initial window and frame size; ACKed),
+//! PING (answered), WINDOW_UPDATE, RST_STREAM (the stream fails; the connection stays),
+//! GOAWAY (streams above its last id fail at once, those below finish; no new streams),
+//! CONTINUATION, padding, trailers (read and ignored), interim 1xx heads (skipped).
+//! A dropped stream that had not ended is reset (RST_STREAM CANCEL).
+//!
+//! Used by `engine::conn` (opening) and `engine::slot` / `engine::exchange` (requests).
+
+use super::tls::Stream;
+use bytes::{Buf, Bytes, BytesMut};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+// Frame types (RFC 9113 §6).
+const DATA: u8 = 0x0;
+const HEADERS: u8 = 0x1;
+const RST_STREAM: u8 = 0x3;
+const SETTINGS: u8 = 0x4;
+const PUSH_PROMISE: u8 = 0x5;
+const PING: u8 = 0x6;
+const GOAWAY: u8 = 0x7;
+const WINDOW_UPDATE: u8 = 0x8;
+const CONTINUATION: u8 = 0x9;
+
+// Flags.
+const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+/// RST_STREAM's code for a stream let go of (§7).
+const CANCEL: u32 = 0x8;
+
+/// The receive window of each stream, announced in SETTINGS: wide enough that no
+/// response waits for a WINDOW_UPDATE.
+const STREAM_WINDOW: u32 = 1 << 20;
+/// The connection's receive window (raised from the default 65,535 right after SETTINGS).
+const CONN_WINDOW: u32 = 16 << 20;
+/// The largest frame accepted (the default SETTINGS_MAX_FRAME_SIZE is 16 KiB; a server
+/// must not send more unless told, and this client does not tell it).
+const FRAME_MAX: usize = 16 << 10;
+/// The most a response's header block may take.
+const HEAD_MAX: usize = 256 << 10;
+/// How much of the read buffer to have free before each read.
+const READ_CHUNK: usize = 32 << 10;
+
+/// Why an HTTP/2 exchange or connection failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum H2Error {
+    /// Reading from the connection failed, or it closed.
+    #[error("reading failed: {0}")]
+    Read(String),
+    /// Writing to the connection failed.
+    #[error("writing failed: {0}")]
+    Write(String),
+    /// The server reset the stream (RST_STREAM with this error code).
+    #[error("the server reset the stream (error code {0})")]
+    Reset(u32),
+    /// The server sent GOAWAY: the stream was above its last one (not processed), or the
+    /// connection can take no new streams.
+    #[error("the server sent GOAWAY (error code {0})")]
+    GoAway(u32),
+    /// The server broke the protocol.
+    #[error("{0}")]
+    Protocol(String),
+}
+
+impl H2Error {
+    /// The connection is gone or going (I/O, GOAWAY, protocol): no new streams on it.
+    pub fn ends_connection(&self) -> bool {
+        !matches!(self, H2Error::Reset(_))
+    }
+}
+
+/// A request as HTTP/2 sends it: its HPACK header block and its body.
+#[derive(Debug, Clone)]
+pub struct H2Request {
+    /// The header block (pseudo-headers first), encoded without indexing.
+    pub block: Bytes,
+    /// The body (empty: none).
+    pub body: Bytes,
+}
+
+/// Encodes a request head as an HPACK header block: literals without indexing (names
+/// from the static table where it has them), no Huffman — any server decodes them, and
+/// the block is the same bytes every time.
+pub fn encode_head(head: &hyper::Request<()>, content_length: Option<usize>) -> Bytes {
+    let uri = head.uri();
+    let mut out = Vec::with_capacity(64 + head.headers().len() * 32);
+    match head.method().as_str() {
+        "GET" => out.push(0x82),
+        "POST" => out.push(0x83),
+        m => literal_indexed_name(&mut out, 2, m.as_bytes()),
+    }
+    match uri.scheme_str() {
+        Some("https") => out.push(0x87),
+        Some(s) if s != "http" => literal_indexed_name(&mut out, 6, s.as_bytes()),
+        _ => out.push(0x86),
+    }
+    if let Some(a) = uri.authority() {
+        literal_indexed_name(&mut out, 1, a.as_str().as_bytes());
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if path == "/" {
+        out.push(0x84);
+    } else {
+        literal_indexed_name(&mut out, 4, path.as_bytes());
+    }
+    for (name, value) in head.headers() {
+        literal(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(n) = content_length {
+        append_content_length(&mut out, n);
+    }
+    out.into()
+}
+
+/// Appends `content-length: n` to a header block.
+pub fn append_content_length(out: &mut Vec<u8>, n: usize) {
+    literal_indexed_name(out, 28, n.to_string().as_bytes());
+}
+
+/// A literal header field without indexing whose name is static table entry `index`.
+fn literal_indexed_name(out: &mut Vec<u8>, index: usize, value: &[u8]) {
+    integer(out, 4, 0x00, index);
+    string(out, value);
+}
+
+/// A literal header field without indexing, with a new name.
+fn literal(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(0x00);
+    string(out, name);
+    string(out, value);
+}
+
+/// An HPACK string literal, not Huffman-coded.
+fn string(out: &mut Vec<u8>, s: &[u8]) {
+    integer(out, 7, 0x00, s.len());
+    out.extend_from_slice(s);
+}
+
+/// An HPACK integer with an `n`-bit prefix, the first byte's other bits `flags` (RFC 7541
+/// §5.1).
+fn integer(out: &mut Vec<u8>, n: u8, flags: u8, mut value: usize) {
+    let max = (1usize << n) - 1;
+    if value < max {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    value -= max;
+    while value >= 128 {
+        out.push((value % 128 + 128) as u8);
+        value /= 128;
+    }
+    out.push(value as u8);
+}
+
+/// Writes a frame header.
+fn frame_head(out: &mut Vec<u8>, len: usize, kind: u8, flags: u8, stream: u32) {
+    out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+    out.push(kind);
+    out.push(flags);
+    out.extend_from_slice(&stream.to_be_bytes());
+}
+
+/// A response head as decoded: its status and headers (names lower-case, as HTTP/2
+/// sends them), kept in one reused buffer.
+#[derive(Default)]
+pub struct H2Head {
+    /// The status code (0 until the final head arrived).
+    pub status: u16,
+    /// Names and values, back to back.
+    text: Vec<u8>,
+    /// Each header: where its name starts, where its value starts, where it ends.
+    spans: Vec<[u32; 3]>,
+}
+
+impl H2Head {
+    fn clear(&mut self) {
+        self.status = 0;
+        self.text.clear();
+        self.spans.clear();
+    }
+
+    /// Every header, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans.iter().map(|&[n, v, e]| {
+            (
+                &self.text[n as usize..v as usize],
+                &self.text[v as usize..e as usize],
+            )
+        })
+    }
+
+    /// The first value of the header `name` (lower-case).
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+}
+
+/// One stream's state, kept by the connection for as long as its `H2Stream` lives.
+#[derive(Default)]
+struct StreamState {
+    id: u32,
+    waker: Option<Waker>,
+    head: H2Head,
+    /// Body bytes not yet taken by the stream's reader.
+    data: std::collections::VecDeque<Bytes>,
+    /// The server ended the stream (END_STREAM).
+    ended: bool,
+    /// Our side ended it (the whole body sent).
+    sent_all: bool,
+    error: Option<H2Error>,
+    /// What the server lets us send on it.
+    send_window: i64,
+    /// Body not yet sent (waiting for window).
+    pending: Bytes,
+    /// Bytes received and not yet credited back.
+    uncredited: u32,
+}
+
+impl StreamState {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The state of one connection, shared by its streams and its driver.
+struct Inner {
+    /// Frames to write.
+    out: Vec<u8>,
+    /// The driver's waker (it writes `out`).
+    driver: Option<Waker>,
+    streams: Vec<StreamState>,
+    /// Unused entries of `streams`.
+    free: Vec<usize>,
+    /// Stream id → entry.
+    ids: HashMap<u32, usize, IdHash>,
+    next_id: u32,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (`usize::MAX` when it set none).
+    max_streams: usize,
+    /// The server's SETTINGS_INITIAL_WINDOW_SIZE: each new stream's send window.
+    initial_window: i64,
+    /// The connection's send window.
+    send_window: i64,
+    /// The server's SETTINGS_MAX_FRAME_SIZE.
+    max_frame: usize,
+    /// Connection-level bytes received and not yet credited back.
+    uncredited: u32,
+    decoder: Hpack,
+    /// A header block still arriving in CONTINUATION frames: stream, END_STREAM, bytes.
+    partial: Option<(u32, bool, Vec<u8>)>,
+    /// The last stream id the server's GOAWAY said it processes.
+    goaway: Option<(u32, u32)>,
+    /// The connection ended with this error (or cleanly after GOAWAY).
+    ended: Option<H2Error>,
+    /// Streams with body waiting for window.
+    blocked: Vec<usize>,
+}
+
+/// A hasher for stream ids (already unique small integers: no need for SipHash).
+#[derive(Default, Clone, Copy)]
+struct IdHash(u64);
+
+impl std::hash::Hasher for IdHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        // Spread the odd ids over the buckets.
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHash;
+    fn build_hasher(&self) -> IdHash {
+        IdHash(0)
+    }
+}
+
+impl Inner {
+    fn wake_driver(&mut self) {
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    fn open_streams(&self) -> usize {
+        self.streams.len() - self.free.len()
+    }
+
+    /// Ends the connection: every stream still waiting gets `e`.
+    fn fail(&mut self, e: H2Error) {
+        for s in &mut self.streams {
+            if s.id != 0 && !s.ended && s.error.is_none() {
+                s.error = Some(e.clone());
+                s.wake();
+            }
+        }
+        if self.ended.is_none() {
+            self.ended = Some(e);
+        }
+    }
+
+    fn rst(&mut self, id: u32, code: u32) {
+        frame_head(&mut self.out, 4, RST_STREAM, 0, id);
+        self.out.extend_from_slice(&code.to_be_bytes());
+    }
+
+    fn window_update(&mut self, id: u32, n: u32) {
+        frame_head(&mut self.out, 4, WINDOW_UPDATE, 0, id);
+        self.out.extend_from_slice(&n.to_be_bytes());
+    }
+
+    /// Sends as much of stream `key`'s pending body as the windows allow.
+    fn send_body(&mut self, key: usize) {
+        let max_frame = self.max_frame;
+        loop {
+            let s = &mut self.streams[key];
+            if s.pending.is_empty() {
+                return;
+            }
+            let room = s.send_window.min(self.send_window).min(max_frame as i64);
+            if room <= 0 {
+                if !self.blocked.contains(&key) {
+                    self.blocked.push(key);
+                }
+                return;
+            }
+            let n = (room as usize).min(s.pending.len());
+            let chunk = s.pending.split_to(n);
+            let last = s.pending.is_empty();
+            s.send_window -= n as i64;
+            s.sent_all = last;
+            let id = s.id;
+            self.send_window -= n as i64;
+            frame_head(
+                &mut self.out,
+                n,
+                DATA,
+                if last { END_STREAM } else { 0 },
+                id,
+            );
+            self.out.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Windows grew: send what waited for them.
+    fn unblock(&mut self) {
+        for key in std::mem::take(&mut self.blocked) {
+            if self.streams[key].id != 0 {
+                self.send_body(key);
+            }
+        }
+    }
+
+    /// Handles one whole frame; an `Err` is a connection error.
+    fn frame(&mut self, kind: u8, flags: u8, id: u32, mut payload: Bytes) -> Result<(), H2Error> {
+        if let Some((pid, _, _)) = &self.partial {
+            if kind != CONTINUATION || id != *pid {
+                return Err(protocol("a header block was interrupted"));
+            }
+        }
+        match kind {
+            DATA => {
+                let len = payload.len() as u32;
+                let body = unpad(flags, &mut payload)?;
+                self.uncredited += len;
+                if self.uncredited >= CONN_WINDOW / 2 {
+                    let n = std::mem::take(&mut self.uncredited);
+                    self.window_update(0, n);
+                }
+                let Some(&key) = self.ids.get(&id) else {
+                    return Ok(()); // a stream already let go of (reset, timed out)
+                };
+                let s = &mut self.streams[key];
+                if !body.is_empty() {
+                    s.data.push_back(body);
+                }
+                s.uncredited += len;
+                let end = flags & END_STREAM != 0;
+                if end {
+                    s.ended = true;
+                } else if s.uncredited >= STREAM_WINDOW / 2 {
+                    let n = std::mem::take(&mut s.uncredited);
+                    self.window_update(id, n);
+                }
+                self.streams[key].wake();
+            }
+            HEADERS => {
+                let mut block = unpad(flags, &mut payload)?;
+                if flags & PRIORITY != 0 {
+                    if block.len() < 5 {
+                        return Err(protocol("a short HEADERS frame"));
+                    }
+                    block.advance(5);
+                }
+                let end = flags & END_STREAM != 0;
+                if flags & END_HEADERS == 0 {
+                    self.partial = Some((id, end, block.to_vec()));
+                } else {
+                    self.headers(id, end, &block)?;
+                }
+            }
+            CONTINUATION => {
+                let Some((pid, end, mut block)) = self.partial.take() else {
+                    return Err(protocol("CONTINUATION without HEADERS"));
+                };
+                block.extend_from_slice(&payload);
+                if block.len() > HEAD_MAX {
+                    return Err(protocol("a response head over 256 KiB"));
+                }
+                if flags & END_HEADERS == 0 {
+                    self.partial = Some((pid, end, block));
+                } else {
+                    self.headers(pid, end, &block)?;
+                }
+            }
+            RST_STREAM => {
+                if payload.len() != 4 {
+                    return Err(protocol("RST_STREAM of the wrong size"));
+                }
+                if let Some(&key) = self.ids.get(&id) {
+                    let s = &mut self.streams[key];
+                    if !s.ended {
+                        s.error = Some(H2Error::Reset(payload.get_u32()));
+                        s.wake();
+                    }
+                    s.pending = Bytes::new();
+                    s.sent_all = true;
+                }
+            }
+            SETTINGS if flags & ACK == 0 => {
+                self.settings(&payload)?;
+                frame_head(&mut self.out, 0, SETTINGS, ACK, 0);
+            }
+            PING => {
+                if payload.len() != 8 {
+                    return Err(protocol("PING of the wrong size"));
+                }
+                if flags & ACK == 0 {
+                    frame_head(&mut self.out, 8, PING, ACK, 0);
+                    self.out.extend_from_slice(&payload);
+                }
+            }
+            GOAWAY => {
+                if payload.len() < 8 {
+                    return Err(protocol("GOAWAY too short"));
+                }
+                let last = payload.get_u32() & 0x7fff_ffff;
+                let code = payload.get_u32();
+                self.goaway = Some((last, code));
+                // Streams above `last` were not processed and never will be.
+                for s in &mut self.streams {
+                    if s.id > last && !s.ended && s.error.is_none() {
+                        s.error = Some(H2Error::GoAway(code));
+                        s.wake();
+                    }
+                }
+            }
+            WINDOW_UPDATE => {
+                if payload.len() != 4 {
+                    return Err(protocol("WINDOW_UPDATE of the wrong size"));
+                }
+                let n = (payload.get_u32() & 0x7fff_ffff) as i64;
+                if id == 0 {
+                    self.send_window += n;
+                    if self.send_window > i32::MAX as i64 {
+                        return Err(protocol("window over 2^31-1"));
+                    }
+                } else if let Some(&key) = self.ids.get(&id) {
+                    self.streams[key].send_window += n;
+                }
+                self.unblock();
+            }
+            PUSH_PROMISE => {
+                return Err(protocol("PUSH_PROMISE, though push is off"));
+            }
+            _ => {} // PRIORITY and unknown types are ignored (§5.5).
+        }
+        Ok(())
+    }
+
+    fn settings(&mut self, mut p: &[u8]) -> Result<(), H2Error> {
+        if !p.len().is_multiple_of(6) {
+            return Err(protocol("SETTINGS of the wrong size"));
+        }
+        while p.len() >= 6 {
+            let key = u16::from_be_bytes([p[0], p[1]]);
+            let value = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
+            p = &p[6..];
+            match key {
+                0x3 => self.max_streams = value as usize,
+                0x4 => {
+                    if value > i32::MAX as u32 {
+                        return Err(protocol("initial window over 2^31-1"));
+                    }
+                    let delta = value as i64 - self.initial_window;
+                    self.initial_window = value as i64;
+                    for s in &mut self.streams {
+                        s.send_window += delta;
+                    }
+                    self.unblock();
+                }
+                0x5 => {
+                    if !(16_384..=16_777_215).contains(&value) {
+                        return Err(protocol("a bad SETTINGS_MAX_FRAME_SIZE"));
+                    }
+                    self.max_frame = value as usize;
+                }
+                _ => {} // HEADER_TABLE_SIZE: this encoder keeps no table; others unused.
+            }
+        }
+        Ok(())
+    }
+
+    /// A whole header block for stream `id`: its response head, an interim one, or
+    /// trailers. Decoded whatever the stream (the HPACK table must stay in step).
+    fn headers(&mut self, id: u32, end: bool, block: &[u8]) -> Result<(), H2Error> {
+        let key = self.ids.get(&id).copied();
+        let mut scratch = H2Head::default();
+        let head = match key {
+            Some(k) if self.streams[k].head.status == 0 => &mut self.streams[k].head,
+            _ => &mut scratch, // trailers, or a stream let go of
+        };
+        head.clear();
+        let mut bad = false;
+        self.decoder
+            .decode(block, |name, value| {
+                if name.first() == Some(&b':') {
+                    if name == b":status" {
+                        head.status = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or_else(|| {
+                                bad = true;
+                                0
+                            });
+                    }
+                    return;
+                }
+                let n = head.text.len() as u32;
+                head.text.extend_from_slice(name);
+                let v = head.text.len() as u32;
+                head.text.extend_from_slice(value);
+                head.spans.push([n, v, head.text.len() as u32]);
+            })
+            .map_err(|e| protocol(&format!("a response head's HPACK: {e}")))?;
+        let Some(key) = key else { return Ok(()) };
+        let s = &mut self.streams[key];
+        if bad {
+            s.error = Some(H2Error::Protocol("a response with a bad :status".into()));
+        } else if (100..200).contains(&s.head.status) && s.head.status != 101 && !end {
+            s.head.clear(); // interim (1xx): the real head follows
+        }
+        if end {
+            s.ended = true;
+        }
+        s.wake();
+        Ok(())
+    }
+}
+
+/// The HPACK decoder of a connection (RFC 7541): the server's dynamic table (kept by
+/// `httlib_hpack`'s table), strings Huffman-decoded by `httlib_huffman` into reused buffers.
+/// Each field is handed on borrowed, without an allocation; only fields the server adds to
+/// its table are copied (into the table).
+struct Hpack {
+    table: httlib_hpack::table::Table<'static>,
+    name: Vec<u8>,
+    value: Vec<u8>,
+}
+
+/// The dynamic table size this client allows (SETTINGS_HEADER_TABLE_SIZE's default).
+const TABLE_MAX: u32 = 4096;
+
+impl Hpack {
+    fn new() -> Hpack {
+        Hpack {
+            table: httlib_hpack::table::Table::with_dynamic_size(TABLE_MAX),
+            name: Vec::new(),
+            value: Vec::new(),
+        }
+    }
+
+    /// Decodes a whole header block, calling `f` with each field.
+    fn decode(&mut self, mut b: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<(), String> {
+        while let Some(&first) = b.first() {
+            if first & 0x80 != 0 {
+                // Indexed field.
+                let index = hpack_int(&mut b, 7)?;
+                let (n, v) = self.table.get(index).ok_or("an index not in the table")?;
+                f(n, v);
+            } else if first & 0xe0 == 0x20 {
+                // Dynamic table size update.
+                let size = hpack_int(&mut b, 5)?;
+                if size > TABLE_MAX {
+                    return Err(format!("a table size of {size}, over {TABLE_MAX}"));
+                }
+                self.table.update_max_dynamic_size(size);
+            } else {
+                // A literal: with incremental indexing (6-bit prefix), or without / never
+                // indexed (4-bit prefix).
+                let indexing = first & 0xc0 == 0x40;
+                let index = hpack_int(&mut b, if indexing { 6 } else { 4 })?;
+                let name_owned;
+                let name: &[u8] = if index == 0 {
+                    hpack_string(&mut b, &mut self.name)?;
+                    &self.name
+                } else {
+                    name_owned = self.table.get(index).ok_or("an index not in the table")?.0;
+                    name_owned
+                };
+                let value: &[u8] = {
+                    let (v, huffman) = hpack_str_raw(&mut b)?;
+                    if huffman {
+                        self.value.clear();
+                        httlib_huffman::decode(
+                            v,
+                            &mut self.value,
+                            httlib_huffman::DecoderSpeed::FiveBits,
+                        )
+                        .map_err(|e| format!("a Huffman string: {e:?}"))?;
+                        &self.value
+                    } else {
+                        v
+                    }
+                };
+                f(name, value);
+                if indexing {
+                    let (n, v) = (name.to_vec(), value.to_vec());
+                    self.table.insert(n, v);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), taken off the front of `b`.
+fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, String> {
+    let max = (1u32 << n) - 1;
+    let (&first, rest) = b.split_first().ok_or("a header block cut short")?;
+    *b = rest;
+    let mut value = (first as u32) & max;
+    if value < max {
+        return Ok(value);
+    }
+    let mut shift = 0;
+    loop {
+        let (&byte, rest) = b.split_first().ok_or("a header block cut short")?;
+        *b = rest;
+        if shift > 21 {
+            return Err("an integer too large".into());
+        }
+        value += ((byte & 0x7f) as u32) << shift;
+        shift += 7;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+}
+
+/// An HPACK string's raw bytes and whether they are Huffman-coded, taken off `b`.
+fn hpack_str_raw<'a>(b: &mut &'a [u8]) -> Result<(&'a [u8], bool), String> {
+    let huffman = b.first().ok_or("a header block cut short")? & 0x80 != 0;
+    let len = hpack_int(b, 7)? as usize;
+    if len > b.len() {
+        return Err("a string longer than its header block".into());
+    }
+    let (s, rest) = b.split_at(len);
+    *b = rest;
+    Ok((s, huffman))
+}
+
+/// An HPACK string, decoded into `out`.
+fn hpack_string(b: &mut &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let (s, huffman) = hpack_str_raw(b)?;
+    out.clear();
+    if huffman {
+        httlib_huffman::decode(s, out, httlib_huffman::DecoderSpeed::FiveBits)
+            .map_err(|e| format!("a Huffman string: {e:?}"))?;
+    } else {
+        out.extend_from_slice(s);
+    }
+    Ok(())
+}
+
+/// A connection error: the server broke the protocol (the connection is dropped).
+fn protocol(what: &str) -> H2Error {
+    H2Error::Protocol(format!("HTTP/2 protocol error from the server: {what}"))
+}
+
+/// A DATA or HEADERS payload without its padding.
+fn unpad(flags: u8, payload: &mut Bytes) -> Result<Bytes, H2Error> {
+    if flags & PADDED == 0 {
+        return Ok(std::mem::take(payload));
+    }
+    if payload.is_empty() {
+        return Err(protocol("a padded frame without its pad length"));
+    }
+    let pad = payload[0] as usize;
+    if pad + 1 > payload.len() {
+        return Err(protocol("padding longer than the frame"));
+    }
+    let len = payload.len() - pad;
+    Ok(payload.slice(1..len))
+}
+
+/// An open HTTP/2 connection; clones share it.
+#[derive(Clone)]
+pub struct H2Conn(Rc<RefCell<Inner>>);
+
+impl H2Conn {
+    /// Starts HTTP/2 on `io`: the preface and SETTINGS, then reads until the server's
+    /// SETTINGS (its first frame) arrived, so its stream limit is known before the first
+    /// request. Returns the connection and its driver, to be spawned.
+    pub async fn handshake(
+        mut io: Stream,
+    ) -> Result<(H2Conn, impl std::future::Future<Output = ()>), H2Error> {
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(PREFACE);
+        // SETTINGS: ENABLE_PUSH 0, INITIAL_WINDOW_SIZE.
+        frame_head(&mut out, 12, SETTINGS, 0, 0);
+        out.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
+        out.extend_from_slice(&[0, 4]);
+        out.extend_from_slice(&STREAM_WINDOW.to_be_bytes());
+        let inner = Inner {
+            out,
+            driver: None,
+            streams: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::with_hasher(IdHash(0)),
+            next_id: 1,
+            max_streams: usize::MAX,
+            initial_window: 65_535,
+            send_window: 65_535,
+            max_frame: 16_384,
+            uncredited: 0,
+            decoder: Hpack::new(),
+            partial: None,
+            goaway: None,
+            ended: None,
+            blocked: Vec::new(),
+        };
+        let conn = H2Conn(Rc::new(RefCell::new(inner)));
+        conn.0.borrow_mut().window_update(0, CONN_WINDOW - 65_535);
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut written = 0;
+        // Write the preface while waiting for the server's SETTINGS.
+        poll_fn(|cx| {
+            let mut inner = conn.0.borrow_mut();
+            if let Poll::Ready(Err(e)) = write_out(&mut io, cx, &mut inner, &mut written) {
+                return Poll::Ready(Err(e));
+            }
+            loop {
+                match read_some(&mut io, cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(H2Error::Read(
+                            "the server closed the connection".into(),
+                        )))
+                    }
+                    Poll::Ready(Ok(_)) => {}
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                if buf.len() >= 9 {
+                    if buf[3] != SETTINGS || buf[4] & ACK != 0 {
+                        return Poll::Ready(Err(H2Error::Protocol(
+                            "the server's first frame was not SETTINGS: is it HTTP/2?".into(),
+                        )));
+                    }
+                    let len = frame_len(&buf);
+                    if len > FRAME_MAX {
+                        return Poll::Ready(Err(H2Error::Protocol(
+                            "the server's first frame was not SETTINGS: is it HTTP/2?".into(),
+                        )));
+                    }
+                    if buf.len() >= 9 + len {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+            }
+        })
+        .await?;
+        conn.0.borrow_mut().read_frames(&mut buf)?;
+        let driver = drive(conn.0.clone(), io, buf, written);
+        Ok((conn, driver))
+    }
+
+    /// The connection can take no new streams (it ended, or the server sent GOAWAY).
+    pub fn is_closed(&self) -> bool {
+        let inner = self.0.borrow();
+        inner.ended.is_some() || inner.goaway.is_some()
+    }
+
+    /// Whether `other` is a handle on the same connection.
+    pub fn same(&self, other: &H2Conn) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (`usize::MAX` when it set none).
+    pub fn server_limit(&self) -> usize {
+        self.0.borrow().max_streams
+    }
+
+    /// Opens a stream with `request`: its HEADERS (and what of its body the windows
+    /// allow) are queued for the driver to write. Fails, with nothing sent, when the
+    /// connection can take no new streams.
+    pub fn open(&self, request: &H2Request) -> Result<H2Stream, H2Error> {
+        let mut inner = self.0.borrow_mut();
+        if let Some(e) = &inner.ended {
+            return Err(e.clone());
+        }
+        if let Some((_, code)) = inner.goaway {
+            return Err(H2Error::GoAway(code));
+        }
+        let id = inner.next_id;
+        if id > 0x7fff_ffff - 2 {
+            inner.goaway = Some((id, 0)); // ids used up: the next request reconnects
+            return Err(H2Error::GoAway(0));
+        }
+        inner.next_id += 2;
+        let key = match inner.free.pop() {
+            Some(k) => k,
+            None => {
+                inner.streams.push(StreamState::default());
+                inner.streams.len() - 1
+            }
+        };
+        let window = inner.initial_window;
+        let s = &mut inner.streams[key];
+        s.id = id;
+        s.send_window = window;
+        s.ended = false;
+        s.error = None;
+        s.head.clear();
+        s.data.clear();
+        s.uncredited = 0;
+        s.pending = request.body.clone();
+        s.sent_all = request.body.is_empty();
+        inner.ids.insert(id, key);
+        // HEADERS (and CONTINUATION when the block is longer than a frame).
+        let block = &request.block;
+        let max = inner.max_frame;
+        let end = if request.body.is_empty() {
+            END_STREAM
+        } else {
+            0
+        };
+        let first = block.len().min(max);
+        let flags = end | if first == block.len() { END_HEADERS } else { 0 };
+        frame_head(&mut inner.out, first, HEADERS, flags, id);
+        inner.out.extend_from_slice(&block[..first]);
+        let mut at = first;
+        while at < block.len() {
+            let n = (block.len() - at).min(max);
+            let flags = if at + n == block.len() {
+                END_HEADERS
+            } else {
+                0
+            };
+            frame_head(&mut inner.out, n, CONTINUATION, flags, id);
+            inner.out.extend_from_slice(&block[at..at + n]);
+            at += n;
+        }
+        inner.send_body(key);
+        inner.wake_driver();
+        Ok(H2Stream {
+            conn: self.0.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for H2Conn {
+    fn drop(&mut self) {
+        // The last handle (besides the driver's) let go: the driver ends once no stream
+        // is open.
+        if Rc::strong_count(&self.0) <= 2 {
+            if let Ok(mut inner) = self.0.try_borrow_mut() {
+                inner.wake_driver();
+            }
+        }
+    }
+}
+
+/// One request's stream.
+pub struct H2Stream {
+    conn: Rc<RefCell<Inner>>,
+    key: usize,
+}
+
+impl H2Stream {
+    /// Waits for the response head (interim 1xx heads skipped).
+    pub fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), H2Error>> {
+        let mut inner = self.conn.borrow_mut();
+        let s = &mut inner.streams[self.key];
+        if s.head.status != 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(e) = &s.error {
+            return Poll::Ready(Err(e.clone()));
+        }
+        if s.ended {
+            return Poll::Ready(Err(H2Error::Protocol(
+                "the server ended the stream without a response head".into(),
+            )));
+        }
+        set_waker(&mut s.waker, cx);
+        Poll::Pending
+    }
+
+    /// The response head (after `poll_head` said it is there).
+    pub fn head<R>(&self, f: impl FnOnce(&H2Head) -> R) -> R {
+        f(&self.conn.borrow().streams[self.key].head)
+    }
+
+    /// The next piece of the body; `None` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, H2Error>>> {
+        let mut inner = self.conn.borrow_mut();
+        let s = &mut inner.streams[self.key];
+        if let Some(d) = s.data.pop_front() {
+            return Poll::Ready(Some(Ok(d)));
+        }
+        if let Some(e) = &s.error {
+            return Poll::Ready(Some(Err(e.clone())));
+        }
+        if s.ended {
+            return Poll::Ready(None);
+        }
+        set_waker(&mut s.waker, cx);
+        Poll::Pending
+    }
+}
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        let Ok(mut inner) = self.conn.try_borrow_mut() else {
+            return;
+        };
+        let inner = &mut *inner;
+        let s = &mut inner.streams[self.key];
+        let id = s.id;
+        // Not ended both ways (a timeout, or a body the server did not wait for): reset,
+        // so the server stops working on it.
+        let reset = !(s.ended && s.sent_all) && s.error.is_none() && inner.ended.is_none();
+        s.id = 0;
+        s.waker = None;
+        s.pending = Bytes::new();
+        s.data.clear();
+        let uncredited = std::mem::take(&mut s.uncredited);
+        inner.ids.remove(&id);
+        inner.free.push(self.key);
+        inner.blocked.retain(|&k| k != self.key);
+        if reset {
+            inner.rst(id, CANCEL);
+        }
+        let _ = uncredited; // the connection's window was credited as the data arrived
+                            // The driver writes the reset, or ends when this was the last stream of a
+                            // connection let go of.
+        if reset || inner.goaway.is_some() || Rc::strong_count(&self.conn) <= 2 {
+            inner.wake_driver();
+        }
+    }
+}
+
+fn set_waker(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn frame_len(buf: &[u8]) -> usize {
+    (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize
+}
+
+impl Inner {
+    /// Handles every whole frame in `buf`.
+    fn read_frames(&mut self, buf: &mut BytesMut) -> Result<(), H2Error> {
+        while buf.len() >= 9 {
+            let len = frame_len(buf);
+            if len > FRAME_MAX {
+                return Err(protocol("a frame over 16 KiB"));
+            }
+            if buf.len() < 9 + len {
+                break;
+            }
+            let kind = buf[3];
+            let flags = buf[4];
+            let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            buf.advance(9);
+            let payload = buf.split_to(len).freeze();
+            self.frame(kind, flags, id, payload)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads what is there into `buf`; the number of bytes, 0 at the end of the stream.
+fn read_some(
+    io: &mut Stream,
+    cx: &mut Context<'_>,
+    buf: &mut BytesMut,
+) -> Poll<Result<usize, H2Error>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let spare = buf.spare_capacity_mut();
+    let mut rb = ReadBuf::uninit(spare);
+    match Pin::new(io).poll_read(cx, &mut rb) {
+        Poll::Ready(Ok(())) => {
+            let n = rb.filled().len();
+            // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+            Poll::Ready(Ok(n))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(H2Error::Read(e.to_string()))),
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+/// Writes `inner.out` from `written` on, and flushes; `Ready(Ok)` once it is all out.
+fn write_out(
+    io: &mut Stream,
+    cx: &mut Context<'_>,
+    inner: &mut Inner,
+    written: &mut usize,
+) -> Poll<Result<(), H2Error>> {
+    if inner.out.is_empty() {
+        return Poll::Ready(Ok(()));
+    }
+    while *written < inner.out.len() {
+        match Pin::new(&mut *io).poll_write(cx, &inner.out[*written..]) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(H2Error::Write("the connection closed".into())))
+            }
+            Poll::Ready(Ok(n)) => *written += n,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(H2Error::Write(e.to_string()))),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    inner.out.clear();
+    *written = 0;
+    match Pin::new(io).poll_flush(cx) {
+        Poll::Ready(Err(e)) => Poll::Ready(Err(H2Error::Write(e.to_string()))),
+        _ => Poll::Ready(Ok(())),
+    }
+}
+
+/// The connection's driver: reads and handles frames, writes what the streams queued,
+/// until the connection fails, or it went away (or was let go of) with no stream open.
+async fn drive(inner: Rc<RefCell<Inner>>, mut io: Stream, mut buf: BytesMut, mut written: usize) {
+    poll_fn(|cx| {
+        let mut guard = inner.borrow_mut();
+        let state = &mut *guard;
+        // Read everything there is.
+        loop {
+            match read_some(&mut io, cx, &mut buf) {
+                Poll::Ready(Ok(0)) => {
+                    state.fail(H2Error::Read("the server closed the connection".into()));
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(_)) => {
+                    if let Err(e) = state.read_frames(&mut buf) {
+                        state.fail(e);
+                        return Poll::Ready(());
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    state.fail(e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending => break,
+            }
+        }
+        // Write what was queued (answers to the frames just read included).
+        if let Poll::Ready(Err(e)) = write_out(&mut io, cx, state, &mut written) {
+            state.fail(e);
+            return Poll::Ready(());
+        }
+        let unwanted = Rc::strong_count(&inner) == 1 || state.goaway.is_some();
+        if unwanted && state.open_streams() == 0 && state.out.is_empty() {
+            if state.ended.is_none() {
+                state.ended = Some(H2Error::GoAway(state.goaway.map_or(0, |g| g.1)));
+            }
+            return Poll::Ready(());
+        }
+        set_waker(&mut state.driver, cx);
+        Poll::Pending
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_follow_rfc7541_examples() {
+        // C.1.1: 10 with a 5-bit prefix; C.1.2: 1337 with a 5-bit prefix.
+        let mut out = Vec::new();
+        integer(&mut out, 5, 0, 10);
+        assert_eq!(out, [10]);
+        out.clear();
+        integer(&mut out, 5, 0, 1337);
+        assert_eq!(out, [31, 154, 10]);
+    }
+
+    #[test]
+    fn an_encoded_head_decodes_to_the_request() {
+        let mut req = hyper::Request::new(());
+        *req.method_mut() = hyper::Method::PUT;
+        *req.uri_mut() = "https://example.com:8443/a/b?c=d".parse().unwrap();
+        req.headers_mut()
+            .insert("x-long", "v".repeat(300).parse().unwrap());
+        req.headers_mut().insert("accept", "*/*".parse().unwrap());
+        let block = encode_head(&req, Some(1234));
+        let mut got = Vec::new();
+        Hpack::new()
+            .decode(&block, |n, v| {
+                got.push((
+                    String::from_utf8(n.to_vec()).unwrap(),
+                    String::from_utf8(v.to_vec()).unwrap(),
+                ))
+            })
+            .unwrap();
+        let want = [
+            (":method", "PUT".to_string()),
+            (":scheme", "https".into()),
+            (":authority", "example.com:8443".into()),
+            (":path", "/a/b?c=d".into()),
+            ("x-long", "v".repeat(300)),
+            ("accept", "*/*".into()),
+            ("content-length", "1234".into()),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rfc7541_c4_requests_with_huffman_decode_in_sequence() {
+        // RFC 7541 C.4.1–C.4.3: one decoder, the dynamic table carried between blocks.
+        let hex = |h: &str| -> Vec<u8> {
+            let h: String = h.split_whitespace().collect();
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let mut d = Hpack::new();
+        let mut run = |block: &str| {
+            let mut got = Vec::new();
+            d.decode(&hex(block), |n, v| {
+                got.push(format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(n),
+                    String::from_utf8_lossy(v)
+                ))
+            })
+            .unwrap();
+            got
+        };
+        assert_eq!(
+            run("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"),
+            [
+                ":method: GET",
+                ":scheme: http",
+                ":path: /",
+                ":authority: www.example.com"
+            ]
+        );
+        assert_eq!(
+            run("8286 84be 5886 a8eb 1064 9cbf"),
+            [
+                ":method: GET",
+                ":scheme: http",
+                ":path: /",
+                ":authority: www.example.com",
+                "cache-control: no-cache"
+            ]
+        );
+        assert_eq!(
+            run("8287 85bf 4088 25a8 49e9 5ba9 7d7f 8925 a849 e95b b8e8 b4bf"),
+            [
+                ":method: GET",
+                ":scheme: https",
+                ":path: /index.html",
+                ":authority: www.example.com",
+                "custom-key: custom-value"
+            ]
+        );
+    }
+
+    #[test]
+    fn padding_is_removed() {
+        let mut p = Bytes::from_static(&[2, b'h', b'i', 0, 0]);
+        assert_eq!(&unpad(PADDED, &mut p).unwrap()[..], b"hi");
+        let mut bad = Bytes::from_static(&[9, b'h']);
+        assert!(unpad(PADDED, &mut bad).is_err());
+    }
+}
