@@ -987,16 +987,17 @@ impl Drop for H2Stream {
         s.waker = None;
         s.pending = Bytes::new();
         s.data.clear();
-        let uncredited = std::mem::take(&mut s.uncredited);
+        // (Its bytes were credited to the connection's window as they arrived; the
+        // stream's own window goes with it.)
+        s.uncredited = 0;
         inner.ids.remove(&id);
         inner.free.push(self.key);
         inner.blocked.retain(|&k| k != self.key);
         if reset {
             inner.rst(id, CANCEL);
         }
-        let _ = uncredited; // the connection's window was credited as the data arrived
-                            // The driver writes the reset, or ends when this was the last stream of a
-                            // connection let go of.
+        // The driver writes the reset, or ends when this was the last stream of a
+        // connection let go of.
         if reset || inner.goaway.is_some() || Rc::strong_count(&self.conn) <= 2 {
             inner.wake_driver();
         }
