@@ -400,3 +400,61 @@ fn a_request_goes_out_when_due_not_at_the_next_wake_up() {
     let p50 = ms(r.recorder.corrected.value_at_quantile(0.5));
     assert!(p50 < 1.0, "corrected p50 {p50} ms at 2 ms between requests");
 }
+
+#[test]
+fn a_server_breaking_the_protocol_mid_run_is_counted_and_the_run_goes_on() {
+    // A raw server that completes the HTTP/2 handshake (its SETTINGS) and then answers the
+    // first request on each connection with something that is not HTTP/2: on odd
+    // connections a frame header announcing 16 MiB (over the 16 KiB frame limit), on even
+    // ones a HEADERS frame whose HPACK block names a table entry that does not exist. Each
+    // request fails as a protocol error, its connection is dropped, the next request
+    // reconnects; nothing is lost and the run is not stopped.
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf); // the preface and SETTINGS
+                let _ = conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // SETTINGS, empty
+                                                                      // Wait for a HEADERS frame (type 1) among what the client sends.
+                let mut seen = Vec::new();
+                while !seen.windows(2).any(|w| w == [1, 5] || w == [1, 4]) {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => seen.extend_from_slice(&buf[..k]),
+                    }
+                }
+                let bad: &[u8] = if n % 2 == 1 {
+                    &[0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 1]
+                } else {
+                    // HEADERS, END_HEADERS|END_STREAM, stream 1: indexed field 126 (no table).
+                    &[0, 0, 2, 1, 5, 0, 0, 0, 1, 0xff, 0x3f]
+                };
+                let _ = conn.write_all(bad);
+                let _ = conn.read(&mut buf); // until the client drops the connection
+            });
+        }
+    });
+    let (r, doc) = load(&format!("http://{addr}/"))
+        .rate("20")
+        .duration("1s")
+        .connections(1)
+        .switch("--http2")
+        .run_json();
+    let t = &r.recorder.total;
+    assert_eq!(t.scheduled, 20);
+    assert_eq!(r.unfinished, 0);
+    assert_eq!(t.completed, 0);
+    assert_eq!(
+        t.errors[ratebench::outcome::ErrorClass::Protocol.index()],
+        20,
+        "{:?}",
+        t.errors
+    );
+    // One connection per request (the first one opened before the start).
+    assert_eq!(r.recorder.connects, 20);
+    assert_eq!(doc["accounting"]["scheduled"], 20);
+}
