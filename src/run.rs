@@ -57,6 +57,9 @@ pub struct RunMeta {
     pub prices: Vec<Price>,
     /// `--group-by-header`, as given.
     pub group_by: Option<String>,
+    /// HTTP/2: `--streams`, the most requests in flight per connection (None: HTTP/1.1, or
+    /// rebuilt from logs).
+    pub http2_streams: Option<usize>,
 }
 
 /// `--price MODEL=IN/OUT`: USD per million input and output tokens of a model.

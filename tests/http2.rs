@@ -50,6 +50,12 @@ fn h2c_and_h2_over_tls_account_for_every_request() {
             "HTTP/2 (h2c, cleartext)"
         };
         assert!(negotiated.starts_with(expected), "{negotiated}");
+        // The header says what -c counts here.
+        let text = ratebench::report::text::header(&r.meta);
+        assert!(
+            text.contains("1 threads and 4 HTTP/2 connections (up to 100 streams each)"),
+            "{text}"
+        );
     }
 }
 

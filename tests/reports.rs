@@ -483,6 +483,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         precision: None,
         prices: Vec::new(),
         group_by: None,
+        http2_streams: None,
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();

@@ -327,6 +327,7 @@ impl Plan {
             precision: self.precision,
             prices: self.prices.clone(),
             group_by: self.group_by.as_ref().map(|h| h.to_string()),
+            http2_streams: self.http2.then_some(self.streams),
         }
     }
 

@@ -324,6 +324,7 @@ mod tests {
             precision: None,
             prices: Vec::new(),
             group_by: None,
+            http2_streams: None,
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

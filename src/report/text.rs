@@ -51,13 +51,19 @@ pub fn header(m: &RunMeta) -> String {
     } else {
         format!(", {} arrivals (seed {})", m.arrival, m.seed)
     };
+    let connections = match m.http2_streams {
+        Some(n) => format!(
+            "{} HTTP/2 connections (up to {n} streams each)",
+            m.connections
+        ),
+        None => format!("{} connections", m.connections),
+    };
     format!(
-        "Running {} test @ {}\n  {} threads and {} connections, {target}{shard}{arrivals} \
+        "Running {} test @ {}\n  {} threads and {connections}, {target}{shard}{arrivals} \
          (open loop; latency from each request's intended send time)\n",
         humantime(m.duration),
         m.url,
         m.threads,
-        m.connections,
     )
 }
 

@@ -284,6 +284,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
         precision: c.precision_s.map(secs),
         prices: Vec::new(),
         group_by: None,
+        http2_streams: None,
     }
 }
 
