@@ -1,11 +1,11 @@
 //! One connection: connect (TCP, then TLS for https, then HTTP/1.1 or HTTP/2) and build
 //! the requests sent on it.
 //!
-//! HTTP/1.1 is spoken by `engine::h1` and HTTP/2 by `engine::http2`, both directly (no
+//! HTTP/1.1 is spoken by `engine::h1` and HTTP/2 by `engine::http2`, both directly: no
 //! pool, no retries, no redirects — each scheduled request is exactly one attempt on the
-//! wire; HTTP/2 tells the server's SETTINGS_MAX_CONCURRENT_STREAMS). A connection that the server closes, or on
-//! which a request failed, is dropped; the next request on it re-opens it, and the
-//! reconnect time counts against that request's latency.
+//! wire. A connection that the server closes, or on which a request failed, is dropped; the
+//! next request on it re-opens it, and the reconnect time counts against that request's
+//! latency.
 //!
 //! Sending and reading live in `engine::exchange`, TLS settings in `engine::tls`.
 //!

@@ -152,9 +152,6 @@ pub(super) struct Shared {
     pub(super) conns: Vec<Conn>,
     /// `--streams` for HTTP/2 (1 for HTTP/1.1).
     pub(super) streams: usize,
-    /// HTTP/2: requests are written by each connection's own task (`http2::drive`), which
-    /// the slots wake after they queued them.
-    pub(super) http2: bool,
     pub(super) closing: Cell<bool>,
     /// Released to a connection and not yet recorded.
     pub(super) outstanding: Cell<u64>,

@@ -6,10 +6,10 @@
 //! no encoder state, so every request's block is the same bytes) and goes out as one
 //! HEADERS frame with only its stream id filled in; its body as DATA frames within the
 //! server's flow-control windows. Responses are read frame by frame: header blocks decoded
-//! with HPACK (the server's dynamic table, Huffman strings) into the
-//! stream's own reused buffer, DATA handed on without a copy, and the receive windows
-//! credited back as data arrives, in batches (a load generator reads everything at once:
-//! flow control never paces a response).
+//! with HPACK (the server's dynamic table, Huffman strings) into the stream's own reused
+//! buffer, DATA handed on without a copy, and the receive windows credited back as data
+//! arrives, in batches (a load generator reads everything at once: flow control never paces
+//! a response).
 //!
 //! Why not the `h2` crate's client: per request it builds a `Request` and its `HeaderMap`,
 //! encodes the head with HPACK again, stores the stream in a slab behind a mutex, and
@@ -143,8 +143,18 @@ pub fn encode_head(head: &hyper::Request<()>, content_length: Option<usize>) -> 
 }
 
 /// Appends `content-length: n` to a header block.
-pub fn append_content_length(out: &mut Vec<u8>, n: usize) {
-    literal_indexed_name(out, 28, n.to_string().as_bytes());
+pub fn append_content_length(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    literal_indexed_name(out, 28, &digits[at..]);
 }
 
 /// A literal header field without indexing whose name is static table entry `index`.
@@ -282,8 +292,9 @@ struct Inner {
     decoder: Hpack,
     /// A header block still arriving in CONTINUATION frames: stream, END_STREAM, bytes.
     partial: Option<(u32, bool, Vec<u8>)>,
-    /// The last stream id the server's GOAWAY said it processes.
-    goaway: Option<(u32, u32)>,
+    /// The error code of the server's GOAWAY (or 0 once this client ran out of stream
+    /// ids): no new streams.
+    goaway: Option<u32>,
     /// The connection ended with this error (or cleanly after GOAWAY).
     ended: Option<H2Error>,
     /// Streams with body waiting for window.
@@ -487,7 +498,7 @@ impl Inner {
                 }
                 let last = payload.get_u32() & 0x7fff_ffff;
                 let code = payload.get_u32();
-                self.goaway = Some((last, code));
+                self.goaway = Some(code);
                 // Streams above `last` were not processed and never will be.
                 for s in &mut self.streams {
                     if s.id > last && !s.ended && s.error.is_none() {
@@ -641,29 +652,12 @@ impl Hpack {
                 // indexed (4-bit prefix).
                 let indexing = first & 0xc0 == 0x40;
                 let index = hpack_int(&mut b, if indexing { 6 } else { 4 })?;
-                let name_owned;
-                let name: &[u8] = if index == 0 {
-                    hpack_string(&mut b, &mut self.name)?;
-                    &self.name
+                let name = if index == 0 {
+                    hpack_string(&mut b, &mut self.name)?
                 } else {
-                    name_owned = self.table.get(index).ok_or("an index not in the table")?.0;
-                    name_owned
+                    self.table.get(index).ok_or("an index not in the table")?.0
                 };
-                let value: &[u8] = {
-                    let (v, huffman) = hpack_str_raw(&mut b)?;
-                    if huffman {
-                        self.value.clear();
-                        httlib_huffman::decode(
-                            v,
-                            &mut self.value,
-                            httlib_huffman::DecoderSpeed::FiveBits,
-                        )
-                        .map_err(|e| format!("a Huffman string: {e:?}"))?;
-                        &self.value
-                    } else {
-                        v
-                    }
-                };
+                let value = hpack_string(&mut b, &mut self.value)?;
                 f(name, value);
                 if indexing {
                     let (n, v) = (name.to_vec(), value.to_vec());
@@ -699,8 +693,12 @@ fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, String> {
     }
 }
 
-/// An HPACK string's raw bytes and whether they are Huffman-coded, taken off `b`.
-fn hpack_str_raw<'a>(b: &mut &'a [u8]) -> Result<(&'a [u8], bool), String> {
+/// An HPACK string taken off the front of `b`: borrowed from it when plain, decoded into
+/// `scratch` when Huffman-coded.
+fn hpack_string<'r, 'a: 'r, 's: 'r>(
+    b: &mut &'a [u8],
+    scratch: &'s mut Vec<u8>,
+) -> Result<&'r [u8], String> {
     let huffman = b.first().ok_or("a header block cut short")? & 0x80 != 0;
     let len = hpack_int(b, 7)? as usize;
     if len > b.len() {
@@ -708,20 +706,13 @@ fn hpack_str_raw<'a>(b: &mut &'a [u8]) -> Result<(&'a [u8], bool), String> {
     }
     let (s, rest) = b.split_at(len);
     *b = rest;
-    Ok((s, huffman))
-}
-
-/// An HPACK string, decoded into `out`.
-fn hpack_string(b: &mut &[u8], out: &mut Vec<u8>) -> Result<(), String> {
-    let (s, huffman) = hpack_str_raw(b)?;
-    out.clear();
-    if huffman {
-        httlib_huffman::decode(s, out, httlib_huffman::DecoderSpeed::FiveBits)
-            .map_err(|e| format!("a Huffman string: {e:?}"))?;
-    } else {
-        out.extend_from_slice(s);
+    if !huffman {
+        return Ok(s);
     }
-    Ok(())
+    scratch.clear();
+    httlib_huffman::decode(s, scratch, httlib_huffman::DecoderSpeed::FiveBits)
+        .map_err(|e| format!("a Huffman string: {e:?}"))?;
+    Ok(scratch)
 }
 
 /// A connection error: the server broke the protocol (the connection is dropped).
@@ -803,13 +794,8 @@ impl H2Conn {
                     Poll::Pending => return Poll::Pending,
                 }
                 if buf.len() >= 9 {
-                    if buf[3] != SETTINGS || buf[4] & ACK != 0 {
-                        return Poll::Ready(Err(H2Error::Protocol(
-                            "the server's first frame was not SETTINGS: is it HTTP/2?".into(),
-                        )));
-                    }
                     let len = frame_len(&buf);
-                    if len > FRAME_MAX {
+                    if buf[3] != SETTINGS || buf[4] & ACK != 0 || len > FRAME_MAX {
                         return Poll::Ready(Err(H2Error::Protocol(
                             "the server's first frame was not SETTINGS: is it HTTP/2?".into(),
                         )));
@@ -850,12 +836,12 @@ impl H2Conn {
         if let Some(e) = &inner.ended {
             return Err(e.clone());
         }
-        if let Some((_, code)) = inner.goaway {
+        if let Some(code) = inner.goaway {
             return Err(H2Error::GoAway(code));
         }
         let id = inner.next_id;
         if id > 0x7fff_ffff - 2 {
-            inner.goaway = Some((id, 0)); // ids used up: the next request reconnects
+            inner.goaway = Some(0); // ids used up: the next request reconnects
             return Err(H2Error::GoAway(0));
         }
         inner.next_id += 2;
@@ -1122,7 +1108,7 @@ async fn drive(inner: Rc<RefCell<Inner>>, mut io: Stream, mut buf: BytesMut, mut
         let unwanted = Rc::strong_count(&inner) == 1 || state.goaway.is_some();
         if unwanted && state.open_streams() == 0 && state.out.is_empty() {
             if state.ended.is_none() {
-                state.ended = Some(H2Error::GoAway(state.goaway.map_or(0, |g| g.1)));
+                state.ended = Some(H2Error::GoAway(state.goaway.unwrap_or(0)));
             }
             return Poll::Ready(());
         }
@@ -1179,6 +1165,10 @@ mod tests {
             .map(|(n, v)| (n.to_string(), v.clone()))
             .collect();
         assert_eq!(got, want);
+        // A length of 0 has its one digit: name index 28, then the string "0".
+        let mut b = Vec::new();
+        append_content_length(&mut b, 0);
+        assert_eq!(b, [0x0f, 0x0d, 0x01, b'0']);
     }
 
     #[test]

@@ -410,7 +410,7 @@ async fn attempt_h2(
         inspect: &shared.inspect,
     };
     let work = read_h2(stream, how, &mut progress, gap);
-    // A timeout drops the stream, which h2 resets (RST_STREAM CANCEL); the connection stays.
+    // A timeout drops the stream, which resets it (RST_STREAM CANCEL); the connection stays.
     let result = deadline.run(sent + deadline.timeout, work).await;
     let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
     conn.set_limit(shared.streams.min(sender.server_limit()));

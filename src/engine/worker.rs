@@ -217,7 +217,6 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             .map(|_| Conn::new(streams, http2))
             .collect(),
         streams,
-        http2,
         closing: Cell::new(false),
         outstanding: Cell::new(0),
         drained: Notify::new(),
@@ -449,7 +448,7 @@ async fn pace(
             // again (no reactor poll needed for that). Over HTTP/2 the slots queue their
             // frames and wake their connection's writer, which runs after this round.
             clock::yield_local().await;
-            if shared.http2 {
+            if shared.connector.http2() {
                 clock::yield_local().await;
             }
         } else if shared.expected_response().is_some() {
