@@ -263,10 +263,23 @@ impl Timer {
         Ok(())
     }
 
-    /// Waits until `deadline`; returns at once if it has passed. Sleeps in the timer until
-    /// the spin window before it, then yields in a loop until it; while a response is
+    /// Waits until `deadline`; returns at once if it has passed. Sleeps in the reactor
+    /// until the spin window before it, then yields in a loop until it; while a response is
     /// awaited (`await_response`), yields instead of sleeping.
     pub async fn wait_until(&mut self, deadline: Instant) -> io::Result<()> {
+        self.wait(deadline, || true).await.map(|_| ())
+    }
+
+    /// Waits until `deadline` as `wait_until` does, but spends the spin window busy on the
+    /// clock — cheaper and more punctual, but deaf to I/O — whenever `poll_while_spinning`
+    /// says nothing on the thread is waiting for I/O. The sleep before it is always in the
+    /// reactor, so everything that arrives meanwhile is handled as it comes. Returns whether
+    /// the wait ended in such a deaf spin (I/O may have arrived unseen during it).
+    pub async fn wait(
+        &mut self,
+        deadline: Instant,
+        poll_while_spinning: impl Fn() -> bool,
+    ) -> io::Result<bool> {
         let wake = deadline.checked_sub(self.spin).unwrap_or(deadline);
         // Stay awake for a response due before the wake-up.
         let mut awake = false;
@@ -286,69 +299,36 @@ impl Timer {
             self.arm(wake)?;
             loop {
                 let mut guard = self.fd.readable().await?;
-                let mut buf = [0u8; 8];
-                // SAFETY: reading 8 bytes (the expiration count) into our buffer.
-                let n =
-                    unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                // A one-shot timer expires once: having read it, the descriptor is not
-                // readable any more, so clear the readiness now rather than pay a read
-                // that fails with EAGAIN at the start of the next wait.
+                // The expiration count is never read: re-arming resets it, and each
+                // expiry of the one-shot timer is an edge the reactor reports once — so
+                // the readiness is cleared here instead, saving a read per wait.
                 guard.clear_ready();
-                if n == 8 {
-                    break;
-                }
-                if Instant::now() >= wake {
+                // (A readiness left from an earlier, abandoned wait comes early: wait on.
+                // The deadline was converted to the timer's clock within a microsecond.)
+                if Instant::now() + TIMER_SKEW >= wake {
                     break;
                 }
             }
         }
+        let mut deaf = false;
+        let spin_start = Instant::now();
         while Instant::now() < deadline {
-            spin_once().await;
+            if poll_while_spinning() {
+                spin_once().await;
+            } else {
+                deaf = true;
+                std::hint::spin_loop();
+            }
         }
-        Ok(())
+        if deaf {
+            add_idle(spin_start.elapsed());
+        }
+        Ok(deaf)
     }
 }
 
-/// The longest a pacer blocks the thread outright (`block_until`): longer waits go through
-/// the reactor, so that at low rates responses, timeouts and Ctrl-C are seen as they come.
-pub const BLOCK_MAX: Duration = Duration::from_millis(2);
-
-/// Blocks the whole thread until `deadline`: `clock_nanosleep` to `spin` before it (one
-/// system call, one wake-up), then a busy wait on the clock. Nothing else on the thread runs
-/// meanwhile — responses wait in their sockets, timed by the kernel's receive stamps — so
-/// use it only when responses carry those stamps and for waits up to `BLOCK_MAX`. The time
-/// counts as idle; the wait is counted as one of the thread's waits.
-pub fn block_until(deadline: Instant, spin: Duration) {
-    let start = Instant::now();
-    let wake = deadline.checked_sub(spin).unwrap_or(deadline);
-    if wake > start {
-        // (From `start`, read just before: the few ns between the two reads only move the
-        // wake-up that much later, inside the spin.)
-        let ns = monotonic_ns() + (wake - start).as_nanos();
-        let ts = libc::timespec {
-            tv_sec: (ns / 1_000_000_000) as libc::time_t,
-            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-        };
-        // SAFETY: clock_nanosleep reads the timespec we own; an absolute sleep needs no
-        // remainder. EINTR only ends the sleep early, and the spin below covers the rest.
-        unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
-            )
-        };
-    }
-    while Instant::now() < deadline {
-        std::hint::spin_loop();
-    }
-    add_idle(start.elapsed());
-    WAITS.with(|w| {
-        let (all, awake) = w.get();
-        w.set((all + 1, awake));
-    });
-}
+/// How far apart the timer's clock and `Instant` may read the same moment.
+const TIMER_SKEW: Duration = Duration::from_micros(1);
 
 /// Waits until `deadline` with a fresh timer (for occasional waits, e.g. a service delay).
 pub async fn sleep_until(deadline: Instant) {

@@ -157,7 +157,10 @@ pub(super) struct Shared {
     pub(super) outstanding: Cell<u64>,
     pub(super) drained: Notify,
     pub(super) open: Cell<usize>,
+    /// Initial connections not yet open (or failed).
     pub(super) connecting: Cell<usize>,
+    /// Connections being opened right now (TCP connect and TLS handshake), at any time.
+    pub(super) opening: Cell<usize>,
     pub(super) connected: Notify,
     pub(super) recorder: RefCell<Recorder>,
     pub(super) intervals: mpsc::UnboundedSender<Interval>,
@@ -240,6 +243,17 @@ impl Shared {
         }
         let rate = self.queue.schedule.per_second();
         (rate * expected.as_secs_f64() <= RESPONSE_SPIN_BUDGET).then_some(expected)
+    }
+
+    /// Whether anything on the thread is waiting for I/O that must be handled the moment
+    /// it comes: requests queued for a busy connection (its answer frees it), a connection
+    /// being opened (its connect time is measured), answers timed when read (no kernel
+    /// stamps), or event streams (coalesced reads would hide the gaps between tokens).
+    pub(super) fn waits_for_io(&self) -> bool {
+        self.queue.len() > 0
+            || self.opening.get() > 0
+            || (!self.stamped.get() && self.outstanding.get() > 0)
+            || self.recorder.borrow().stream.is_some()
     }
 
     /// The next request for slot `id`, or None when the run is over. The slot holds a

@@ -13,7 +13,7 @@
 //!
 //! Used by `engine::worker`, one task per slot.
 
-use super::conn::{Connector, Link};
+use super::conn::{ConnectError, ConnectTiming, Connector, Link};
 use super::dispatch::{Conn, Job, Shared};
 use super::exchange::{arrived, classify, exchange, read_h2, ExchangeError, Progress, Reader};
 use super::h1::{H1Conn, Wire};
@@ -36,9 +36,7 @@ pub(super) async fn connection(
         return streams(shared, id, connector, timeout).await;
     }
     let mut sender = None;
-    if let Ok(Ok((Link::H1(conn), timing))) =
-        tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await
-    {
+    if let Ok(Ok((Link::H1(conn), timing))) = open_timed(&shared, &connector, timeout).await {
         shared.stamped.set(conn.arrival().is_some());
         sender = Some(conn);
         shared.open.set(shared.open.get() + 1);
@@ -127,6 +125,10 @@ fn ended<T, E>(
         Ok(Ok(())) => arrived(arrival, sent),
         _ => Instant::now(),
     };
+    // Stamped by the kernel: how long the answer waited for us after it arrived.
+    if matches!(result, Ok(Ok(()))) && arrival.and_then(|a| a.get()) == Some(done) {
+        shared.recorder.borrow_mut().read(done.elapsed());
+    }
     if awaited {
         clock::response_arrived();
     }
@@ -186,6 +188,27 @@ fn outcome(
     }
 }
 
+/// Opens a connection within `timeout`. Meanwhile the connection counts as being opened,
+/// which keeps the pacer attentive to I/O (`Shared::waits_for_io`), so the connect is
+/// driven as fast as the kernel allows and its time is the kernel's, not the pacer's.
+async fn open_timed(
+    shared: &Shared,
+    connector: &Connector,
+    timeout: Duration,
+) -> Result<Result<(Link, ConnectTiming), ConnectError>, tokio::time::error::Elapsed> {
+    struct Opening<'a>(&'a Shared);
+    impl Drop for Opening<'_> {
+        fn drop(&mut self) {
+            self.0.opening.set(self.0.opening.get() - 1);
+        }
+    }
+    shared.opening.set(shared.opening.get() + 1);
+    let _opening = Opening(shared);
+    // (Boxed: the connect is rare and its future large; inline, it would be part of —
+    // and copied with — every request's future.)
+    tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await
+}
+
 /// One of the thread's initial connections is open (or failed).
 fn connected(shared: &Shared) {
     shared.connecting.set(shared.connecting.get() - 1);
@@ -223,7 +246,7 @@ async fn open_h2(
     timeout: Duration,
 ) -> Option<H2Conn> {
     conn.connecting.set(true);
-    let r = tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await;
+    let r = open_timed(shared, connector, timeout).await;
     conn.connecting.set(false);
     conn.attempted.notify_waiters();
     let Ok(Ok((Link::H2(link), timing))) = r else {
@@ -501,9 +524,7 @@ pub(super) async fn attempt(
         }
         // Time spent connecting is not the generator's send lag.
         free = false;
-        // (Boxed: the connect is rare and its future large; inline, it would be part of —
-        // and copied with — every request's future: 2.8 KB instead of 2.0 KB.)
-        match tokio::time::timeout(deadline.timeout, Box::pin(connector.connect_timed())).await {
+        match open_timed(shared, connector, deadline.timeout).await {
             Ok(Ok((Link::H1(conn), timing))) => {
                 *sender = Some(conn);
                 shared.open.set(shared.open.get() + 1);

@@ -222,6 +222,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         drained: Notify::new(),
         open: Cell::new(0),
         connecting: Cell::new(connections),
+        opening: Cell::new(0),
         connected: Notify::new(),
         recorder: RefCell::new(Recorder {
             slos,
@@ -287,7 +288,6 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         schedule.cursor(duration),
         start,
         precision,
-        spin,
         timer,
         stop,
     ));
@@ -379,7 +379,6 @@ async fn pace(
     mut cursor: Cursor,
     start: Instant,
     precision: Option<Duration>,
-    spin: Duration,
     mut timer: Timer,
     mut stop: watch::Receiver<Stop>,
 ) -> std::io::Result<(Stop, watch::Receiver<Stop>)> {
@@ -401,35 +400,24 @@ async fn pace(
             None => start + offset,
         };
         let now = Instant::now();
-        let mut blocked = false;
+        let mut deaf = false;
         if wake > now {
-            // With the kernel stamping responses, a near due time is waited for by blocking
-            // the thread: one system call and one wake-up per due time, responses read (by
-            // their stamps) when it wakes. Not while event streams are being read: their
-            // tokens must be read as they come, or coalesced reads would hide the gaps
-            // between them.
-            let block = shared.stamped.get()
-                && wake - now <= clock::BLOCK_MAX
-                && shared.recorder.borrow().stream.is_none();
-            if block {
-                let now_asked = *stop.borrow_and_update();
-                if now_asked >= Stop::Soft {
-                    stopped = now_asked;
-                    break;
-                }
-                clock::block_until(wake, spin);
-                // One poll of the reactor: the connections whose answers came while the
-                // thread slept read them (timed by their stamps) and go idle before what
-                // is due is handed out — or they would look busy to it.
-                tokio::task::yield_now().await;
-                blocked = true;
-            } else {
-                tokio::select! {
-                    biased;
-                    s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
-                    r = timer.wait_until(wake) => r?,
-                }
+            // The thread waits in the reactor, on a timer set to the due time: answers,
+            // connects and handshakes are handled the moment they arrive, never held until
+            // the next due time (an answer left unread holds its connection busy, and a
+            // connect left unfinished is timed with the wait in it). Only the last stretch
+            // before the due time (`--spin`) may be spent deaf on the clock, and only
+            // while nothing waits for I/O (`Shared::waits_for_io`).
+            tokio::select! {
+                biased;
+                s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
+                r = timer.wait(wake, || shared.waits_for_io()) => deaf = r?,
             }
+        }
+        // Answers that came during a deaf spin free their connections before what is due
+        // is handed out (one poll of the reactor), or those would look busy to it.
+        if deaf && shared.outstanding.get() > 0 {
+            tokio::task::yield_now().await;
         }
         // Release everything already due (a late wake-up releases several at once).
         let now = Instant::now();
@@ -443,19 +431,13 @@ async fn pace(
             shared.dispatch(due, now, &cursor);
             next = cursor.next_due();
         }
-        if blocked {
-            // Let the connections just given a request send it before the thread blocks
-            // again (no reactor poll needed for that). Over HTTP/2 the slots queue their
-            // frames and wake their connection's writer, which runs after this round.
+        // Let the connections just given a request send it before the pacer waits again:
+        // no reactor poll is needed for that, and the wait then knows whether to stay
+        // awake for their answers (`stay_awake_for_response`). Over HTTP/2 the slots queue
+        // their frames and wake their connection's writer, which runs after this round.
+        clock::yield_local().await;
+        if shared.connector.http2() {
             clock::yield_local().await;
-            if shared.connector.http2() {
-                clock::yield_local().await;
-            }
-        } else if shared.expected_response().is_some() {
-            // Let them send before the pacer waits, so the wait knows whether to stay
-            // awake for their responses (`stay_awake_for_response`). Only when it may: at
-            // high rates the extra round (a reactor poll) would cost.
-            tokio::task::yield_now().await;
         }
     }
     Ok((stopped, stop))

@@ -171,6 +171,10 @@ pub struct Recorder {
     /// How late the pacer released each request (its wake-up minus the due time), µs:
     /// the generator's own delay whether or not a connection was free.
     pub release_lag: Hist,
+    /// How long each response waited between reaching the socket (the kernel's receive
+    /// stamp) and ratebench processing it, µs: the generator's own delay on the receive
+    /// side, which holds a connection busy after its answer came. Only with kernel stamps.
+    pub read_lag: Hist,
     /// Whole-run counters.
     pub total: Counts,
     /// Responses per HTTP status code (index = code, 0..=999).
@@ -231,6 +235,7 @@ impl Recorder {
             uncorrected: new_hist(),
             send_lag: new_hist(),
             release_lag: new_hist(),
+            read_lag: new_hist(),
             total: Counts::default(),
             status: vec![0; 1000],
             queued: 0,
@@ -359,6 +364,11 @@ impl Recorder {
         record(&mut self.release_lag, lag);
     }
 
+    /// Records that a response reached its socket `lag` before ratebench processed it.
+    pub fn read(&mut self, lag: Duration) {
+        record(&mut self.read_lag, lag);
+    }
+
     /// Counts a request written to a connection.
     pub fn sent(&mut self) {
         self.total.sent += 1;
@@ -448,6 +458,7 @@ impl Recorder {
             (&mut self.uncorrected, &other.uncorrected),
             (&mut self.send_lag, &other.send_lag),
             (&mut self.release_lag, &other.release_lag),
+            (&mut self.read_lag, &other.read_lag),
             (&mut self.connect_tcp, &other.connect_tcp),
             (&mut self.connect_tls, &other.connect_tls),
         ] {
