@@ -189,6 +189,24 @@ async fn spin_once() {
     }
 }
 
+/// `Instant::now()` and the `CLOCK_MONOTONIC` nanoseconds of the same moment: the
+/// instant read between two clock reads, of the closest of a few tries (a thread preempted
+/// between two reads would otherwise put every timer deadline early by the preemption).
+fn instant_and_ns() -> (Instant, u128) {
+    let mut best: Option<(u128, Instant, u128)> = None;
+    for _ in 0..4 {
+        let before = monotonic_ns();
+        let instant = Instant::now();
+        let after = monotonic_ns();
+        let width = after - before;
+        if best.is_none_or(|(w, _, _)| width < w) {
+            best = Some((width, instant, before + width / 2));
+        }
+    }
+    let (_, instant, ns) = best.expect("four tries");
+    (instant, ns)
+}
+
 fn monotonic_ns() -> u128 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -221,8 +239,7 @@ impl Timer {
         }
         // SAFETY: `raw` is a descriptor we just created and own.
         let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        let base_ns = monotonic_ns();
-        let base_instant = Instant::now();
+        let (base_instant, base_ns) = instant_and_ns();
         // SAFETY: the timerfd is owned by the AsyncFd, which deregisters it before closing.
         let fd = unsafe { AsyncFd::register(owned) }.map_err(|e| e.into_parts().1)?;
         Ok(Timer {
@@ -303,11 +320,14 @@ impl Timer {
                 // expiry of the one-shot timer is an edge the reactor reports once — so
                 // the readiness is cleared here instead, saving a read per wait.
                 guard.clear_ready();
-                // (A readiness left from an earlier, abandoned wait comes early: wait on.
-                // The deadline was converted to the timer's clock within a microsecond.)
                 if Instant::now() + TIMER_SKEW >= wake {
                     break;
                 }
+                // Early: a readiness left from an earlier, abandoned wait, or a deadline the
+                // conversion between clocks put before `wake` (the thread was preempted
+                // between the two reads in `new`). Arm again and wait on: a deadline already
+                // passed fires at once, so this ends by `wake` whatever the cause.
+                self.arm(wake)?;
             }
         }
         let mut deaf = false;
@@ -362,6 +382,36 @@ mod tests {
             r.record(us(120));
         }
         assert_eq!(r.p90(), us(120));
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_deadline_not_at_an_abandoned_ones() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut t = Timer::new(Duration::ZERO).unwrap();
+            // A wait for 1 ms from now, abandoned at once (its timer stays armed)…
+            let abandoned = Instant::now() + Duration::from_millis(1);
+            tokio::select! {
+                biased;
+                _ = t.wait_until(abandoned) => panic!("not yet"),
+                _ = std::future::ready(()) => {}
+            }
+            // …whose expiry comes while nobody waits; the next wait must not take it for
+            // its own, and must end.
+            std::thread::sleep(Duration::from_millis(3));
+            for deaf in [false, true] {
+                let deadline = Instant::now() + Duration::from_millis(5);
+                let waited = t.wait(deadline, || !deaf);
+                tokio::time::timeout(Duration::from_secs(5), waited)
+                    .await
+                    .expect("the wait ends")
+                    .unwrap();
+                assert!(Instant::now() >= deadline);
+            }
+        });
     }
 
     #[test]

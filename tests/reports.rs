@@ -501,6 +501,10 @@ fn fixed_run() -> ratebench::run::RunResult {
                     intended + Duration::from_micros(1000 + (i % 10) * 100),
                 ),
             };
+            if result.is_ok() {
+                // Read 5–50 µs after the kernel's stamp.
+                rec.read(Duration::from_micros(5 + (i % 10) * 5));
+            }
             rec.record(&Outcome {
                 intended,
                 sent: Some(sent),

@@ -59,6 +59,11 @@ pub struct Document {
     /// versions before it).
     #[serde(default)]
     pub connect_ms: Option<ConnectDoc>,
+    /// Per response, the kernel's receive stamp to when ratebench processed it, ms: the
+    /// generator's own delay on the receive side (count 0 without kernel stamps; null in
+    /// logs of versions before it).
+    #[serde(default)]
+    pub read_lag_ms: Option<Percentiles>,
     /// Streamed (`text/event-stream`) responses: tokens, TTFT, ITL, goodput.
     pub streaming: StreamingDoc,
     /// Per worker thread, the share of the load window it was busy (0..1).
@@ -688,6 +693,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             tcp: Percentiles::of(&rec.connect_tcp),
             tls: Percentiles::of(&rec.connect_tls),
         }),
+        read_lag_ms: Some(Percentiles::of(&rec.read_lag)),
         latency_ms: LatencyDoc {
             corrected: Percentiles::of(&rec.corrected),
             uncorrected: Percentiles::of(&rec.uncorrected),

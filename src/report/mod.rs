@@ -120,6 +120,22 @@ pub fn within_stdev(h: &Hist) -> f64 {
     100.0 * within as f64 / h.len() as f64
 }
 
+/// The generator's own delays whose p99 is over `SEND_LAG_WARN`, named, in µs: sending on
+/// a free connection (send lag), the pacer's wake-up (release lag), and reading an answer
+/// that had arrived (read lag).
+fn generator_lags(r: &RunResult) -> Vec<(&'static str, u64)> {
+    let rec = &r.recorder;
+    [
+        ("send lag", &rec.send_lag),
+        ("release lag", &rec.release_lag),
+        ("read lag", &rec.read_lag),
+    ]
+    .into_iter()
+    .map(|(what, h)| (what, percentile(h, 99.0)))
+    .filter(|(_, v)| *v > us(SEND_LAG_WARN))
+    .collect()
+}
+
 impl Summary {
     /// Derives the summary of `r`.
     pub fn of(r: &RunResult) -> Summary {
@@ -139,13 +155,19 @@ impl Summary {
         let mut warnings = Vec::new();
 
         // The generator is late if requests went out late on free connections (send lag),
-        // or if the pacer itself woke late (release lag: when the thread is saturated,
-        // connections stay busy and send lag alone would not show it).
-        let lag_p99 =
-            percentile(&r.recorder.send_lag, 99.0).max(percentile(&r.recorder.release_lag, 99.0));
+        // if the pacer itself woke late (release lag: when the thread is saturated,
+        // connections stay busy and send lag alone would not show it), or if answers that
+        // had arrived waited to be read (read lag: their connections looked busy meanwhile,
+        // and requests queued behind them). Only the lags over the bound are named.
+        let late = generator_lags(r);
+        let late_named = late
+            .iter()
+            .map(|(what, v)| format!("{what} p99 {}", fmt_us(*v as f64)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let busiest = r.busy.iter().cloned().fold(0.0, f64::max);
         let saturated = busiest > BUSY_WARN;
-        let lagging = lag_p99 > us(SEND_LAG_WARN);
+        let lagging = !late.is_empty();
         // Requests that failed before they could be written (the script's request() threw,
         // or no connection could be opened) are missing from the sent count through no fault
         // of the pacer: they are errors, said below, not a generator or connection shortfall.
@@ -161,11 +183,14 @@ impl Summary {
         if generator_short {
             warnings.push(format!(
                 "target rate not achieved — the generator fell behind: {achieved_rate:.1} of \
-                 {target_rate} req/s sent, busiest thread {:.0}% busy, send/release lag p99 {}; \
-                 latencies include ratebench's own delay (use more threads -t on more cores, \
-                 or a lower rate)",
+                 {target_rate} req/s sent, busiest thread {:.0}% busy{}; latencies include \
+                 ratebench's own delay (use more threads -t on more cores, or a lower rate)",
                 busiest * 100.0,
-                fmt_us(lag_p99 as f64)
+                if late.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {late_named}")
+                }
             ));
         } else if short {
             // Over HTTP/2 a connection carries several requests: say how many it could.
@@ -210,10 +235,11 @@ impl Summary {
             ));
         } else if !generator_short && lagging {
             warnings.push(format!(
-                "the generator fell behind its schedule at times: send/release lag p99 {} (> {}); \
-                 latencies include ratebench's own delay (a busy machine wakes it late)",
-                fmt_us(lag_p99 as f64),
-                fmt_us(us(SEND_LAG_WARN) as f64)
+                "the generator fell behind its schedule at times: {late_named} (> {}); \
+                 latencies include ratebench's own delay (its threads were at most {:.0}% busy: \
+                 the machine woke them late)",
+                fmt_us(us(SEND_LAG_WARN) as f64),
+                busiest * 100.0
             ));
         }
         if let Some(why) = &r.incomplete {
@@ -362,5 +388,32 @@ mod tests {
         let w = first(160, ontime, 0.1);
         assert!(w[0].contains("raise -c"));
         assert!(!w[1].contains("generator"), "{w:?}");
+    }
+
+    #[test]
+    fn answers_left_unread_are_the_generators_delay_and_named_as_such() {
+        // Everything sent on time, but answers waited 2 ms to be read (their connections
+        // looked busy meanwhile): the generator fell behind, and the warning says where.
+        let mut r = short_run(0, Duration::from_micros(10), 0.1);
+        r.sent_in_window = 200;
+        for _ in 0..100 {
+            crate::record::histogram::record(&mut r.recorder.read_lag, Duration::from_millis(2));
+        }
+        let w = Summary::of(&r).warnings;
+        let fell = w
+            .iter()
+            .find(|l| l.starts_with("the generator fell behind its schedule at times"))
+            .unwrap_or_else(|| panic!("{w:?}"));
+        assert!(fell.contains("read lag p99 2.00ms"), "{fell}");
+        assert!(
+            !fell.contains("send lag") && !fell.contains("release lag"),
+            "{fell}"
+        );
+        // Read in time: no warning about the generator.
+        let mut r = short_run(0, Duration::from_micros(10), 0.1);
+        r.sent_in_window = 200;
+        crate::record::histogram::record(&mut r.recorder.read_lag, Duration::from_micros(40));
+        let w = Summary::of(&r).warnings;
+        assert!(!w.iter().any(|l| l.contains("generator")), "{w:?}");
     }
 }

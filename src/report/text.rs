@@ -418,6 +418,22 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             let _ = write!(o, "; {unmeasured} not sent or not finished");
         }
         let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
+        let read = &rec.read_lag;
+        if read.is_empty() {
+            let _ = writeln!(
+                o,
+                "Read lag: not measured (no kernel receive stamps: responses are timed when read)"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "Read lag: p50 {}, p99 {}, p99.9 {}, max {} (answer reaching the socket to ratebench reading it)",
+                na_us(read, 50.0),
+                na_us(read, 99.0),
+                na_us(read, 99.9),
+                na_max(read),
+            );
+        }
     } else {
         let _ = writeln!(o, "Send lag: not recorded in these logs");
     }

@@ -27,6 +27,7 @@ pub const TAG_CORRECTED: &str = "corrected";
 pub const TAG_UNCORRECTED: &str = "uncorrected";
 pub(crate) const TAG_SEND_LAG: &str = "send_lag";
 pub(crate) const TAG_RELEASE_LAG: &str = "release_lag";
+pub(crate) const TAG_READ_LAG: &str = "read_lag";
 pub(crate) const TAG_CONNECT_TCP: &str = "connect_tcp";
 pub(crate) const TAG_CONNECT_TLS: &str = "connect_tls";
 pub(crate) const TAG_TTFT: &str = "ttft";

@@ -4,7 +4,7 @@
 
 use super::{
     stream_hists_mut, COUNTS, STREAM_TAGS, TAG_CONNECT_TCP, TAG_CONNECT_TLS, TAG_CORRECTED,
-    TAG_RELEASE_LAG, TAG_SEND_LAG, TAG_TTFT, TAG_UNCORRECTED, TOTALS,
+    TAG_READ_LAG, TAG_RELEASE_LAG, TAG_SEND_LAG, TAG_TTFT, TAG_UNCORRECTED, TOTALS,
 };
 use crate::pacer::Rate;
 use crate::record::histogram::{new_hist, Hist};
@@ -100,6 +100,7 @@ struct LogData {
     counts: BTreeMap<u32, SecondDoc>,
     send_lag: Option<Hist>,
     release_lag: Option<Hist>,
+    read_lag: Option<Hist>,
     connect_tcp: Option<Hist>,
     connect_tls: Option<Hist>,
     /// Whole-run corrected latency by request tag.
@@ -211,6 +212,7 @@ fn read_one(path: &Path) -> Result<LogData, ReadError> {
             }
             Some(TAG_SEND_LAG) => d.send_lag = Some(hist),
             Some(TAG_RELEASE_LAG) => d.release_lag = Some(hist),
+            Some(TAG_READ_LAG) => d.read_lag = Some(hist),
             Some(TAG_CONNECT_TCP) => d.connect_tcp = Some(hist),
             Some(TAG_CONNECT_TLS) => d.connect_tls = Some(hist),
             Some(TAG_TTFT) => add(d.ttft.entry(second).or_insert_with(new_hist), &hist),
@@ -407,6 +409,9 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         }
         if let Some(h) = &log.release_lag {
             add(&mut recorder.release_lag, h);
+        }
+        if let Some(h) = &log.read_lag {
+            add(&mut recorder.read_lag, h);
         }
         if let Some(h) = &log.connect_tcp {
             add(&mut recorder.connect_tcp, h);

@@ -3,8 +3,8 @@
 //! totals at the end.
 
 use super::{
-    stream_hists, COUNTS, TAG_CONNECT_TCP, TAG_CONNECT_TLS, TAG_CORRECTED, TAG_RELEASE_LAG,
-    TAG_SEND_LAG, TAG_TTFT, TAG_UNCORRECTED, TOTALS,
+    stream_hists, COUNTS, TAG_CONNECT_TCP, TAG_CONNECT_TLS, TAG_CORRECTED, TAG_READ_LAG,
+    TAG_RELEASE_LAG, TAG_SEND_LAG, TAG_TTFT, TAG_UNCORRECTED, TOTALS,
 };
 use crate::record::histogram::Hist;
 use crate::record::{Interval, IntervalStats};
@@ -122,6 +122,7 @@ impl HlogWriter {
         let len = r.load_duration.as_secs_f64();
         self.line(TAG_SEND_LAG, &r.recorder.send_lag, 0.0, len);
         self.line(TAG_RELEASE_LAG, &r.recorder.release_lag, 0.0, len);
+        self.line(TAG_READ_LAG, &r.recorder.read_lag, 0.0, len);
         self.line(TAG_CONNECT_TCP, &r.recorder.connect_tcp, 0.0, len);
         self.line(TAG_CONNECT_TLS, &r.recorder.connect_tls, 0.0, len);
         if let Some(st) = &r.recorder.stream {
