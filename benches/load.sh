@@ -81,23 +81,24 @@ if gcc -O2 -o "$tmp/wake_floor" benches/wake_floor.c 2>/dev/null; then
     taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR"
 fi
 
-row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %9s\n" "$@"; }
+row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %9s %9s\n" "$@"; }
 echo
-row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB" "sys/req" "wake/req" "busy" "lag p99"
-row "---" "----------" "----------" "------" "------" "-------" "-------" "--------" "----" "-------"
+row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB" "sys/req" "wake/req" "busy" "lag p99" "read p99"
+row "---" "----------" "----------" "------" "------" "-------" "-------" "--------" "----" "-------" "--------"
 
 ratebench_run() { # label rate conns extra-args...
     local label=$1 rate=$2 conns=$3; shift 3
     measure "$RB" -R"$rate" -c"$conns" -t1 -d"${DUR}s" "$@" "$URL"
-    local done p50 p99 ach busy lag
+    local done p50 p99 ach busy lag read
     done=$(awk '/^Accounting:/ { print $6 }' "$tmp/out")
     ach=$(awk '/achieved \(sent\)/ { print $7 }' "$tmp/out")
     p50=$(to_ms "$(awk '/ 50.000%/ { print $2 }' "$tmp/out")")
     p99=$(to_ms "$(awk '/ 99.000%/ { print $2 }' "$tmp/out")")
     busy=$(grep -oE 'threads busy [0-9]+%' "$tmp/out" | awk '{ print $3 }')
     lag=$(awk '/^Send lag:/ { gsub(",", "", $6); print $6 }' "$tmp/out")
+    read=$(awk '/^Read lag: p50/ { gsub(",", "", $6); print $6 }' "$tmp/out")
     # shellcheck disable=SC2046
-    row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)" $(per_req "$done") "$busy" "$lag"
+    row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)" $(per_req "$done") "$busy" "$lag" "${read:--}"
     grep WARNING "$tmp/out" | sed 's/^/    /'
 }
 
@@ -121,7 +122,7 @@ try:
             sc = "%.2f" % (float(line.split(",")[0]) / n)
 except OSError:
     pass
-print("%8s %8.2f %5s %9s" % (sc, int(w) / n, "-", "-"))
+print("%8s %8.2f %5s %9s %9s" % (sc, int(w) / n, "-", "-", "-"))
 PY
 }
 
@@ -133,7 +134,7 @@ wrk_row() { # label percentile-suffix
     p50=$(to_ms "$(awk -v p="50$suffix" '$1 == p { print $2 }' "$tmp/out")")
     p99=$(to_ms "$(awk -v p="99$suffix" '$1 == p { print $2 }' "$tmp/out")")
     # shellcheck disable=SC2046
-    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-"
+    row "$label" "$(cpu_us_per_req "$n")" "$rps" "$p50" "$p99" "$(rss_mb)" $(per_req "$n") "-" "-" "-"
 }
 
 wrk_run() { # label conns

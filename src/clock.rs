@@ -330,22 +330,31 @@ impl Timer {
                 self.arm(wake)?;
             }
         }
-        let mut deaf = false;
-        let spin_start = Instant::now();
-        while Instant::now() < deadline {
-            if poll_while_spinning() {
+        // The spin: deaf on the clock for at most the last `DEAF_MAX`, and only when
+        // nothing waits for I/O; yielding to the reactor before that (a `--spin` longer than
+        // the gap between requests must not leave answers unread for the whole gap).
+        let mut deaf_since = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            if deadline - now > DEAF_MAX || poll_while_spinning() {
                 spin_once().await;
             } else {
-                deaf = true;
+                deaf_since.get_or_insert(now);
                 std::hint::spin_loop();
             }
         }
-        if deaf {
-            add_idle(spin_start.elapsed());
+        if let Some(t) = deaf_since {
+            add_idle(t.elapsed());
         }
-        Ok(deaf)
+        Ok(deaf_since.is_some())
     }
 }
+
+/// The longest stretch before a deadline a wait may spend deaf to I/O (see `Timer::wait`).
+pub const DEAF_MAX: Duration = Duration::from_micros(50);
 
 /// How far apart the timer's clock and `Instant` may read the same moment.
 const TIMER_SKEW: Duration = Duration::from_micros(1);

@@ -333,6 +333,21 @@ fn cases() -> Vec<Case> {
             tls: false,
         },
         Case {
+            name: "-R500 -c1 --spin 2ms (a spin as long as the gap)",
+            server: keep_alive,
+            load: Box::new(|u| {
+                load(u)
+                    .rate("500")
+                    .duration("2s")
+                    .connections(1)
+                    .flag("--spin", "2ms")
+            }),
+            per_connection: 500.0,
+            service_ms: 0.0,
+            precision_ms: 0.0,
+            tls: false,
+        },
+        Case {
             name: "--http2 (h2c) -R1000 -c1",
             server: h2c,
             load: Box::new(|u| {
