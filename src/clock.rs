@@ -331,16 +331,25 @@ impl Timer {
             }
         }
         // The spin: deaf on the clock for at most the last `DEAF_MAX`, and only when
-        // nothing waits for I/O; yielding to the reactor before that (a `--spin` longer than
-        // the gap between requests must not leave answers unread for the whole gap).
+        // nothing waits for I/O; before that it looks at the reactor at least every
+        // `DEAF_MAX` (a `--spin` longer than the gap between requests must not leave answers
+        // unread for the whole gap), and at every round while something waits for I/O.
         let mut deaf_since = None;
         loop {
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
-            if deadline - now > DEAF_MAX || poll_while_spinning() {
+            if poll_while_spinning() {
                 spin_once().await;
+            } else if deadline - now > DEAF_MAX {
+                spin_once().await;
+                let until = (now + DEAF_MAX).min(deadline - DEAF_MAX);
+                let deaf = Instant::now();
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                add_idle(deaf.elapsed());
             } else {
                 deaf_since.get_or_insert(now);
                 std::hint::spin_loop();
