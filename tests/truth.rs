@@ -21,6 +21,12 @@
 //! - the same case with `--no-kernel-timestamps` (the simpler path, which stays awake for
 //!   responses) agrees: default p50 within 3× of it, plus 0.1 ms;
 //! - and no warning that blames the generator.
+//!
+//! Beside each default run a plain thread paces its own deadlines the same way (`Floor`):
+//! how late *it* got is the machine's share of any lateness — the p99 and read-lag bounds
+//! are widened by it, and on a machine late by more than 0.5 ms at p99 the generator may
+//! say it fell behind (it did, and said so). On a quiet machine it is tens of µs, and the
+//! bounds are as stated.
 
 mod common;
 use common::*;
@@ -79,6 +85,81 @@ struct Case {
     tls: bool,
 }
 
+/// A machine whose plain sleeping thread wakes later than this at p99 is too busy for the
+/// generator's own lateness to be told from the machine's.
+const MACHINE_LATE_MS: f64 = 0.5;
+
+/// The machine's own floor for exact pacing while a run goes on: a plain thread that paces
+/// deadlines 1 ms apart as the generator does by default — sleeps (`clock_nanosleep`,
+/// 1 ns timer slack) to 50 µs before each, then spins to it — and notes how late it got
+/// there. A spinning thread is what a contended scheduler preempts for a whole time slice,
+/// so this is the yardstick for the generator's own lateness, not a sleep alone.
+struct Floor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl Floor {
+    fn start() -> Floor {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer and touches no memory.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+            let now = || {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: clock_gettime writes into the timespec we own.
+                unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+                ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+            };
+            let mut late = Vec::new();
+            let mut due = now();
+            while !flag.load(Ordering::Relaxed) {
+                due += 1_000_000;
+                let wake = due - 50_000;
+                let ts = libc::timespec {
+                    tv_sec: (wake / 1_000_000_000) as libc::time_t,
+                    tv_nsec: (wake % 1_000_000_000) as libc::c_long,
+                };
+                // SAFETY: an absolute sleep reads the timespec we own.
+                unsafe {
+                    libc::clock_nanosleep(
+                        libc::CLOCK_MONOTONIC,
+                        libc::TIMER_ABSTIME,
+                        &ts,
+                        std::ptr::null_mut(),
+                    )
+                };
+                let mut t = now();
+                while t < due {
+                    std::hint::spin_loop();
+                    t = now();
+                }
+                // (Every deadline counts, also those already past after a late wake-up,
+                // as every request released late counts in the generator's lags.)
+                late.push((t - due).max(0) as u64);
+            }
+            late
+        });
+        Floor { stop, thread }
+    }
+
+    /// Stops it; its wake-up lateness p99, ms.
+    fn stop(self) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut late = self.thread.join().expect("the floor thread");
+        if late.is_empty() {
+            return 0.0;
+        }
+        late.sort_unstable();
+        late[(late.len() * 99 / 100).min(late.len() - 1)] as f64 / 1e6
+    }
+}
+
 /// Runs `case` in the default mode and with `--no-kernel-timestamps`, and checks both;
 /// returns what did not hold, one line each.
 fn check(case: &Case) -> Vec<String> {
@@ -86,7 +167,9 @@ fn check(case: &Case) -> Vec<String> {
     let scheme = if case.tls { "https" } else { "http" };
     let url = format!("{scheme}://{}/", server.addr);
     let base = (case.load)(&url);
+    let probe = Floor::start();
     let default = base.clone().run();
+    let floor = probe.stop();
     let plain = base.switch("--no-kernel-timestamps").run();
     let (d, p) = (seen(&default), seen(&plain));
     let mut failed = Vec::new();
@@ -100,7 +183,10 @@ fn check(case: &Case) -> Vec<String> {
         t.completed == t.scheduled,
         format!("{} of {} answered", t.completed, t.scheduled),
     );
+    // What the machine itself did meanwhile: a thread of ours woke this late at p99. The
+    // generator's wake-ups can be no better; beyond it, lateness is the generator's.
     let widen = case.precision_ms;
+    let late = floor;
     // A request that must open its connection first (the server closes every one) is
     // served in the open plus the answer: the open as the simpler path timed it (TCP
     // connect and TLS handshake, p50), for the share of requests that reopened.
@@ -116,7 +202,7 @@ fn check(case: &Case) -> Vec<String> {
     // send; what the generator may add to it at p99 is bounded.
     let tail = service.max(d.uncorrected_p99);
     expect(
-        d.p99 <= tail + widen + P99_SLACK_MS,
+        d.p99 <= tail + widen + P99_SLACK_MS + late,
         format!(
             "corrected p99 {} ms for a {service:.3} ms service (p99 from the send {} ms)",
             d.p99, d.uncorrected_p99
@@ -137,10 +223,12 @@ fn check(case: &Case) -> Vec<String> {
         d.p50 <= 3.0 * p.p50 + 0.1,
         format!("p50 {} ms vs {} ms without kernel stamps", d.p50, p.p50),
     );
+    // (On a machine that woke even a plain sleeping thread late at p99, the generator's
+    // saying it fell behind is the truth: the bounds above and below carry that lateness.)
     for w in &d.warnings {
         expect(
-            !w.contains("generator"),
-            format!("the generator blamed itself: {w}"),
+            !w.contains("generator") || late > MACHINE_LATE_MS,
+            format!("the generator blamed itself (the machine's floor p99 {late} ms): {w}"),
         );
     }
     // The responses were read as they came: the generator's own receive-side delay is
@@ -155,10 +243,14 @@ fn check(case: &Case) -> Vec<String> {
         "no read lag recorded".into(),
     );
     expect(
-        d.read_lag_p99 <= P99_SLACK_MS,
-        format!("read lag p99 {} ms", d.read_lag_p99),
+        d.read_lag_p99 <= P99_SLACK_MS + late,
+        format!(
+            "read lag p99 {} ms (the machine's floor p99 {late} ms)",
+            d.read_lag_p99
+        ),
     );
     if !failed.is_empty() {
+        failed.push(format!("  the machine's floor: p99 {floor} ms"));
         failed.push(format!("  default: {d:?}\n  without kernel stamps: {p:?}"));
     }
     failed
