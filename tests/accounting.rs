@@ -134,6 +134,64 @@ fn a_chunked_answer_split_into_single_bytes_is_read_whole() {
 }
 
 #[test]
+fn lenient_but_legal_answers_are_read() {
+    // Bare-LF chunk lines, Transfer-Encoding on two lines, an obs-folded header: each a
+    // complete 5-byte answer on a kept connection. Misread, the first two wait for a line
+    // end or a body end that never comes (every request times out) and the third is a
+    // parse error.
+    let server = raw_server(Behaviour::OddForms);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("30")
+        .duration("1s")
+        .connections(1)
+        .timeout("1s")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!(
+        (t.completed, t.error_total(), r.recorder.reconnects),
+        (30, 0, 0)
+    );
+    // The preflight connection and the one kept for every request.
+    assert_eq!(server.accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Each answer's head as sent plus its 5 body bytes, de-chunked.
+    let bytes: u64 = (0..30)
+        .map(|k| {
+            let a = ODD_FORMS[k % 3];
+            a.find("\r\n\r\n").unwrap() as u64 + 4 + 5
+        })
+        .sum();
+    assert_eq!(t.bytes, bytes);
+}
+
+#[test]
+fn a_connection_switched_to_another_protocol_is_not_reused() {
+    // Every answer is 101 Switching Protocols, after which the server speaks no more
+    // HTTP/1.1 on that connection. Each request is completed with its 101; the next one
+    // goes on a new connection — sent on the switched one it would never be answered.
+    let server = raw_server(Behaviour::Upgrade);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("20")
+        .duration("1s")
+        .connections(1)
+        .timeout("1s")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!((t.completed, t.error_total()), (20, 0));
+    assert_eq!(r.recorder.status[101], 20);
+    // The preflight connection, then one per request.
+    assert_eq!(
+        server.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        21
+    );
+    assert_eq!(
+        server.requests.load(std::sync::atomic::Ordering::SeqCst),
+        20
+    );
+}
+
+#[test]
 fn head_answers_have_no_body() {
     // A HEAD answer says Content-Length: 2 and sends no body: waiting for one would time
     // every request out.

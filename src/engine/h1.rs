@@ -57,6 +57,8 @@ pub enum Framing {
     Chunked,
     /// Until the server closes the connection.
     UntilClose,
+    /// 101 Switching Protocols: no body, and the connection is no longer HTTP/1.1.
+    Switched,
 }
 
 /// A response head as parsed: status, headers and its size on the wire.
@@ -175,7 +177,10 @@ impl H1Conn {
             let parsed = {
                 let mut headers = [const { MaybeUninit::uninit() }; HEADERS_MAX];
                 let mut resp = httparse::Response::new(&mut []);
-                let config = httparse::ParserConfig::default();
+                // obs-fold (a header value continued on an indented line) is obsolete, but a
+                // user agent must accept it in responses (RFC 9112 §5.2).
+                let mut config = httparse::ParserConfig::default();
+                config.allow_obsolete_multiline_headers_in_responses(true);
                 let buf = &self.buf[self.start..self.end];
                 match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
                     Ok(httparse::Status::Complete(n)) => {
@@ -203,9 +208,14 @@ impl H1Conn {
             match parsed {
                 Some(Ok((r, framing, close, n))) => {
                     self.start += n;
-                    if close || framing == Framing::UntilClose {
+                    // After 101 Switching Protocols the connection speaks another protocol.
+                    if close || framing == Framing::UntilClose || framing == Framing::Switched {
                         self.reusable = false;
                     }
+                    let framing = match framing {
+                        Framing::Switched => Framing::Empty,
+                        f => f,
+                    };
                     return Ok((r, framing));
                 }
                 Some(Err(n)) => self.start += n,
@@ -225,7 +235,7 @@ impl H1Conn {
         mut on_data: impl FnMut(&[u8]),
     ) -> Result<(), H1Error> {
         match framing {
-            Framing::Empty => Ok(()),
+            Framing::Empty | Framing::Switched => Ok(()),
             Framing::Length(n) => self.read_exact(n, &mut on_data).await,
             Framing::UntilClose => loop {
                 if self.start < self.end {
@@ -265,19 +275,23 @@ impl H1Conn {
         Ok(())
     }
 
-    /// The next line (without its CRLF) as a range of the buffer, reading until it is whole.
+    /// The next line (without its CRLF, or a bare LF, which RFC 9112 §2.2 lets a recipient
+    /// take as a line end) as a range of the buffer, reading until it is whole.
     async fn line(&mut self) -> Result<(usize, usize), H1Error> {
         let mut from = self.start;
         loop {
-            if let Some(i) = self.buf[from..self.end]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-            {
-                let line = (self.start, from + i);
-                self.start = from + i + 2;
+            if let Some(i) = self.buf[from..self.end].iter().position(|&c| c == b'\n') {
+                let lf = from + i;
+                let end = if lf > self.start && self.buf[lf - 1] == b'\r' {
+                    lf - 1
+                } else {
+                    lf
+                };
+                let line = (self.start, end);
+                self.start = lf + 1;
                 return Ok(line);
             }
-            from = self.end.saturating_sub(1).max(self.start);
+            from = self.end.max(self.start);
             let before = self.start;
             if self.fill(true).await? == 0 {
                 return Err(H1Error::Closed);
@@ -292,13 +306,18 @@ impl H1Conn {
         let (a, b) = self.line().await?;
         let line = &self.buf[a..b];
         let digits = line.split(|c| *c == b';').next().unwrap_or_default();
-        let digits = std::str::from_utf8(digits).unwrap_or("").trim();
-        u64::from_str_radix(digits, 16).map_err(|_| {
-            H1Error::Parse(format!(
-                "bad chunk size {:?}",
-                String::from_utf8_lossy(line)
-            ))
-        })
+        let digits = digits.trim_ascii();
+        // Hex digits only: a sign (`+1e`, which `from_str_radix` would take) is not a size.
+        let hex = !digits.is_empty() && digits.iter().all(u8::is_ascii_hexdigit);
+        let digits = std::str::from_utf8(digits).unwrap_or("");
+        hex.then(|| u64::from_str_radix(digits, 16).ok())
+            .flatten()
+            .ok_or_else(|| {
+                H1Error::Parse(format!(
+                    "bad chunk size {:?}",
+                    String::from_utf8_lossy(line)
+                ))
+            })
     }
 
     /// The CRLF after a chunk's data.
@@ -328,37 +347,47 @@ fn framing(
     status: u16,
     headers: &[httparse::Header<'_>],
 ) -> Result<Framing, H1Error> {
+    if status == 101 {
+        return Ok(Framing::Switched);
+    }
     if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(Framing::Empty);
     }
     let mut length = None;
+    // Transfer-Encoding lines are one list (RFC 9110 §5.3): the body is chunked when the
+    // last coding of the last line is, and a Transfer-Encoding overrides Content-Length.
+    let mut chunked = None;
     for h in headers {
         if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            let chunked = h
-                .value
-                .rsplit(|c| *c == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            return Ok(if chunked {
-                Framing::Chunked
-            } else {
-                Framing::UntilClose
-            });
+            let last = h.value.rsplit(|c| *c == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         }
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| H1Error::Parse("Content-Length is not a number".into()))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(H1Error::Parse(
-                    "two different Content-Length headers".into(),
-                ));
+            // A list of one value repeated (`100, 100`, as some proxies send) is that value
+            // (RFC 9110 §8.6); digits only — `+100` is not a length.
+            for v in h.value.split(|c| *c == b',') {
+                let v = v.trim_ascii();
+                let n = (!v.is_empty() && v.iter().all(u8::is_ascii_digit))
+                    .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        H1Error::Parse(format!(
+                            "Content-Length {:?} is not a number",
+                            String::from_utf8_lossy(h.value)
+                        ))
+                    })?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(H1Error::Parse("two different Content-Lengths".into()));
+                }
+                length = Some(n);
             }
-            length = Some(n);
         }
     }
-    Ok(length.map_or(Framing::UntilClose, Framing::Length))
+    match chunked {
+        Some(true) => Ok(Framing::Chunked),
+        Some(false) => Ok(Framing::UntilClose),
+        None => Ok(length.map_or(Framing::UntilClose, Framing::Length)),
+    }
 }
 
 /// Whether the server closes the connection after this response: `Connection: close`, or
@@ -403,6 +432,27 @@ mod tests {
             header("content-length", b"2"),
         ];
         assert!(framing(false, 200, &two).is_err());
+        // Transfer-Encoding lines are one list: `gzip` then `chunked` is chunked, and
+        // `chunked` then `gzip` is not (delimited by the close).
+        let lines = [
+            header("transfer-encoding", b"gzip"),
+            header("transfer-encoding", b"chunked"),
+        ];
+        assert_eq!(framing(false, 200, &lines).unwrap(), Framing::Chunked);
+        let lines = [
+            header("transfer-encoding", b"chunked"),
+            header("transfer-encoding", b"gzip"),
+        ];
+        assert_eq!(framing(false, 200, &lines).unwrap(), Framing::UntilClose);
+        // A repeated Content-Length list is its value; a sign or a disagreeing list is not.
+        let list = [header("content-length", b"100, 100")];
+        assert_eq!(framing(false, 200, &list).unwrap(), Framing::Length(100));
+        for bad in [&b"+100"[..], b"100, 101", b"", b"1 0", b"-1"] {
+            let h = [header("content-length", bad)];
+            assert!(framing(false, 200, &h).is_err(), "{bad:?}");
+        }
+        // 101: no body, and the connection is another protocol's from here on.
+        assert_eq!(framing(false, 101, &cl).unwrap(), Framing::Switched);
     }
 
     #[test]

@@ -231,7 +231,22 @@ pub enum Behaviour {
     /// `FRAMINGS[1]` (chunked, with an extension and a trailer) written one byte at a time,
     /// 200 µs apart: every line and every CRLF arrives split across reads.
     Trickle,
+    /// `ODD_FORMS[k mod 3]`: lenient but legal answers a user agent must read.
+    OddForms,
+    /// `101 Switching Protocols`, after which the connection speaks no more HTTP/1.1: what
+    /// comes in is read and never answered.
+    Upgrade,
 }
+
+/// `Behaviour::OddForms`' answers, in turn, each "hello" in 5 body bytes, keep-alive: a
+/// chunked body with bare-LF line ends (RFC 9112 §2.2 lets a recipient take LF as a line
+/// end); `Transfer-Encoding` on two lines, `gzip` then `chunked` (one list: chunked); a
+/// header value folded onto a second line (obs-fold, which a user agent must accept).
+pub const ODD_FORMS: [&str; 3] = [
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\nhello\n0\n\n",
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nx-folded: one\r\n two\r\ncontent-length: 5\r\n\r\nhello",
+];
 
 /// `Behaviour::Framings`' answers, in turn, and whether the server closes after each: an
 /// interim 100 before the answer; chunked with an extension and a trailer; HTTP/1.0
@@ -367,6 +382,10 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                             Behaviour::Garbage => b"SSH-2.0-this is not http\r\n\r\n",
                             Behaviour::Framings => FRAMINGS[k % FRAMINGS.len()].0.as_bytes(),
                             Behaviour::HeadOnly => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+                            Behaviour::OddForms => ODD_FORMS[k % ODD_FORMS.len()].as_bytes(),
+                            Behaviour::Upgrade => {
+                                b"HTTP/1.1 101 Switching Protocols\r\nupgrade: example/1\r\nconnection: upgrade\r\n\r\n"
+                            }
                             Behaviour::Trickle => {
                                 for b in FRAMINGS[1].0.as_bytes() {
                                     if conn.write_all(&[*b]).is_err() {
@@ -379,6 +398,25 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                         };
                         if conn.write_all(reply).is_err() {
                             return;
+                        }
+                        if behaviour == Behaviour::Upgrade {
+                            // Another protocol from here: read what comes, answer nothing.
+                            loop {
+                                if stop.load(Ordering::SeqCst) {
+                                    return;
+                                }
+                                match conn.read(&mut chunk) {
+                                    Ok(0) => return,
+                                    Ok(_) => {}
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock
+                                                | std::io::ErrorKind::TimedOut
+                                        ) => {}
+                                    Err(_) => return,
+                                }
+                            }
                         }
                         if matches!(
                             behaviour,
