@@ -165,6 +165,32 @@ fn lenient_but_legal_answers_are_read() {
 }
 
 #[test]
+fn a_head_of_196_kib_and_500_headers_is_read() {
+    // Large Set-Cookie and CSP heads are real: 500 headers in ~196 KiB, then a 2-byte body,
+    // on a kept connection. Refused (over 64 KiB, or over 100 headers), each would be a
+    // protocol error.
+    let server = raw_server(Behaviour::BigHead);
+    let url = format!("http://{}/", server.addr);
+    let r = load(&url)
+        .rate("20")
+        .duration("1s")
+        .connections(1)
+        .timeout("1s")
+        .run();
+    let t = &r.recorder.total;
+    assert_eq!(
+        (t.completed, t.error_total(), r.recorder.reconnects),
+        (20, 0, 0)
+    );
+    let answer = big_head();
+    assert!(
+        answer.len() > 3 * (64 << 10),
+        "three times the old 64 KiB limit"
+    );
+    assert_eq!(t.bytes, 20 * answer.len() as u64);
+}
+
+#[test]
 fn a_connection_switched_to_another_protocol_is_not_reused() {
     // Every answer is 101 Switching Protocols, after which the server speaks no more
     // HTTP/1.1 on that connection. Each request is completed with its 101; the next one

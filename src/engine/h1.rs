@@ -71,11 +71,12 @@ pub struct RawHead<'a> {
     pub len: usize,
 }
 
-/// The most a response head may take.
-const HEAD_MAX: usize = 64 << 10;
+/// The most a response head may take (large `Set-Cookie` and CSP heads are real).
+const HEAD_MAX: usize = 256 << 10;
 /// The read buffer's size (grown only for a longer head).
 const BUF: usize = 16 << 10;
-/// The most headers a response may have.
+/// Headers parsed without a heap allocation; a head with more is parsed again with room
+/// for one per line.
 const HEADERS_MAX: usize = 100;
 
 /// One HTTP/1.1 connection: its byte stream and read buffer.
@@ -175,34 +176,26 @@ impl H1Conn {
         let mut on_head = Some(on_head);
         loop {
             let parsed = {
-                let mut headers = [const { MaybeUninit::uninit() }; HEADERS_MAX];
-                let mut resp = httparse::Response::new(&mut []);
-                // obs-fold (a header value continued on an indented line) is obsolete, but a
-                // user agent must accept it in responses (RFC 9112 §5.2).
-                let mut config = httparse::ParserConfig::default();
-                config.allow_obsolete_multiline_headers_in_responses(true);
                 let buf = &self.buf[self.start..self.end];
-                match config.parse_response_with_uninit_headers(&mut resp, buf, &mut headers) {
-                    Ok(httparse::Status::Complete(n)) => {
-                        let status = resp.code.unwrap_or(0);
-                        if (100..200).contains(&status) && status != 101 {
-                            Some(Err(n)) // an interim answer: the real one follows
-                        } else {
-                            let framing = framing(head_request, status, resp.headers)?;
-                            let close = closes(resp.version.unwrap_or(1), resp.headers);
-                            let head = RawHead {
-                                status,
-                                headers: resp.headers,
-                                len: n,
-                            };
-                            let f = on_head
-                                .take()
-                                .expect("called once: the loop returns after it");
-                            Some(Ok((f(&head), framing, close, n)))
-                        }
+                let mut headers = [const { MaybeUninit::uninit() }; HEADERS_MAX];
+                match parse_head(buf, &mut headers, head_request, &mut on_head)? {
+                    Parsed::TooManyHeaders => {
+                        // More headers than the common case: room for one per line (rare,
+                        // so on the heap).
+                        let lines = buf.iter().filter(|&&c| c == b'\n').count() + 1;
+                        let mut more = Vec::with_capacity(lines);
+                        more.resize_with(lines, MaybeUninit::uninit);
+                        parse_head(buf, &mut more, head_request, &mut on_head)?
                     }
-                    Ok(httparse::Status::Partial) => None,
-                    Err(e) => return Err(H1Error::Parse(e.to_string())),
+                    p => p,
+                }
+            };
+            let parsed = match parsed {
+                Parsed::Final(r, framing, close, n) => Some(Ok((r, framing, close, n))),
+                Parsed::Interim(n) => Some(Err(n)),
+                Parsed::Partial => None,
+                Parsed::TooManyHeaders => {
+                    return Err(H1Error::Parse("more headers than lines".into()))
                 }
             };
             match parsed {
@@ -338,6 +331,56 @@ impl H1Conn {
                 return Ok(());
             }
         }
+    }
+}
+
+/// A response head parsed from the buffer, or why not yet.
+enum Parsed<R> {
+    /// The final answer: what `on_head` gave, its framing, whether the server closes after
+    /// it, and the head's length.
+    Final(R, Framing, bool, usize),
+    /// An interim 1xx answer of this length: the real one follows.
+    Interim(usize),
+    /// Not all there yet.
+    Partial,
+    /// More headers than `headers` has room for.
+    TooManyHeaders,
+}
+
+/// Parses a response head at the start of `buf` into `headers`, calling `on_head` (once)
+/// with the final one.
+fn parse_head<'b, R, F: FnOnce(&RawHead<'_>) -> R>(
+    buf: &'b [u8],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    head_request: bool,
+    on_head: &mut Option<F>,
+) -> Result<Parsed<R>, H1Error> {
+    let mut resp = httparse::Response::new(&mut []);
+    // obs-fold (a header value continued on an indented line) is obsolete, but a user
+    // agent must accept it in responses (RFC 9112 §5.2).
+    let mut config = httparse::ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(true);
+    match config.parse_response_with_uninit_headers(&mut resp, buf, headers) {
+        Ok(httparse::Status::Complete(n)) => {
+            let status = resp.code.unwrap_or(0);
+            if (100..200).contains(&status) && status != 101 {
+                return Ok(Parsed::Interim(n));
+            }
+            let framing = framing(head_request, status, resp.headers)?;
+            let close = closes(resp.version.unwrap_or(1), resp.headers);
+            let head = RawHead {
+                status,
+                headers: resp.headers,
+                len: n,
+            };
+            let f = on_head
+                .take()
+                .expect("called once: the final head ends the reading of heads");
+            Ok(Parsed::Final(f(&head), framing, close, n))
+        }
+        Ok(httparse::Status::Partial) => Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => Ok(Parsed::TooManyHeaders),
+        Err(e) => Err(H1Error::Parse(e.to_string())),
     }
 }
 

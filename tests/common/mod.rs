@@ -233,9 +233,21 @@ pub enum Behaviour {
     Trickle,
     /// `ODD_FORMS[k mod 3]`: lenient but legal answers a user agent must read.
     OddForms,
+    /// `big_head()`: 500 headers in a 196 KiB head, then "ok".
+    BigHead,
     /// `101 Switching Protocols`, after which the connection speaks no more HTTP/1.1: what
     /// comes in is read and never answered.
     Upgrade,
+}
+
+/// `Behaviour::BigHead`'s answer: 500 headers of 400 bytes each (as large `Set-Cookie` and
+/// CSP heads are), `content-length: 2`, then "ok".
+pub fn big_head() -> String {
+    let mut head = String::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+    for i in 0..500 {
+        head.push_str(&format!("x-h{i:03}: {}\r\n", "v".repeat(392)));
+    }
+    head + "\r\nok"
 }
 
 /// `Behaviour::OddForms`' answers, in turn, each "hello" in 5 body bytes, keep-alive: a
@@ -383,6 +395,10 @@ pub fn raw_server(behaviour: Behaviour) -> RawServer {
                             Behaviour::Framings => FRAMINGS[k % FRAMINGS.len()].0.as_bytes(),
                             Behaviour::HeadOnly => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
                             Behaviour::OddForms => ODD_FORMS[k % ODD_FORMS.len()].as_bytes(),
+                            Behaviour::BigHead => {
+                                stream_reply = big_head();
+                                stream_reply.as_bytes()
+                            }
                             Behaviour::Upgrade => {
                                 b"HTTP/1.1 101 Switching Protocols\r\nupgrade: example/1\r\nconnection: upgrade\r\n\r\n"
                             }
