@@ -392,51 +392,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     }
     // Logs of other HdrHistogram tools carry latencies only: no generator to speak of.
     let generator_known = !r.busy.is_empty();
-    if generator_known {
-        let lag = &rec.send_lag;
-        // Every scheduled request is in exactly one of these: measured on a free connection,
-        // waited for a busy one, waited for a reconnect, or not measured (never written, or still
-        // in flight at the end).
-        let measured = lag.len();
-        let unmeasured = t
-            .scheduled
-            .saturating_sub(measured + rec.queued + rec.reconnect_waits);
-        let _ = write!(
-            o,
-            "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one",
-            na_us(lag, 50.0),
-            na_us(lag, 99.0),
-            na_us(lag, 99.9),
-            na_max(lag),
-            measured,
-            rec.queued,
-        );
-        if rec.reconnect_waits > 0 {
-            let _ = write!(o, "; {} waited for a reconnect", rec.reconnect_waits);
-        }
-        if unmeasured > 0 {
-            let _ = write!(o, "; {unmeasured} not sent or not finished");
-        }
-        let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
-        let read = &rec.read_lag;
-        if read.is_empty() {
-            let _ = writeln!(
-                o,
-                "Read lag: not measured (no kernel receive stamps: responses are timed when read)"
-            );
-        } else {
-            let _ = writeln!(
-                o,
-                "Read lag: p50 {}, p99 {}, p99.9 {}, max {} (answer reaching the socket to ratebench reading it)",
-                na_us(read, 50.0),
-                na_us(read, 99.0),
-                na_us(read, 99.9),
-                na_max(read),
-            );
-        }
-    } else {
-        let _ = writeln!(o, "Send lag: not recorded in these logs");
-    }
+    lags(&mut o, r, generator_known);
     if let Some(st) = rec.stream.as_deref() {
         streaming(&mut o, r, s, st);
     }
@@ -499,6 +455,58 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         );
     }
     o
+}
+
+/// The generator's own delays: send lag (with where every scheduled request went), release
+/// lag, and read lag.
+fn lags(o: &mut String, r: &RunResult, generator_known: bool) {
+    let rec = &r.recorder;
+    let t = &rec.total;
+    if generator_known {
+        let lag = &rec.send_lag;
+        // Every scheduled request is in exactly one of these: measured on a free connection,
+        // waited for a busy one, waited for a reconnect, or not measured (never written, or still
+        // in flight at the end).
+        let measured = lag.len();
+        let unmeasured = t
+            .scheduled
+            .saturating_sub(measured + rec.queued + rec.reconnect_waits);
+        let _ = write!(
+            o,
+            "Send lag: p50 {}, p99 {}, p99.9 {}, max {} ({} sent on a free connection; {} waited for a busy one",
+            na_us(lag, 50.0),
+            na_us(lag, 99.0),
+            na_us(lag, 99.9),
+            na_max(lag),
+            measured,
+            rec.queued,
+        );
+        if rec.reconnect_waits > 0 {
+            let _ = write!(o, "; {} waited for a reconnect", rec.reconnect_waits);
+        }
+        if unmeasured > 0 {
+            let _ = write!(o, "; {unmeasured} not sent or not finished");
+        }
+        let _ = writeln!(o, "); release lag p99 {}", na_us(&rec.release_lag, 99.0));
+        let read = &rec.read_lag;
+        if read.is_empty() {
+            let _ = writeln!(
+                o,
+                "Read lag: not measured (no kernel receive stamps: responses are timed when read)"
+            );
+        } else {
+            let _ = writeln!(
+                o,
+                "Read lag: p50 {}, p99 {}, p99.9 {}, max {} (answer reaching the socket to ratebench reading it)",
+                na_us(read, 50.0),
+                na_us(read, 99.0),
+                na_us(read, 99.9),
+                na_max(read),
+            );
+        }
+    } else {
+        let _ = writeln!(o, "Send lag: not recorded in these logs");
+    }
 }
 
 fn dist(o: &mut String, label: &str, h: &Hist) {
