@@ -281,6 +281,24 @@ fn check_all(cases: &[Case]) {
     assert!(failed.is_empty(), "\n{}", failed.join("\n"));
 }
 
+/// A case against a server of no service delay, in clear, exactly paced.
+fn case(
+    name: &'static str,
+    server: fn(&mut ServeConfig),
+    per_connection: f64,
+    load: impl Fn(&str) -> Load + 'static,
+) -> Case {
+    Case {
+        name,
+        server,
+        load: Box::new(load),
+        per_connection,
+        service_ms: 0.0,
+        precision_ms: 0.0,
+        tls: false,
+    }
+}
+
 fn keep_alive(_: &mut ServeConfig) {}
 
 fn close_every_connection(c: &mut ServeConfig) {
@@ -311,198 +329,126 @@ fn ten_ms(c: &mut ServeConfig) {
 
 fn cases() -> Vec<Case> {
     vec![
+        case(
+            "-R1000 -c1 -t1 (one connection per thread)",
+            keep_alive,
+            1000.0,
+            |u| load(u).rate("1000").duration("2s").connections(1),
+        ),
+        case("-R1000 -c2 -t2", keep_alive, 500.0, |u| {
+            load(u)
+                .rate("1000")
+                .duration("2s")
+                .connections(2)
+                .threads(2)
+        }),
+        case("-R2000 -c3 -t2 (uneven split)", keep_alive, 1000.0, |u| {
+            load(u)
+                .rate("2000")
+                .duration("2s")
+                .connections(3)
+                .threads(2)
+        }),
+        case("-R1000 -c100 -t1", keep_alive, 10.0, |u| {
+            load(u).rate("1000").duration("2s").connections(100)
+        }),
+        case(
+            "-R1000 -c20 against a server that closes every connection",
+            close_every_connection,
+            50.0,
+            |u| load(u).rate("1000").duration("2s").connections(20),
+        ),
+        case("-R300 -c10 --arrival poisson", keep_alive, 30.0, |u| {
+            load(u)
+                .rate("300")
+                .duration("3s")
+                .connections(10)
+                .flag("--arrival", "poisson")
+                .flag("--seed", "1")
+        }),
         Case {
-            name: "-R1000 -c1 -t1 (one connection per thread)",
-            server: keep_alive,
-            load: Box::new(|u| load(u).rate("1000").duration("2s").connections(1)),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R1000 -c2 -t2",
-            server: keep_alive,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("1000")
-                    .duration("2s")
-                    .connections(2)
-                    .threads(2)
-            }),
-            per_connection: 500.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R2000 -c3 -t2 (uneven split)",
-            server: keep_alive,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("2000")
-                    .duration("2s")
-                    .connections(3)
-                    .threads(2)
-            }),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R1000 -c100 -t1",
-            server: keep_alive,
-            load: Box::new(|u| load(u).rate("1000").duration("2s").connections(100)),
-            per_connection: 10.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R1000 -c20 against a server that closes every connection",
-            server: close_every_connection,
-            load: Box::new(|u| load(u).rate("1000").duration("2s").connections(20)),
-            per_connection: 50.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R300 -c10 --arrival poisson",
-            server: keep_alive,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("300")
-                    .duration("3s")
-                    .connections(10)
-                    .flag("--arrival", "poisson")
-                    .flag("--seed", "1")
-            }),
-            per_connection: 30.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R500 -c10 --arrival gamma:0.5 against a 10 ms service",
-            server: ten_ms,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("500")
-                    .duration("2s")
-                    .connections(20)
-                    .flag("--arrival", "gamma:0.5")
-                    .flag("--seed", "2")
-            }),
-            per_connection: 25.0,
             service_ms: 10.0,
-            precision_ms: 0.0,
-            tls: false,
+            ..case(
+                "-R500 -c10 --arrival gamma:0.5 against a 10 ms service",
+                ten_ms,
+                25.0,
+                |u| {
+                    load(u)
+                        .rate("500")
+                        .duration("2s")
+                        .connections(20)
+                        .flag("--arrival", "gamma:0.5")
+                        .flag("--seed", "2")
+                },
+            )
         },
+        case("--stages 1s:200,1s:1500 -c1", keep_alive, 1500.0, |u| {
+            load(u).flag("--stages", "1s:200,1s:1500").connections(1)
+        }),
         Case {
-            name: "--stages 1s:200,1s:1500 -c1",
-            server: keep_alive,
-            load: Box::new(|u| load(u).flag("--stages", "1s:200,1s:1500").connections(1)),
-            per_connection: 1500.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R1000 -c1 --precision 1ms",
-            server: keep_alive,
-            load: Box::new(|u| {
+            precision_ms: 1.0,
+            ..case("-R1000 -c1 --precision 1ms", keep_alive, 1000.0, |u| {
                 load(u)
                     .rate("1000")
                     .duration("2s")
                     .connections(1)
                     .flag("--precision", "1ms")
-            }),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 1.0,
-            tls: false,
+            })
         },
-        Case {
-            name: "-R1000 -c1 --spin 0",
-            server: keep_alive,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("1000")
-                    .duration("2s")
-                    .connections(1)
-                    .flag("--spin", "0")
-            }),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "-R500 -c1 --spin 2ms (a spin as long as the gap)",
-            server: keep_alive,
-            load: Box::new(|u| {
+        case("-R1000 -c1 --spin 0", keep_alive, 1000.0, |u| {
+            load(u)
+                .rate("1000")
+                .duration("2s")
+                .connections(1)
+                .flag("--spin", "0")
+        }),
+        case(
+            "-R500 -c1 --spin 2ms (a spin as long as the gap)",
+            keep_alive,
+            500.0,
+            |u| {
                 load(u)
                     .rate("500")
                     .duration("2s")
                     .connections(1)
                     .flag("--spin", "2ms")
-            }),
-            per_connection: 500.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
+            },
+        ),
         Case {
-            name: "HTTP/1.1 over TLS -R1000 -c1",
-            server: tls,
-            load: Box::new(|u| {
+            tls: true,
+            ..case("HTTP/1.1 over TLS -R1000 -c1", tls, 1000.0, |u| {
                 load(u)
                     .rate("1000")
                     .duration("2s")
                     .connections(1)
                     .switch("-k")
-            }),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
+            })
+        },
+        Case {
             tls: true,
+            ..case(
+                "HTTP/1.1 over TLS -R500 -c10, a handshake per request",
+                tls_close_every_connection,
+                50.0,
+                |u| {
+                    load(u)
+                        .rate("500")
+                        .duration("2s")
+                        .connections(10)
+                        .switch("-k")
+                },
+            )
         },
+        case("--http2 (h2c) -R1000 -c1", h2c, 1000.0, |u| {
+            load(u)
+                .rate("1000")
+                .duration("2s")
+                .connections(1)
+                .switch("--http2")
+        }),
         Case {
-            name: "HTTP/1.1 over TLS -R500 -c10, a handshake per request",
-            server: tls_close_every_connection,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("500")
-                    .duration("2s")
-                    .connections(10)
-                    .switch("-k")
-            }),
-            per_connection: 50.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
             tls: true,
-        },
-        Case {
-            name: "--http2 (h2c) -R1000 -c1",
-            server: h2c,
-            load: Box::new(|u| {
-                load(u)
-                    .rate("1000")
-                    .duration("2s")
-                    .connections(1)
-                    .switch("--http2")
-            }),
-            per_connection: 1000.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: false,
-        },
-        Case {
-            name: "--http2 over TLS -R1000 -c2 -t2",
-            server: h2_tls,
-            load: Box::new(|u| {
+            ..case("--http2 over TLS -R1000 -c2 -t2", h2_tls, 500.0, |u| {
                 load(u)
                     .rate("1000")
                     .duration("2s")
@@ -510,11 +456,7 @@ fn cases() -> Vec<Case> {
                     .threads(2)
                     .switch("--http2")
                     .switch("-k")
-            }),
-            per_connection: 500.0,
-            service_ms: 0.0,
-            precision_ms: 0.0,
-            tls: true,
+            })
         },
     ]
 }
@@ -536,21 +478,18 @@ fn a_script_is_timed_as_truly_as_the_fixed_request() {
     )
     .unwrap();
     let path = script.to_str().unwrap().to_string();
-    check_all(&[Case {
-        name: "a script, -R1000 -c1 -t1",
-        server: keep_alive,
-        load: Box::new(move |u| {
+    check_all(&[case(
+        "a script, -R1000 -c1 -t1",
+        keep_alive,
+        1000.0,
+        move |u| {
             load(u)
                 .rate("1000")
                 .duration("2s")
                 .connections(1)
                 .script(&path)
-        }),
-        per_connection: 1000.0,
-        service_ms: 0.0,
-        precision_ms: 0.0,
-        tls: false,
-    }]);
+        },
+    )]);
 }
 
 #[test]
