@@ -27,6 +27,7 @@ fn record(c: &mut Criterion) {
                 first_byte: None,
                 stream: None,
                 meta: Default::default(),
+                cause: None,
             }
         })
         .collect();

@@ -80,6 +80,111 @@ pub struct Outcome {
     pub stream: Option<StreamStats>,
     /// Its tag, and what its response said about limits, upstream and usage.
     pub meta: ResponseMeta,
+    /// Why it failed, beyond its class (None for completed requests, and where nothing
+    /// more is known).
+    pub cause: Option<Cause>,
+}
+
+/// Why a request failed, beyond its class: an HTTP/2 error code with the frame that
+/// carried it, an I/O error, or a short reason (a parse error, a rule of the protocol the
+/// server broke). Copied into every outcome, so it holds no heap data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// HTTP/2 RST_STREAM with this error code.
+    Reset(u32),
+    /// HTTP/2 GOAWAY with this error code (the stream was not processed, or the connection
+    /// could take no new stream).
+    GoAway(u32),
+    /// An I/O error of this kind (connection reset, refused, broken pipe, ...).
+    Io(std::io::ErrorKind),
+    /// A short reason.
+    Reason(&'static str),
+}
+
+impl Cause {
+    /// How the report names it: `RST_STREAM INTERNAL_ERROR`, `connection reset`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            Cause::Reset(code) => format!("RST_STREAM {}", h2_code_name(*code)),
+            Cause::GoAway(code) => format!("GOAWAY {}", h2_code_name(*code)),
+            Cause::Io(kind) => io_kind_name(*kind),
+            Cause::Reason(r) => (*r).to_string(),
+        }
+    }
+}
+
+/// Why a request was sent again: the server provably never processed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// HTTP/2: the stream was above the last stream id of the server's GOAWAY.
+    GoAway,
+    /// HTTP/2: the server reset the stream with REFUSED_STREAM.
+    RefusedStream,
+    /// HTTP/1.1: a reused connection was closed before a byte of the answer came (the
+    /// keep-alive race).
+    ClosedOnReuse,
+}
+
+impl Retry {
+    /// Every cause, in report order.
+    pub const ALL: [Retry; 3] = [Retry::GoAway, Retry::RefusedStream, Retry::ClosedOnReuse];
+
+    /// Its index in `ALL` (for counter arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// How the text report names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Retry::GoAway => "GOAWAY",
+            Retry::RefusedStream => "REFUSED_STREAM",
+            Retry::ClosedOnReuse => "closed on reuse",
+        }
+    }
+}
+
+/// An HTTP/2 error code by its RFC 9113 §7 name (unknown codes in hex).
+pub fn h2_code_name(code: u32) -> String {
+    const NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+    match NAMES.get(code as usize) {
+        Some(n) => (*n).to_string(),
+        None => format!("0x{code:x}"),
+    }
+}
+
+/// An I/O error kind as a short phrase.
+fn io_kind_name(kind: std::io::ErrorKind) -> String {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::ConnectionReset => "connection reset".into(),
+        K::ConnectionRefused => "connection refused".into(),
+        K::ConnectionAborted => "connection aborted".into(),
+        K::BrokenPipe => "broken pipe".into(),
+        K::UnexpectedEof => "closed early".into(),
+        K::TimedOut => "timed out".into(),
+        K::AddrNotAvailable => "no local port free".into(),
+        K::NotConnected => "not connected".into(),
+        k => {
+            // ErrorKind's Display ("entity not found") is already a phrase.
+            k.to_string()
+        }
+    }
 }
 
 /// Which tag a request carried, and what its response's head and body said beyond the

@@ -515,6 +515,7 @@ fn fixed_run() -> ratebench::run::RunResult {
                 first_byte: None,
                 stream: None,
                 meta: Default::default(),
+                cause: None,
             });
         }
         let iv = rec.take_interval(second as u32 + 1);

@@ -240,6 +240,12 @@ pub struct RunArgs {
     /// (the thread then stays awake for fast responses, as --spin describes).
     #[arg(long = "no-kernel-timestamps")]
     pub no_kernel_timestamps: bool,
+    /// Count every request the server refused unprocessed as an error: HTTP/2 streams
+    /// above a GOAWAY's last stream or reset with REFUSED_STREAM, and HTTP/1.1 requests on
+    /// a reused connection the server closed before answering [default: sent again once,
+    /// on another connection, and counted under Retried].
+    #[arg(long = "no-retry")]
+    pub no_retry: bool,
     /// Coarser, cheaper pacing: wake at most once per T and send everything then due, so a
     /// request may go out up to T late (in its latency and send lag) [default: exact].
     #[arg(long = "precision", value_name = "T")]

@@ -588,6 +588,7 @@ impl RunArgs {
             },
             spin,
             kernel_stamps: !self.no_kernel_timestamps,
+            retry: !self.no_retry,
             precision: match &self.precision {
                 Some(p) => {
                     let d = parse_duration(p).map_err(|r| invalid("--precision", p, r))?;

@@ -18,6 +18,7 @@ use super::stamp::{Arrival, StampedTcp};
 use super::tls::{tls_config, Stream};
 use crate::error::{invalid, ConfigError};
 use crate::mix::{swrr_order, Prompts, RequestSpec};
+use crate::outcome::Cause;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Uri};
@@ -82,6 +83,19 @@ pub enum ConnectError {
     },
 }
 
+impl ConnectError {
+    /// Why, for the report's error causes.
+    pub fn cause(&self) -> Cause {
+        match self {
+            ConnectError::Tcp { source, .. } => Cause::Io(source.kind()),
+            ConnectError::Tls { .. } => Cause::Reason("TLS handshake failed"),
+            ConnectError::Timeout { .. } => Cause::Reason("no connection within --connect-timeout"),
+            ConnectError::NoH2 { .. } => Cause::Reason("the server did not pick h2 in ALPN"),
+            ConnectError::H2 { source, .. } => source.cause(),
+        }
+    }
+}
+
 /// An open connection: an HTTP/1.1 sender, or an HTTP/2 one.
 pub enum Link {
     /// HTTP/1.1: one request at a time.
@@ -128,10 +142,14 @@ pub struct Connector {
     http2: bool,
     /// Ask the kernel to stamp receives.
     kernel_stamps: bool,
+    /// Send refused (unprocessed) requests again (not `--no-retry`).
+    retry: bool,
     /// `--targets` or `--prompts`: the kinds of request, chosen by sequence number.
     mix: Option<Arc<MixTemplates>>,
     /// The lowest SETTINGS_MAX_CONCURRENT_STREAMS a server announced (`usize::MAX`: none).
     server_streams: Arc<AtomicUsize>,
+    /// The SETTINGS_MAX_CONCURRENT_STREAMS a server announced last (`usize::MAX`: none).
+    server_streams_last: Arc<AtomicUsize>,
 }
 
 /// The kinds of request of a mix and which one request k is.
@@ -173,6 +191,8 @@ struct RequestTemplate {
     /// For HTTP/1.1: the whole request, head and body, when the body is the same every
     /// time (not built per request by `--prompts`).
     wire: Option<Bytes>,
+    /// It says `Connection: close` (HTTP/1.1: its connection is not reused).
+    close: bool,
 }
 
 impl Connector {
@@ -239,7 +259,9 @@ impl Connector {
             negotiated: Arc::default(),
             http2: config.http2,
             kernel_stamps: config.kernel_stamps,
+            retry: config.retry,
             server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
+            server_streams_last: Arc::new(AtomicUsize::new(usize::MAX)),
             template,
             mix,
         })
@@ -276,11 +298,25 @@ impl Connector {
             None if self.http2 => "HTTP/2 (h2c, cleartext)".into(),
             None => "HTTP/1.1 (cleartext)".into(),
         };
+        let last = self.server_streams_last.load(Ordering::Relaxed);
         match self.server_max_streams() {
+            Some(n) if self.http2 && last != n && last != usize::MAX => {
+                format!("{on}; server allows {last} streams per connection (lowest announced {n})")
+            }
             Some(n) if self.http2 => format!("{on}; server allows {n} streams per connection"),
             None if self.http2 => format!("{on}; server sets no stream limit"),
             _ => on,
         }
+    }
+
+    /// `--connect-timeout`.
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        self.connect_timeout
+    }
+
+    /// Whether requests the server refused unprocessed are sent again (not `--no-retry`).
+    pub fn retry(&self) -> bool {
+        self.retry
     }
 
     /// Whether it speaks HTTP/2.
@@ -296,6 +332,7 @@ impl Connector {
     /// Notes a server's stream limit, as seen on a connection.
     pub fn saw_server_limit(&self, limit: usize) {
         self.server_streams.fetch_min(limit, Ordering::Relaxed);
+        self.server_streams_last.store(limit, Ordering::Relaxed);
     }
 
     /// The address it connects to.
@@ -380,7 +417,7 @@ impl Connector {
             }
         };
         if self.http2 {
-            let mut link = self.open_h2(stream).await?;
+            let mut link = self.open_h2(stream, arrival.clone()).await?;
             link.arrival = arrival;
             return Ok((Link::H2(link), timing));
         }
@@ -389,7 +426,11 @@ impl Connector {
 
     /// The HTTP/2 preface and SETTINGS; returns once the server's SETTINGS (its first
     /// frame) arrived, so its stream limit is known before the first request.
-    async fn open_h2(&self, stream: Stream) -> Result<H2Link, ConnectError> {
+    async fn open_h2(
+        &self,
+        stream: Stream,
+        arrival: Option<Arrival>,
+    ) -> Result<H2Link, ConnectError> {
         let addr = self.addr;
         let hint = if self.tls.is_none() {
             " (over http:// --http2 is h2c with prior knowledge: does the server speak it?)"
@@ -397,7 +438,9 @@ impl Connector {
             ""
         };
         let fail = |source| ConnectError::H2 { addr, source, hint };
-        let (sender, driver) = H2Conn::handshake(stream).await.map_err(fail)?;
+        let (sender, driver) = H2Conn::handshake(stream, arrival.clone())
+            .await
+            .map_err(fail)?;
         tokio::task::spawn_local(driver);
         let link = H2Link {
             sender,
@@ -422,7 +465,8 @@ impl Connector {
         } else {
             block.clone()
         };
-        (H2Request { block, body }, tag)
+        let head = t.method == hyper::Method::HEAD;
+        (H2Request { block, body, head }, tag)
     }
 
     /// A request built for HTTP/1.1 (a script's), made an HTTP/2 request to this target.
@@ -446,6 +490,7 @@ impl Connector {
         Ok(H2Request {
             block: http2::encode_head(&head, length),
             body,
+            head: head.method() == hyper::Method::HEAD,
         })
     }
 
@@ -459,6 +504,7 @@ impl Connector {
                 Wire {
                     bytes: wire.clone(),
                     head,
+                    close: t.close,
                 },
                 tag,
             );
@@ -471,7 +517,8 @@ impl Connector {
         bytes.extend_from_slice(b"\r\n");
         bytes.extend_from_slice(&body);
         let bytes = bytes.into();
-        (Wire { bytes, head }, tag)
+        let close = t.close;
+        (Wire { bytes, head, close }, tag)
     }
 }
 
@@ -526,7 +573,17 @@ impl RequestTemplate {
             h2: None,
             wire_head: Vec::new(),
             wire: None,
+            close: false,
         };
+        template.close = template
+            .headers
+            .get_all(hyper::header::CONNECTION)
+            .iter()
+            .any(|v| {
+                v.as_bytes()
+                    .split(|&c| c == b',')
+                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            });
         template.wire_head = wire_head(&template.method, &template.uri, &template.headers);
         if fixed_body.is_some() {
             let mut wire = template.wire_head.clone();

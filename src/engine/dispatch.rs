@@ -60,6 +60,12 @@ pub(super) struct Conn {
     pub(super) attempted: Notify,
     /// HTTP/2: it was open once (the next opening is a reconnect).
     pub(super) was_open: Cell<bool>,
+    /// HTTP/2: the server's SETTINGS_MAX_CONCURRENT_STREAMS as last noted (`usize::MAX`:
+    /// none yet).
+    pub(super) announced: Cell<usize>,
+    /// HTTP/2: its slots waiting idle for a request (HTTP/1.1 slots wait in
+    /// `Shared::idle`).
+    pub(super) idle: RefCell<Vec<usize>>,
 }
 
 impl Conn {
@@ -72,6 +78,8 @@ impl Conn {
             connecting: Cell::new(connecting),
             attempted: Notify::new(),
             was_open: Cell::new(false),
+            idle: RefCell::new(Vec::new()),
+            announced: Cell::new(usize::MAX),
         }
     }
 
@@ -147,7 +155,11 @@ impl Backlog {
 /// The thread's shared state (single-threaded: `Rc`, `Cell`, `RefCell`).
 pub(super) struct Shared {
     pub(super) queue: Backlog,
+    /// HTTP/1.1: idle slots, longest idle first (so requests take the connections in turn).
     pub(super) idle: RefCell<VecDeque<usize>>,
+    /// HTTP/2: the connection after the one that took the last request (ties in
+    /// `least_loaded` go to the next in turn).
+    pub(super) turn: Cell<usize>,
     pub(super) slots: Vec<Slot>,
     pub(super) conns: Vec<Conn>,
     /// `--streams` for HTTP/2 (1 for HTTP/1.1).
@@ -203,7 +215,12 @@ impl Shared {
         if self.script.is_none() {
             rec.tag_scheduled(self.connector.tag_of(seq));
         }
-        if let Some(id) = self.idle.borrow_mut().pop_front() {
+        let idle = if self.connector.http2() {
+            self.least_loaded()
+        } else {
+            self.idle.borrow_mut().pop_front()
+        };
+        if let Some(id) = idle {
             self.outstanding.set(self.outstanding.get() + 1);
             let slot = &self.slots[id];
             slot.job.set(Some(Job {
@@ -216,6 +233,34 @@ impl Shared {
             rec.queued += 1;
             self.queue.push(intended, after);
         }
+    }
+
+    /// HTTP/2: an idle slot of the connection with the fewest requests in flight (ties go
+    /// to the next connection in turn), so the load spreads over every connection — and
+    /// over the backends an L4 balancer put them on — rather than filling one
+    /// connection's streams first. O(connections), stopping at the first idle one.
+    fn least_loaded(&self) -> Option<usize> {
+        let n = self.conns.len();
+        let start = self.turn.get();
+        let mut best: Option<(usize, usize)> = None;
+        for i in 0..n {
+            let c = (start + i) % n;
+            let conn = &self.conns[c];
+            let idle = conn.idle.borrow().len();
+            if idle == 0 {
+                continue;
+            }
+            let busy = conn.reserved.get() - idle;
+            if best.is_none_or(|(b, _)| busy < b) {
+                best = Some((busy, c));
+                if busy == 0 {
+                    break;
+                }
+            }
+        }
+        let (_, c) = best?;
+        self.turn.set((c + 1) % n);
+        self.conns[c].idle.borrow_mut().pop()
     }
 
     /// Keeps the thread awake for the response to a request sent at `sent`, when responses
@@ -277,7 +322,11 @@ impl Shared {
             self.release(id);
             return None;
         }
-        self.idle.borrow_mut().push_back(id);
+        if self.connector.http2() {
+            conn.idle.borrow_mut().push(id);
+        } else {
+            self.idle.borrow_mut().push_back(id);
+        }
         loop {
             slot.wake.notified().await;
             if let Some(job) = slot.job.take() {
@@ -335,6 +384,9 @@ impl Shared {
             self.slots[id].wake.notify_one();
         }
         for c in &self.conns {
+            for id in c.idle.borrow_mut().drain(..) {
+                self.slots[id].wake.notify_one();
+            }
             c.room.notify_waiters();
         }
     }

@@ -9,7 +9,7 @@
 
 use super::h1::{H1Conn, H1Error, RawHead, Wire};
 use super::http2::{H2Error, H2Head, H2Stream};
-use crate::outcome::{ErrorClass, ResponseMeta, StreamStats};
+use crate::outcome::{Cause, ErrorClass, ResponseMeta, StreamStats};
 use crate::stream::{Event, SseParser, TokenRule};
 use hyper::header::{HeaderName, CONTENT_TYPE, RETRY_AFTER};
 use std::cell::Cell;
@@ -100,6 +100,7 @@ pub async fn exchange(
         .await?;
     conn.read_body(framing, |data| reading.data(data)).await?;
     reading.finish();
+    conn.finished(wire);
     Ok(())
 }
 
@@ -159,7 +160,8 @@ impl Head for H2Head {
 
 /// Reads an HTTP/2 response (its request and body already on their way) into `progress`,
 /// as `exchange` does. Dropping the future (a timeout) drops the stream, which resets it
-/// (RST_STREAM CANCEL); the connection stays.
+/// (RST_STREAM CANCEL); the connection stays. With kernel stamps, `how.arrival` is this
+/// stream's own: set, before each step, to the stamp of the read that carried its frame.
 pub async fn read_h2(
     mut stream: H2Stream,
     how: Reader<'_>,
@@ -169,10 +171,20 @@ pub async fn read_h2(
     poll_fn(|cx| stream.poll_head(cx))
         .await
         .map_err(ExchangeError::H2)?;
+    let mine = how.arrival;
+    let stamp = |t: Option<Instant>| {
+        if let Some(cell) = mine {
+            cell.set(t);
+        }
+    };
+    stamp(stream.stamp());
     let mut reading = stream.head(|head| Reading::head(how, progress, on_gap, head));
     while let Some(data) = poll_fn(|cx| stream.poll_data(cx)).await {
-        reading.data(&data.map_err(ExchangeError::H2)?);
+        let (data, at) = data.map_err(ExchangeError::H2)?;
+        stamp(at);
+        reading.data(&data);
     }
+    stamp(stream.stamp());
     reading.finish();
     Ok(())
 }
@@ -380,13 +392,27 @@ pub fn classify(e: &ExchangeError) -> ErrorClass {
     }
 }
 
+/// Why an exchange failed, for the report (beside its class).
+pub fn cause(e: &ExchangeError) -> Cause {
+    match e {
+        ExchangeError::H1(e) => match e {
+            H1Error::Parse(r) => Cause::Reason(r),
+            H1Error::Write(io) | H1Error::Read(io) => Cause::Io(io.kind()),
+            H1Error::Closed => Cause::Reason("closed before a complete response"),
+        },
+        ExchangeError::H2(e) | ExchangeError::H2NotOpened(e) => e.cause(),
+    }
+}
+
 /// An HTTP/2 error's class: the server resetting the stream, refusing it in a GOAWAY or
 /// breaking the protocol is a protocol error; a broken connection is a read or write error.
 fn classify_h2(e: &H2Error) -> ErrorClass {
     match e {
-        H2Error::Read(_) => ErrorClass::Read,
+        H2Error::Read(_) | H2Error::Silent => ErrorClass::Read,
         H2Error::Write(_) => ErrorClass::Write,
-        H2Error::Reset(_) | H2Error::GoAway(_) | H2Error::Protocol(_) => ErrorClass::Protocol,
+        H2Error::Reset(_) | H2Error::GoAway(_) | H2Error::Protocol(_) | H2Error::Stream(_) => {
+            ErrorClass::Protocol
+        }
     }
 }
 

@@ -31,6 +31,58 @@ pub struct Wire {
     pub bytes: Bytes,
     /// A HEAD request: its response has no body, whatever its headers say.
     pub head: bool,
+    /// The request says `Connection: close`: the connection is not used again after it.
+    pub close: bool,
+}
+
+impl Wire {
+    /// A request's bytes as a script built them (its head read for HEAD and
+    /// `Connection: close`).
+    pub fn scripted(bytes: Bytes, head: bool) -> Wire {
+        let close = asks_close(&bytes);
+        Wire { bytes, head, close }
+    }
+
+    /// Whether sending it twice is harmless when the server provably did not answer the
+    /// first: an idempotent method (RFC 9110 §9.2.2), or no body.
+    pub fn retry_safe(&self) -> bool {
+        let method = self.bytes.split(|&c| c == b' ').next().unwrap_or_default();
+        if [
+            &b"GET"[..],
+            b"HEAD",
+            b"OPTIONS",
+            b"PUT",
+            b"DELETE",
+            b"TRACE",
+        ]
+        .contains(&method)
+        {
+            return true;
+        }
+        match self.bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            Some(end) => end + 4 == self.bytes.len(),
+            None => false,
+        }
+    }
+}
+
+/// Whether a request head carries `Connection: close`.
+fn asks_close(bytes: &[u8]) -> bool {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    bytes[..end].split(|&c| c == b'\n').skip(1).any(|line| {
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            return false;
+        };
+        line[..colon]
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"connection")
+            && line[colon + 1..]
+                .split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
 }
 
 /// Why an HTTP/1.1 exchange failed.
@@ -42,8 +94,8 @@ pub enum H1Error {
     Read(io::Error),
     /// The server closed the connection before the response was complete.
     Closed,
-    /// The response is not HTTP/1.1.
-    Parse(String),
+    /// The response is not HTTP/1.1 (why, in a few words).
+    Parse(&'static str),
 }
 
 /// How a response's body ends.
@@ -90,6 +142,14 @@ pub struct H1Conn {
     reusable: bool,
     /// When the kernel stamps receives: the arrival of the last bytes read.
     arrival: Option<Arrival>,
+    /// Requests written on it.
+    sends: u64,
+    /// A byte came since the last request was written.
+    answered: bool,
+    /// The server's `Keep-Alive: timeout=N`, less a margin: how long it may sit idle.
+    idle_limit: Option<std::time::Duration>,
+    /// When its last answer ended (kept only with an `idle_limit`).
+    idle_since: Option<std::time::Instant>,
 }
 
 impl H1Conn {
@@ -102,6 +162,28 @@ impl H1Conn {
             end: 0,
             reusable: true,
             arrival,
+            sends: 0,
+            answered: false,
+            idle_limit: None,
+            idle_since: None,
+        }
+    }
+
+    /// The last request went on a connection used before, and the server closed it
+    /// without a byte of an answer: the keep-alive race (it closed an idle connection as
+    /// the request went out), so the request was never processed.
+    pub fn closed_on_reuse(&self) -> bool {
+        self.sends > 1 && !self.answered
+    }
+
+    /// An exchange ended: not to be used again when its request said `Connection: close`;
+    /// its idle time counts from here when the server said how long it keeps it.
+    pub fn finished(&mut self, wire: &Wire) {
+        if wire.close {
+            self.reusable = false;
+        }
+        if self.idle_limit.is_some() {
+            self.idle_since = Some(std::time::Instant::now());
         }
     }
 
@@ -116,6 +198,14 @@ impl H1Conn {
     pub fn usable(&mut self) -> bool {
         if !self.reusable || self.start != self.end {
             return false;
+        }
+        // Idle longer than the server keeps it (its `Keep-Alive: timeout`): a new one,
+        // rather than a request racing the server's close.
+        if let (Some(limit), Some(since)) = (self.idle_limit, self.idle_since) {
+            if since.elapsed() >= limit {
+                self.reusable = false;
+                return false;
+            }
         }
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut spare = [0u8; 1];
@@ -137,6 +227,8 @@ impl H1Conn {
 
     /// Writes a request.
     pub async fn send(&mut self, wire: &[u8]) -> Result<(), H1Error> {
+        self.sends += 1;
+        self.answered = false;
         self.io.write_all(wire).await.map_err(H1Error::Write)?;
         self.io.flush().await.map_err(H1Error::Write)
     }
@@ -153,16 +245,18 @@ impl H1Conn {
             } else if grow && self.buf.len() < HEAD_MAX {
                 self.buf.resize(HEAD_MAX, 0);
             } else {
-                return Err(H1Error::Parse(format!(
-                    "a response head or chunk line longer than {} KiB",
-                    self.buf.len() >> 10
-                )));
+                return Err(H1Error::Parse(if grow {
+                    "a response head over 256 KiB"
+                } else {
+                    "a chunk line over 16 KiB"
+                }));
             }
         }
         let n = tokio::io::AsyncReadExt::read(&mut self.io, &mut self.buf[self.end..])
             .await
             .map_err(H1Error::Read)?;
         self.end += n;
+        self.answered |= n > 0;
         Ok(n)
     }
 
@@ -191,16 +285,19 @@ impl H1Conn {
                 }
             };
             let parsed = match parsed {
-                Parsed::Final(r, framing, close, n) => Some(Ok((r, framing, close, n))),
+                Parsed::Final(r, framing, close, n, keep) => Some(Ok((r, framing, close, n, keep))),
                 Parsed::Interim(n) => Some(Err(n)),
                 Parsed::Partial => None,
-                Parsed::TooManyHeaders => {
-                    return Err(H1Error::Parse("more headers than lines".into()))
-                }
+                Parsed::TooManyHeaders => return Err(H1Error::Parse("more headers than lines")),
             };
             match parsed {
-                Some(Ok((r, framing, close, n))) => {
+                Some(Ok((r, framing, close, n, keep))) => {
                     self.start += n;
+                    // The server's idle timeout, less a margin for the request's trip.
+                    self.idle_limit = keep.map(|secs| {
+                        let t = std::time::Duration::from_secs(u64::from(secs));
+                        t - (t / 2).min(std::time::Duration::from_secs(1))
+                    });
                     // After 101 Switching Protocols the connection speaks another protocol.
                     if close || framing == Framing::UntilClose || framing == Framing::Switched {
                         self.reusable = false;
@@ -305,12 +402,7 @@ impl H1Conn {
         let digits = std::str::from_utf8(digits).unwrap_or("");
         hex.then(|| u64::from_str_radix(digits, 16).ok())
             .flatten()
-            .ok_or_else(|| {
-                H1Error::Parse(format!(
-                    "bad chunk size {:?}",
-                    String::from_utf8_lossy(line)
-                ))
-            })
+            .ok_or(H1Error::Parse("a bad chunk size"))
     }
 
     /// The CRLF after a chunk's data.
@@ -319,7 +411,7 @@ impl H1Conn {
         if a == b {
             Ok(())
         } else {
-            Err(H1Error::Parse("chunk data longer than its size".into()))
+            Err(H1Error::Parse("chunk data longer than its size"))
         }
     }
 
@@ -337,8 +429,8 @@ impl H1Conn {
 /// A response head parsed from the buffer, or why not yet.
 enum Parsed<R> {
     /// The final answer: what `on_head` gave, its framing, whether the server closes after
-    /// it, and the head's length.
-    Final(R, Framing, bool, usize),
+    /// it, the head's length, and its `Keep-Alive: timeout` (seconds).
+    Final(R, Framing, bool, usize, Option<u32>),
     /// An interim 1xx answer of this length: the real one follows.
     Interim(usize),
     /// Not all there yet.
@@ -368,6 +460,7 @@ fn parse_head<'b, R, F: FnOnce(&RawHead<'_>) -> R>(
             }
             let framing = framing(head_request, status, resp.headers)?;
             let close = closes(resp.version.unwrap_or(1), resp.headers);
+            let keep = keep_alive_timeout(resp.headers);
             let head = RawHead {
                 status,
                 headers: resp.headers,
@@ -376,11 +469,18 @@ fn parse_head<'b, R, F: FnOnce(&RawHead<'_>) -> R>(
             let f = on_head
                 .take()
                 .expect("called once: the final head ends the reading of heads");
-            Ok(Parsed::Final(f(&head), framing, close, n))
+            Ok(Parsed::Final(f(&head), framing, close, n, keep))
         }
         Ok(httparse::Status::Partial) => Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => Ok(Parsed::TooManyHeaders),
-        Err(e) => Err(H1Error::Parse(e.to_string())),
+        Err(e) => Err(H1Error::Parse(match e {
+            httparse::Error::Status => "a bad status line",
+            httparse::Error::Version => "not an HTTP/1.x response",
+            httparse::Error::HeaderName => "a bad header name",
+            httparse::Error::HeaderValue => "a bad header value",
+            httparse::Error::NewLine => "a bad line end in the head",
+            _ => "a malformed response head",
+        })),
     }
 }
 
@@ -413,14 +513,9 @@ fn framing(
                 let n = (!v.is_empty() && v.iter().all(u8::is_ascii_digit))
                     .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
                     .flatten()
-                    .ok_or_else(|| {
-                        H1Error::Parse(format!(
-                            "Content-Length {:?} is not a number",
-                            String::from_utf8_lossy(h.value)
-                        ))
-                    })?;
+                    .ok_or(H1Error::Parse("a Content-Length that is not a number"))?;
                 if length.is_some_and(|l| l != n) {
-                    return Err(H1Error::Parse("two different Content-Lengths".into()));
+                    return Err(H1Error::Parse("two different Content-Lengths"));
                 }
                 length = Some(n);
             }
@@ -431,6 +526,22 @@ fn framing(
         Some(false) => Ok(Framing::UntilClose),
         None => Ok(length.map_or(Framing::UntilClose, Framing::Length)),
     }
+}
+
+/// The `timeout=N` of a `Keep-Alive` header (RFC 2068 §19.7.1.1; Apache and nginx send
+/// it), when over 0.
+fn keep_alive_timeout(headers: &[httparse::Header<'_>]) -> Option<u32> {
+    let h = headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("keep-alive"))?;
+    h.value.split(|c| *c == b',').find_map(|p| {
+        let (k, v) = std::str::from_utf8(p).ok()?.split_once('=')?;
+        let secs: u32 = k
+            .trim()
+            .eq_ignore_ascii_case("timeout")
+            .then(|| v.trim().parse().ok())??;
+        (secs > 0).then_some(secs)
+    })
 }
 
 /// Whether the server closes the connection after this response: `Connection: close`, or

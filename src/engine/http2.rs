@@ -25,7 +25,9 @@
 //!
 //! Used by `engine::conn` (opening) and `engine::slot` / `engine::exchange` (requests).
 
+use super::stamp::Arrival;
 use super::tls::Stream;
+use crate::outcome::{h2_code_name, Cause};
 use bytes::{Buf, Bytes, BytesMut};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -57,6 +60,11 @@ const PRIORITY: u8 = 0x20;
 
 /// RST_STREAM's code for a stream let go of (§7).
 const CANCEL: u32 = 0x8;
+/// The error code of a stream the server refused before processing it (§8.7).
+pub const REFUSED_STREAM: u32 = 0x7;
+/// Error codes this client resets streams with.
+const PROTOCOL_ERROR: u32 = 0x1;
+const STREAM_CLOSED: u32 = 0x5;
 
 /// The receive window of each stream, announced in SETTINGS: wide enough that no
 /// response waits for a WINDOW_UPDATE.
@@ -66,36 +74,59 @@ const CONN_WINDOW: u32 = 16 << 20;
 /// The largest frame accepted (the default SETTINGS_MAX_FRAME_SIZE is 16 KiB; a server
 /// must not send more unless told, and this client does not tell it).
 const FRAME_MAX: usize = 16 << 10;
-/// The most a response's header block may take.
+/// The most a response's header block may take, and the most its decoded header list may
+/// (SETTINGS_MAX_HEADER_LIST_SIZE: names, values and 32 bytes per field, RFC 9113 §6.5.2).
 const HEAD_MAX: usize = 256 << 10;
+/// A stream's head buffer that grew past this for one response is let go of when the
+/// stream is reused.
+const HEAD_KEEP: usize = 16 << 10;
 /// How much of the read buffer to have free before each read.
 const READ_CHUNK: usize = 32 << 10;
 
 /// Why an HTTP/2 exchange or connection failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum H2Error {
-    /// Reading from the connection failed, or it closed.
-    #[error("reading failed: {0}")]
-    Read(String),
+    /// Reading from the connection failed, or it closed (`UnexpectedEof`).
+    #[error("reading failed: {}", Cause::Io(*.0).describe())]
+    Read(std::io::ErrorKind),
     /// Writing to the connection failed.
-    #[error("writing failed: {0}")]
-    Write(String),
+    #[error("writing failed: {}", Cause::Io(*.0).describe())]
+    Write(std::io::ErrorKind),
     /// The server reset the stream (RST_STREAM with this error code).
-    #[error("the server reset the stream (error code {0})")]
+    #[error("the server reset the stream ({})", h2_code_name(*.0))]
     Reset(u32),
     /// The server sent GOAWAY: the stream was above its last one (not processed), or the
     /// connection can take no new streams.
-    #[error("the server sent GOAWAY (error code {0})")]
+    #[error("the server sent GOAWAY ({})", h2_code_name(*.0))]
     GoAway(u32),
-    /// The server broke the protocol.
-    #[error("{0}")]
-    Protocol(String),
+    /// The server broke the protocol (a connection error: the connection is dropped).
+    #[error("HTTP/2 protocol error from the server: {0}")]
+    Protocol(&'static str),
+    /// The server broke the protocol on one stream (the stream is reset; the connection
+    /// stays).
+    #[error("HTTP/2 protocol error from the server on a stream: {0}")]
+    Stream(&'static str),
+    /// A connection silent through a stream's timeout did not answer a PING in time: it is
+    /// gone (a load balancer dropped it), and its streams with it.
+    #[error("the connection did not answer a PING")]
+    Silent,
 }
 
 impl H2Error {
     /// The connection is gone or going (I/O, GOAWAY, protocol): no new streams on it.
     pub fn ends_connection(&self) -> bool {
-        !matches!(self, H2Error::Reset(_))
+        !matches!(self, H2Error::Reset(_) | H2Error::Stream(_))
+    }
+
+    /// Why, for the report.
+    pub fn cause(&self) -> Cause {
+        match self {
+            H2Error::Read(k) | H2Error::Write(k) => Cause::Io(*k),
+            H2Error::Reset(c) => Cause::Reset(*c),
+            H2Error::GoAway(c) => Cause::GoAway(*c),
+            H2Error::Protocol(r) | H2Error::Stream(r) => Cause::Reason(r),
+            H2Error::Silent => Cause::Reason("no answer to PING"),
+        }
     }
 }
 
@@ -106,6 +137,8 @@ pub struct H2Request {
     pub block: Bytes,
     /// The body (empty: none).
     pub body: Bytes,
+    /// A HEAD request: its answer's content-length describes no DATA.
+    pub head: bool,
 }
 
 /// Encodes a request head as an HPACK header block: literals without indexing (names
@@ -244,8 +277,18 @@ struct StreamState {
     id: u32,
     waker: Option<Waker>,
     head: H2Head,
-    /// Body bytes not yet taken by the stream's reader.
-    data: std::collections::VecDeque<Bytes>,
+    /// Body bytes not yet taken by the stream's reader, each with the kernel's stamp of
+    /// the read that carried it.
+    data: std::collections::VecDeque<(Bytes, Option<Instant>)>,
+    /// The kernel's stamp of the read that carried the final head, then of the one that
+    /// carried END_STREAM: this stream's own times, not the connection's latest read.
+    stamp: Option<Instant>,
+    /// The request was HEAD (its answer's content-length counts no DATA).
+    head_request: bool,
+    /// The final head's content-length.
+    expected: Option<u64>,
+    /// DATA bytes received (padding excluded).
+    received: u64,
     /// The server ended the stream (END_STREAM).
     ended: bool,
     /// Our side ended it (the whole body sent).
@@ -269,6 +312,12 @@ impl StreamState {
 
 /// The state of one connection, shared by its streams and its driver.
 struct Inner {
+    /// When the kernel stamps receives: the arrival of the last bytes read.
+    arrival: Option<Arrival>,
+    /// Frames read since the connection opened (a PING can tell a silent connection).
+    frames_read: u64,
+    /// The payload of a PING sent to check the connection, and whether its ACK came.
+    ping: Option<([u8; 8], bool)>,
     /// Frames to write.
     out: Vec<u8>,
     /// The driver's waker (it writes `out`).
@@ -299,6 +348,10 @@ struct Inner {
     ended: Option<H2Error>,
     /// Streams with body waiting for window.
     blocked: Vec<usize>,
+    /// Frames were written and not yet flushed out of the TLS layer.
+    unflushed: bool,
+    /// Requests waiting for the server's stream limit to leave room for one more.
+    room: Vec<Waker>,
 }
 
 /// A hasher for stream ids (already unique small integers: no need for SipHash).
@@ -338,6 +391,14 @@ impl Inner {
         self.streams.len() - self.free.len()
     }
 
+    /// A stream ended, the limit rose, or the connection can take no more: those waiting
+    /// for room look again.
+    fn wake_room(&mut self) {
+        for w in self.room.drain(..) {
+            w.wake();
+        }
+    }
+
     /// Ends the connection: every stream still waiting gets `e`.
     fn fail(&mut self, e: H2Error) {
         for s in &mut self.streams {
@@ -349,6 +410,7 @@ impl Inner {
         if self.ended.is_none() {
             self.ended = Some(e);
         }
+        self.wake_room();
     }
 
     fn rst(&mut self, id: u32, code: u32) {
@@ -422,14 +484,44 @@ impl Inner {
                 let Some(&key) = self.ids.get(&id) else {
                     return Ok(()); // a stream already let go of (reset, timed out)
                 };
+                let stamp = self.stamp();
                 let s = &mut self.streams[key];
+                if s.ended || s.error.is_some() {
+                    // DATA after END_STREAM (or on a stream already failed): a stream error
+                    // (RFC 9113 §5.1, STREAM_CLOSED), not more bytes of the response.
+                    if s.error.is_none() {
+                        s.error = Some(H2Error::Stream("DATA after END_STREAM"));
+                        s.wake();
+                        self.rst(id, STREAM_CLOSED);
+                    }
+                    return Ok(());
+                }
+                if s.head.status == 0 {
+                    s.error = Some(H2Error::Stream("DATA before the response head"));
+                    s.wake();
+                    self.stream_error(key, PROTOCOL_ERROR);
+                    return Ok(());
+                }
+                s.received += body.len() as u64;
                 if !body.is_empty() {
-                    s.data.push_back(body);
+                    s.data.push_back((body, stamp));
                 }
                 s.uncredited += len;
                 let end = flags & END_STREAM != 0;
                 if end {
                     s.ended = true;
+                    s.stamp = stamp;
+                    // A content-length the DATA does not match: a truncated (or padded)
+                    // body is malformed (RFC 9113 §8.1.1), not a complete response.
+                    let bodiless = s.head_request || matches!(s.head.status, 204 | 304);
+                    if !bodiless && s.expected.is_some_and(|n| n != s.received) {
+                        s.error = Some(H2Error::Stream("a content-length the DATA does not match"));
+                    }
+                } else if s.received > s.expected.unwrap_or(u64::MAX) && !s.head_request {
+                    s.error = Some(H2Error::Stream("a content-length the DATA does not match"));
+                    s.wake();
+                    self.stream_error(key, PROTOCOL_ERROR);
+                    return Ok(());
                 } else if s.uncredited >= STREAM_WINDOW / 2 {
                     let n = std::mem::take(&mut s.uncredited);
                     self.window_update(id, n);
@@ -490,6 +582,8 @@ impl Inner {
                 if flags & ACK == 0 {
                     frame_head(&mut self.out, 8, PING, ACK, 0);
                     self.out.extend_from_slice(&payload);
+                } else if let Some((sent, answered)) = &mut self.ping {
+                    *answered |= payload[..] == sent[..];
                 }
             }
             GOAWAY => {
@@ -499,6 +593,7 @@ impl Inner {
                 let last = payload.get_u32() & 0x7fff_ffff;
                 let code = payload.get_u32();
                 self.goaway = Some(code);
+                self.wake_room();
                 // Streams above `last` were not processed and never will be.
                 for s in &mut self.streams {
                     if s.id > last && !s.ended && s.error.is_none() {
@@ -539,7 +634,15 @@ impl Inner {
             let value = u32::from_be_bytes([p[2], p[3], p[4], p[5]]);
             p = &p[6..];
             match key {
-                0x3 => self.max_streams = value as usize,
+                0x3 => {
+                    // Honoured at once, also when lowered (even to 0: no new stream until it
+                    // rises); streams already open finish.
+                    let raised = value as usize > self.max_streams;
+                    self.max_streams = value as usize;
+                    if raised {
+                        self.wake_room();
+                    }
+                }
                 0x4 => {
                     if value > i32::MAX as u32 {
                         return Err(protocol("initial window over 2^31-1"));
@@ -564,50 +667,165 @@ impl Inner {
     }
 
     /// A whole header block for stream `id`: its response head, an interim one, or
-    /// trailers. Decoded whatever the stream (the HPACK table must stay in step).
+    /// trailers. Decoded whatever the stream (the HPACK table must stay in step); what it
+    /// says wrong is a stream error (the stream is reset, the connection stays): a
+    /// `:status` that is not three digits of a final or interim status (`2000`, `abc`,
+    /// `99`, `101` — HTTP/2 has no upgrade), twice, or with other pseudo-headers; an
+    /// interim head that ends the stream; a list over SETTINGS_MAX_HEADER_LIST_SIZE.
     fn headers(&mut self, id: u32, end: bool, block: &[u8]) -> Result<(), H2Error> {
         let key = self.ids.get(&id).copied();
         let mut scratch = H2Head::default();
+        let trailers = key.is_some_and(|k| self.streams[k].head.status != 0);
         let head = match key {
-            Some(k) if self.streams[k].head.status == 0 => &mut self.streams[k].head,
+            Some(k) if !trailers => &mut self.streams[k].head,
             _ => &mut scratch, // trailers, or a stream let go of
         };
         head.clear();
-        let mut bad = false;
+        let mut bad: Option<&'static str> = None;
+        let mut size = 0usize;
+        let mut statuses = 0;
+        let mut regular = false;
         self.decoder
             .decode(block, |name, value| {
-                if name.first() == Some(&b':') {
-                    if name == b":status" {
-                        head.status = std::str::from_utf8(value)
-                            .ok()
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or_else(|| {
-                                bad = true;
-                                0
-                            });
-                    }
+                size += name.len() + value.len() + 32;
+                if size > HEAD_MAX {
+                    bad.get_or_insert("a header list over 256 KiB");
                     return;
                 }
+                if name.first() == Some(&b':') {
+                    if name != b":status" || trailers {
+                        bad.get_or_insert("a request pseudo-header in a response");
+                    } else if regular {
+                        bad.get_or_insert("a pseudo-header after a regular one");
+                    }
+                    statuses += 1;
+                    head.status = parse_status(value).unwrap_or_else(|| {
+                        bad.get_or_insert("a malformed :status");
+                        0
+                    });
+                    return;
+                }
+                regular = true;
                 let n = head.text.len() as u32;
                 head.text.extend_from_slice(name);
                 let v = head.text.len() as u32;
                 head.text.extend_from_slice(value);
                 head.spans.push([n, v, head.text.len() as u32]);
             })
-            .map_err(|e| protocol(&format!("a response head's HPACK: {e}")))?;
+            .map_err(protocol)?;
+        self.decoder.shrink();
         let Some(key) = key else { return Ok(()) };
+        if trailers {
+            if end {
+                let stamp = self.stamp();
+                let s = &mut self.streams[key];
+                s.ended = true;
+                s.stamp = stamp;
+                let bodiless = s.head_request || matches!(s.head.status, 204 | 304);
+                if !bodiless && s.expected.is_some_and(|n| n != s.received) {
+                    s.error = Some(H2Error::Stream("a content-length the DATA does not match"));
+                }
+                s.wake();
+            } else {
+                self.streams[key].error = Some(H2Error::Stream("trailers without END_STREAM"));
+                self.streams[key].wake();
+                self.stream_error(key, PROTOCOL_ERROR);
+            }
+            return Ok(());
+        }
+        let status = self.streams[key].head.status;
+        if bad.is_none() && statuses != 1 {
+            bad = Some(if statuses == 0 {
+                "a response head without :status"
+            } else {
+                "a response head with two :status"
+            });
+        }
+        let interim = (100..200).contains(&status);
+        if bad.is_none() && interim && end {
+            bad = Some("an interim (1xx) head that ends the stream");
+        }
+        if let Some(why) = bad {
+            let s = &mut self.streams[key];
+            s.head.clear();
+            s.error = Some(H2Error::Stream(why));
+            s.wake();
+            self.stream_error(key, PROTOCOL_ERROR);
+            return Ok(());
+        }
+        let stamp = self.stamp();
         let s = &mut self.streams[key];
-        if bad {
-            s.error = Some(H2Error::Protocol("a response with a bad :status".into()));
-        } else if (100..200).contains(&s.head.status) && s.head.status != 101 && !end {
+        if interim {
             s.head.clear(); // interim (1xx): the real head follows
+            return Ok(());
+        }
+        s.stamp = stamp;
+        s.expected = None;
+        if let Some(v) = s.head.get("content-length") {
+            match parse_length(v) {
+                Some(n) => s.expected = Some(n),
+                None => {
+                    s.error = Some(H2Error::Stream("a malformed content-length"));
+                    s.wake();
+                    self.stream_error(key, PROTOCOL_ERROR);
+                    return Ok(());
+                }
+            }
         }
         if end {
             s.ended = true;
+            let bodiless = s.head_request || matches!(status, 204 | 304);
+            if !bodiless && s.expected.is_some_and(|n| n != 0) {
+                s.error = Some(H2Error::Stream("a content-length the DATA does not match"));
+            }
         }
         s.wake();
         Ok(())
     }
+
+    /// The kernel's stamp of the read being handled (None without kernel stamps).
+    fn stamp(&self) -> Option<Instant> {
+        self.arrival.as_ref().and_then(|a| a.get())
+    }
+
+    /// Stream `key` broke the protocol: it is reset (RST_STREAM `code`), its body no
+    /// longer sent; the connection stays.
+    fn stream_error(&mut self, key: usize, code: u32) {
+        let s = &mut self.streams[key];
+        s.pending = Bytes::new();
+        s.sent_all = true;
+        s.ended = true;
+        let id = s.id;
+        self.rst(id, code);
+    }
+}
+
+/// A `:status` value: exactly three digits, 100–599 (1xx interim, the rest final); 101 is
+/// not one in HTTP/2, which has no upgrade (RFC 9113 §8.6).
+fn parse_status(v: &[u8]) -> Option<u16> {
+    if v.len() != 3 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = v.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    ((100..600).contains(&n) && n != 101).then_some(n)
+}
+
+/// A content-length value: digits only (a list of one value repeated, `100, 100`, is that
+/// value, as in HTTP/1.1).
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let mut length = None;
+    for part in v.split(|c| *c == b',') {
+        let part = part.trim_ascii();
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
+        if length.is_some_and(|l| l != n) {
+            return None;
+        }
+        length = Some(n);
+    }
+    length
 }
 
 /// The HPACK decoder of a connection (RFC 7541): the server's dynamic table (kept by
@@ -632,19 +850,35 @@ impl Hpack {
         }
     }
 
+    /// Lets go of scratch buffers a very long string grew.
+    fn shrink(&mut self) {
+        for b in [&mut self.name, &mut self.value] {
+            if b.capacity() > HEAD_KEEP {
+                *b = Vec::new();
+            }
+        }
+    }
+
     /// Decodes a whole header block, calling `f` with each field.
-    fn decode(&mut self, mut b: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> Result<(), String> {
+    fn decode(
+        &mut self,
+        mut b: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<(), &'static str> {
         while let Some(&first) = b.first() {
             if first & 0x80 != 0 {
                 // Indexed field.
                 let index = hpack_int(&mut b, 7)?;
-                let (n, v) = self.table.get(index).ok_or("an index not in the table")?;
+                let (n, v) = self
+                    .table
+                    .get(index)
+                    .ok_or("HPACK: an index not in the table")?;
                 f(n, v);
             } else if first & 0xe0 == 0x20 {
                 // Dynamic table size update.
                 let size = hpack_int(&mut b, 5)?;
                 if size > TABLE_MAX {
-                    return Err(format!("a table size of {size}, over {TABLE_MAX}"));
+                    return Err("HPACK: a table size update over the size allowed");
                 }
                 self.table.update_max_dynamic_size(size);
             } else {
@@ -655,7 +889,10 @@ impl Hpack {
                 let name = if index == 0 {
                     hpack_string(&mut b, &mut self.name)?
                 } else {
-                    self.table.get(index).ok_or("an index not in the table")?.0
+                    self.table
+                        .get(index)
+                        .ok_or("HPACK: an index not in the table")?
+                        .0
                 };
                 let value = hpack_string(&mut b, &mut self.value)?;
                 f(name, value);
@@ -670,9 +907,9 @@ impl Hpack {
 }
 
 /// An HPACK integer with an `n`-bit prefix (RFC 7541 §5.1), taken off the front of `b`.
-fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, String> {
+fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, &'static str> {
     let max = (1u32 << n) - 1;
-    let (&first, rest) = b.split_first().ok_or("a header block cut short")?;
+    let (&first, rest) = b.split_first().ok_or("HPACK: a header block cut short")?;
     *b = rest;
     let mut value = (first as u32) & max;
     if value < max {
@@ -680,10 +917,10 @@ fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, String> {
     }
     let mut shift = 0;
     loop {
-        let (&byte, rest) = b.split_first().ok_or("a header block cut short")?;
+        let (&byte, rest) = b.split_first().ok_or("HPACK: a header block cut short")?;
         *b = rest;
         if shift > 21 {
-            return Err("an integer too large".into());
+            return Err("HPACK: an integer too large");
         }
         value += ((byte & 0x7f) as u32) << shift;
         shift += 7;
@@ -698,11 +935,11 @@ fn hpack_int(b: &mut &[u8], n: u8) -> Result<u32, String> {
 fn hpack_string<'r, 'a: 'r, 's: 'r>(
     b: &mut &'a [u8],
     scratch: &'s mut Vec<u8>,
-) -> Result<&'r [u8], String> {
-    let huffman = b.first().ok_or("a header block cut short")? & 0x80 != 0;
+) -> Result<&'r [u8], &'static str> {
+    let huffman = b.first().ok_or("HPACK: a header block cut short")? & 0x80 != 0;
     let len = hpack_int(b, 7)? as usize;
     if len > b.len() {
-        return Err("a string longer than its header block".into());
+        return Err("HPACK: a string longer than its header block");
     }
     let (s, rest) = b.split_at(len);
     *b = rest;
@@ -711,13 +948,13 @@ fn hpack_string<'r, 'a: 'r, 's: 'r>(
     }
     scratch.clear();
     httlib_huffman::decode(s, scratch, httlib_huffman::DecoderSpeed::FiveBits)
-        .map_err(|e| format!("a Huffman string: {e:?}"))?;
+        .map_err(|_| "HPACK: a bad Huffman string")?;
     Ok(scratch)
 }
 
 /// A connection error: the server broke the protocol (the connection is dropped).
-fn protocol(what: &str) -> H2Error {
-    H2Error::Protocol(format!("HTTP/2 protocol error from the server: {what}"))
+fn protocol(what: &'static str) -> H2Error {
+    H2Error::Protocol(what)
 }
 
 /// A DATA or HEADERS payload without its padding.
@@ -746,15 +983,21 @@ impl H2Conn {
     /// request. Returns the connection and its driver, to be spawned.
     pub async fn handshake(
         mut io: Stream,
+        arrival: Option<Arrival>,
     ) -> Result<(H2Conn, impl std::future::Future<Output = ()>), H2Error> {
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(PREFACE);
-        // SETTINGS: ENABLE_PUSH 0, INITIAL_WINDOW_SIZE.
-        frame_head(&mut out, 12, SETTINGS, 0, 0);
+        // SETTINGS: ENABLE_PUSH 0, INITIAL_WINDOW_SIZE, MAX_HEADER_LIST_SIZE.
+        frame_head(&mut out, 18, SETTINGS, 0, 0);
         out.extend_from_slice(&[0, 2, 0, 0, 0, 0]);
         out.extend_from_slice(&[0, 4]);
         out.extend_from_slice(&STREAM_WINDOW.to_be_bytes());
+        out.extend_from_slice(&[0, 6]);
+        out.extend_from_slice(&(HEAD_MAX as u32).to_be_bytes());
         let inner = Inner {
+            arrival,
+            frames_read: 0,
+            ping: None,
             out,
             driver: None,
             streams: Vec::new(),
@@ -771,6 +1014,8 @@ impl H2Conn {
             goaway: None,
             ended: None,
             blocked: Vec::new(),
+            unflushed: false,
+            room: Vec::new(),
         };
         let conn = H2Conn(Rc::new(RefCell::new(inner)));
         conn.0.borrow_mut().window_update(0, CONN_WINDOW - 65_535);
@@ -785,9 +1030,7 @@ impl H2Conn {
             loop {
                 match read_some(&mut io, cx, &mut buf) {
                     Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Err(H2Error::Read(
-                            "the server closed the connection".into(),
-                        )))
+                        return Poll::Ready(Err(H2Error::Read(std::io::ErrorKind::UnexpectedEof)))
                     }
                     Poll::Ready(Ok(_)) => {}
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -797,7 +1040,7 @@ impl H2Conn {
                     let len = frame_len(&buf);
                     if buf[3] != SETTINGS || buf[4] & ACK != 0 || len > FRAME_MAX {
                         return Poll::Ready(Err(H2Error::Protocol(
-                            "the server's first frame was not SETTINGS: is it HTTP/2?".into(),
+                            "the server's first frame was not SETTINGS: is it HTTP/2?",
                         )));
                     }
                     if buf.len() >= 9 + len {
@@ -826,6 +1069,53 @@ impl H2Conn {
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (`usize::MAX` when it set none).
     pub fn server_limit(&self) -> usize {
         self.0.borrow().max_streams
+    }
+
+    /// Frames read on it so far (the same count before and after a wait: it was silent).
+    pub fn frames_read(&self) -> u64 {
+        self.0.borrow().frames_read
+    }
+
+    /// Sends a PING (unless one is still unanswered); `answered` says when its ACK came.
+    pub fn ping(&self) {
+        let mut inner = self.0.borrow_mut();
+        if inner.ping.is_some_and(|(_, answered)| !answered) {
+            return;
+        }
+        let payload = inner.frames_read.to_be_bytes();
+        frame_head(&mut inner.out, 8, PING, 0, 0);
+        inner.out.extend_from_slice(&payload);
+        inner.ping = Some((payload, false));
+        inner.wake_driver();
+    }
+
+    /// Whether the last PING was answered.
+    pub fn answered(&self) -> bool {
+        self.0.borrow().ping.is_none_or(|(_, answered)| answered)
+    }
+
+    /// Ends the connection: its streams fail with `e`, and it takes no new ones.
+    pub fn retire(&self, e: H2Error) {
+        let mut inner = self.0.borrow_mut();
+        inner.fail(e);
+        inner.wake_driver();
+    }
+
+    /// Ready when the server's SETTINGS_MAX_CONCURRENT_STREAMS leaves room for one more
+    /// stream (or the connection can take none at all, which `open` then says): never more
+    /// streams in flight than the server allows, whatever it announced last — 0 included.
+    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.has_room() {
+            return Poll::Ready(());
+        }
+        self.0.borrow_mut().room.push(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// `poll_room` without waiting: whether a stream may be opened now.
+    pub fn has_room(&self) -> bool {
+        let inner = self.0.borrow();
+        inner.ended.is_some() || inner.goaway.is_some() || inner.open_streams() < inner.max_streams
     }
 
     /// Opens a stream with `request`: its HEADERS (and what of its body the windows
@@ -859,8 +1149,15 @@ impl H2Conn {
         s.ended = false;
         s.error = None;
         s.head.clear();
+        if s.head.text.capacity() > HEAD_KEEP {
+            s.head = H2Head::default(); // grown for one large head: let it go
+        }
         s.data.clear();
         s.uncredited = 0;
+        s.stamp = None;
+        s.head_request = request.head;
+        s.expected = None;
+        s.received = 0;
         s.pending = request.body.clone();
         s.sent_all = request.body.is_empty();
         inner.ids.insert(id, key);
@@ -909,6 +1206,9 @@ impl Drop for H2Conn {
     }
 }
 
+/// A piece of a body with the kernel's stamp of the read that carried it.
+pub type Stamped = (Bytes, Option<Instant>);
+
 /// One request's stream.
 pub struct H2Stream {
     conn: Rc<RefCell<Inner>>,
@@ -928,7 +1228,7 @@ impl H2Stream {
         }
         if s.ended {
             return Poll::Ready(Err(H2Error::Protocol(
-                "the server ended the stream without a response head".into(),
+                "the server ended the stream without a response head",
             )));
         }
         set_waker(&mut s.waker, cx);
@@ -940,8 +1240,15 @@ impl H2Stream {
         f(&self.conn.borrow().streams[self.key].head)
     }
 
-    /// The next piece of the body; `None` at its end.
-    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, H2Error>>> {
+    /// The kernel's stamp of the read that carried this stream's final head, or (once
+    /// `poll_data` said the body ended) its END_STREAM.
+    pub fn stamp(&self) -> Option<Instant> {
+        self.conn.borrow().streams[self.key].stamp
+    }
+
+    /// The next piece of the body, with the kernel's stamp of the read that carried it;
+    /// `None` at its end.
+    pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Stamped, H2Error>>> {
         let mut inner = self.conn.borrow_mut();
         let s = &mut inner.streams[self.key];
         if let Some(d) = s.data.pop_front() {
@@ -982,6 +1289,9 @@ impl Drop for H2Stream {
         if reset {
             inner.rst(id, CANCEL);
         }
+        if !inner.room.is_empty() {
+            inner.wake_room();
+        }
         // The driver writes the reset, or ends when this was the last stream of a
         // connection let go of.
         if reset || inner.goaway.is_some() || Rc::strong_count(&self.conn) <= 2 {
@@ -1017,6 +1327,7 @@ impl Inner {
             let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
             buf.advance(9);
             let payload = buf.split_to(len).freeze();
+            self.frames_read += 1;
             self.frame(kind, flags, id, payload)?;
         }
         Ok(())
@@ -1041,37 +1352,43 @@ fn read_some(
             unsafe { buf.set_len(buf.len() + n) };
             Poll::Ready(Ok(n))
         }
-        Poll::Ready(Err(e)) => Poll::Ready(Err(H2Error::Read(e.to_string()))),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(H2Error::Read(e.kind()))),
         Poll::Pending => Poll::Pending,
     }
 }
 
-/// Writes `inner.out` from `written` on, and flushes; `Ready(Ok)` once it is all out.
+/// Writes `inner.out` from `written` on, and flushes; `Ready(Ok)` once it is all out —
+/// out of the TLS layer's buffer too (a flush that could not finish is tried again on the
+/// next call, also when nothing new was queued).
 fn write_out(
     io: &mut Stream,
     cx: &mut Context<'_>,
     inner: &mut Inner,
     written: &mut usize,
 ) -> Poll<Result<(), H2Error>> {
-    if inner.out.is_empty() {
-        return Poll::Ready(Ok(()));
-    }
     while *written < inner.out.len() {
         match Pin::new(&mut *io).poll_write(cx, &inner.out[*written..]) {
             Poll::Ready(Ok(0)) => {
-                return Poll::Ready(Err(H2Error::Write("the connection closed".into())))
+                return Poll::Ready(Err(H2Error::Write(std::io::ErrorKind::WriteZero)))
             }
             Poll::Ready(Ok(n)) => *written += n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(H2Error::Write(e.to_string()))),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(H2Error::Write(e.kind()))),
             Poll::Pending => return Poll::Pending,
         }
     }
-    inner.out.clear();
-    *written = 0;
-    match Pin::new(io).poll_flush(cx) {
-        Poll::Ready(Err(e)) => Poll::Ready(Err(H2Error::Write(e.to_string()))),
-        _ => Poll::Ready(Ok(())),
+    if !inner.out.is_empty() {
+        inner.out.clear();
+        *written = 0;
+        inner.unflushed = true;
     }
+    if inner.unflushed {
+        match Pin::new(io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => inner.unflushed = false,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(H2Error::Write(e.kind()))),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(Ok(()))
 }
 
 /// The connection's driver: reads and handles frames, writes what the streams queued,
@@ -1084,7 +1401,7 @@ async fn drive(inner: Rc<RefCell<Inner>>, mut io: Stream, mut buf: BytesMut, mut
         loop {
             match read_some(&mut io, cx, &mut buf) {
                 Poll::Ready(Ok(0)) => {
-                    state.fail(H2Error::Read("the server closed the connection".into()));
+                    state.fail(H2Error::Read(std::io::ErrorKind::UnexpectedEof));
                     return Poll::Ready(());
                 }
                 Poll::Ready(Ok(_)) => {
@@ -1105,8 +1422,12 @@ async fn drive(inner: Rc<RefCell<Inner>>, mut io: Stream, mut buf: BytesMut, mut
             state.fail(e);
             return Poll::Ready(());
         }
+        // Retired (a PING unanswered): nothing more to wait for once its streams let go.
+        if state.ended.is_some() && state.open_streams() == 0 {
+            return Poll::Ready(());
+        }
         let unwanted = Rc::strong_count(&inner) == 1 || state.goaway.is_some();
-        if unwanted && state.open_streams() == 0 && state.out.is_empty() {
+        if unwanted && state.open_streams() == 0 && state.out.is_empty() && !state.unflushed {
             if state.ended.is_none() {
                 state.ended = Some(H2Error::GoAway(state.goaway.unwrap_or(0)));
             }

@@ -148,6 +148,10 @@ pub struct Plan {
     /// Time responses by the kernel's receive stamps (`SO_TIMESTAMPNS`) where it gives them
     /// (`--no-kernel-timestamps` turns it off: responses are timed when read).
     pub kernel_stamps: bool,
+    /// Send again, once per cause, a request the server provably never processed (HTTP/2
+    /// GOAWAY above its last stream or REFUSED_STREAM; HTTP/1.1 a reused connection closed
+    /// before any answer). `--no-retry` turns it off: each is then an error.
+    pub retry: bool,
     /// `--precision T`: wake at most once per T, sending everything then due (None: exact
     /// pacing, a wake-up per due time).
     pub precision: Option<Duration>,
@@ -208,6 +212,7 @@ impl Plan {
             streams: 100,
             spin: Duration::from_micros(50),
             kernel_stamps: true,
+            retry: true,
             precision: None,
             arrival: Arrival::Constant,
             seed: 0,

@@ -15,12 +15,15 @@
 
 use super::conn::{ConnectError, ConnectTiming, Connector, Link};
 use super::dispatch::{Conn, Job, Shared};
-use super::exchange::{arrived, classify, exchange, read_h2, ExchangeError, Progress, Reader};
+use super::exchange::{
+    arrived, cause, classify, exchange, read_h2, ExchangeError, Progress, Reader,
+};
 use super::h1::{H1Conn, Wire};
-use super::http2::H2Conn;
+use super::http2::{H2Conn, H2Error, H2Request, H2Stream, REFUSED_STREAM};
 use crate::clock;
-use crate::outcome::{ErrorClass, Outcome, ResponseMeta};
+use crate::outcome::{Cause, ErrorClass, Outcome, ResponseMeta, Retry};
 use crate::script::HookError;
+use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -138,31 +141,44 @@ fn ended<T, E>(
     done
 }
 
+/// How an exchange ended: a status, or an error class with its cause when one is known.
+type Ended = Result<u16, (ErrorClass, Option<Cause>)>;
+
 /// How a completed exchange counts: a script's `response()` failure, an event stream the
 /// token rule could not read (measured as far as it went), else its status.
-fn completed(
-    shared: &Shared,
-    script_failed: Option<HookError>,
-    progress: &Progress,
-) -> Result<u16, ErrorClass> {
+fn completed(shared: &Shared, script_failed: Option<HookError>, progress: &Progress) -> Ended {
     if let Some(m) = script_failed {
         shared.recorder.borrow_mut().script_message(m.to_string());
-        return Err(ErrorClass::Script);
+        return Err((ErrorClass::Script, None));
     }
     if progress.stream.is_some_and(|s| s.malformed) {
-        return Err(ErrorClass::Protocol);
+        let why = Cause::Reason("an event the token rule could not read");
+        return Err((ErrorClass::Protocol, Some(why)));
     }
     Ok(progress.status)
 }
 
-/// A failed exchange's class: an event stream cut off mid-way is a broken stream, not just
-/// a lost read.
-fn failed(progress: &Progress, e: &ExchangeError) -> ErrorClass {
+/// A failed exchange's class and cause: an event stream cut off mid-way is a broken
+/// stream, not just a lost read.
+fn failed(progress: &Progress, e: &ExchangeError) -> (ErrorClass, Option<Cause>) {
     if progress.stream.is_some() {
-        ErrorClass::Protocol
+        (
+            ErrorClass::Protocol,
+            Some(Cause::Reason("an event stream cut off")),
+        )
     } else {
-        classify(e)
+        (classify(e), Some(cause(e)))
     }
+}
+
+/// A timeout's cause: whether the answer had begun.
+fn timed_out(progress: &Progress) -> (ErrorClass, Option<Cause>) {
+    let why = if progress.first_byte.is_some() {
+        "the answer did not end in time"
+    } else {
+        "no answer in time"
+    };
+    (ErrorClass::Timeout, Some(Cause::Reason(why)))
 }
 
 /// The outcome of a request sent at `sent`, with what its response said (`meta`).
@@ -171,10 +187,14 @@ fn outcome(
     sent: Instant,
     free: bool,
     done: Instant,
-    result: Result<u16, ErrorClass>,
+    result: Ended,
     progress: Progress,
     meta: ResponseMeta,
 ) -> Outcome {
+    let (result, cause) = match result {
+        Ok(status) => (Ok(status), None),
+        Err((class, cause)) => (Err(class), cause),
+    };
     Outcome {
         intended: job.intended,
         sent: Some(sent),
@@ -185,6 +205,7 @@ fn outcome(
         first_byte: progress.first_byte,
         stream: progress.stream,
         meta,
+        cause,
     }
 }
 
@@ -244,17 +265,20 @@ async fn open_h2(
     conn: &Conn,
     connector: &Connector,
     timeout: Duration,
-) -> Option<H2Conn> {
+) -> Result<H2Conn, Cause> {
     conn.connecting.set(true);
     let r = open_timed(shared, connector, timeout).await;
     conn.connecting.set(false);
     conn.attempted.notify_waiters();
-    let Ok(Ok((Link::H2(link), timing))) = r else {
-        return None;
+    let (link, timing) = match r {
+        Ok(Ok((Link::H2(link), timing))) => (link, timing),
+        Ok(Ok((Link::H1(_), _))) => unreachable!("an HTTP/2 connector opens HTTP/2 links"),
+        Ok(Err(e)) => return Err(e.cause()),
+        Err(_) => return Err(Cause::Reason("no connection within --timeout")),
     };
     shared.stamped.set(link.arrival.is_some());
-    conn.set_limit(shared.streams.min(link.server_limit()));
     let sender = link.sender.clone();
+    note_limit(shared, conn, &sender);
     *conn.link.borrow_mut() = Some(link);
     shared.open.set(shared.open.get() + 1);
     let mut rec = shared.recorder.borrow_mut();
@@ -263,7 +287,20 @@ async fn open_h2(
         rec.reconnects += 1;
     }
     rec.connected(timing.tcp, timing.tls);
-    Some(sender)
+    Ok(sender)
+}
+
+/// Keeps `conn`'s room for requests within the server's SETTINGS_MAX_CONCURRENT_STREAMS
+/// as `sender` last heard it, and notes each new value for the report.
+fn note_limit(shared: &Shared, conn: &Conn, sender: &H2Conn) {
+    let limit = sender.server_limit();
+    if conn.announced.replace(limit) != limit {
+        conn.set_limit(shared.streams.min(limit));
+        if limit != usize::MAX {
+            shared.recorder.borrow_mut().saw_stream_limit(limit as u64);
+            shared.connector.saw_server_limit(limit);
+        }
+    }
 }
 
 /// Takes `conn`'s HTTP/2 connection `which` out of use (closed, broken, or gone away: the
@@ -285,7 +322,7 @@ async fn h2_sender(
     connector: &Connector,
     timeout: Duration,
     free: &mut bool,
-) -> Option<H2Conn> {
+) -> Result<H2Conn, Cause> {
     loop {
         let (usable, gone) = match conn.link.borrow().as_ref() {
             Some(l) if !l.sender.is_closed() => (Some(l.sender.clone()), None),
@@ -293,7 +330,7 @@ async fn h2_sender(
             None => (None, None),
         };
         if let Some(sender) = usable {
-            return Some(sender);
+            return Ok(sender);
         }
         if *free {
             shared.recorder.borrow_mut().reconnect_waits += 1;
@@ -310,11 +347,18 @@ async fn h2_sender(
     }
 }
 
-/// An outcome of tag `tag` that ends before anything was sent.
-fn unsent(job: &Job, class: ErrorClass, tag: u16) -> Outcome {
+/// An outcome of tag `tag` that ends with `class` (and `cause`) before anything was sent
+/// — or, for a request sent again, before it could be (`sent`: the first time).
+fn unsent(
+    job: &Job,
+    class: ErrorClass,
+    cause: Option<Cause>,
+    tag: u16,
+    sent: Option<Instant>,
+) -> Outcome {
     Outcome {
         intended: job.intended,
-        sent: None,
+        sent,
         conn_was_free: false,
         done: Instant::now(),
         result: Err(class),
@@ -325,6 +369,7 @@ fn unsent(job: &Job, class: ErrorClass, tag: u16) -> Outcome {
             tag,
             ..ResponseMeta::default()
         },
+        cause,
     }
 }
 
@@ -396,47 +441,75 @@ async fn attempt_h2(
         Ok(r) => r,
         Err(m) => {
             shared.recorder.borrow_mut().script_message(m);
-            return unsent(&job, ErrorClass::Script, tag);
+            return unsent(&job, ErrorClass::Script, None, tag, None);
         }
     };
     let collect = script.is_some_and(|s| s.wants_response());
     let mut free = job.free;
-    // Open the stream; if the connection turns out gone (nothing was sent), once more on a
-    // new one.
-    let mut tries = 0;
-    let (sent, stream, sender) = loop {
-        let Some(sender) = h2_sender(shared, conn, connector, deadline.timeout, &mut free).await
-        else {
-            return unsent(&job, ErrorClass::Connect, tag);
-        };
-        match sender.open(&request) {
-            Ok(stream) => break (Instant::now(), stream, sender),
-            Err(e) => {
-                retire_h2(shared, conn, &sender);
-                if tries == 0 {
-                    tries += 1;
-                    continue;
+    let timeout = deadline.timeout;
+    // Sent (the first time), and whether the thread stays awake for the answer.
+    let mut first: Option<(Instant, bool)> = None;
+    let mut retried = [false; 3];
+    let (sent, done, result, mut progress, sender, frames) = loop {
+        let opened = open_stream(
+            shared, conn, connector, &request, deadline, first, &mut free,
+        );
+        let (stream, sender) = match opened.await {
+            Ok(s) => s,
+            Err((class, cause)) => {
+                if first.is_some_and(|(_, awaited)| awaited) {
+                    clock::response_arrived();
                 }
-                return unsent(&job, classify(&ExchangeError::H2NotOpened(e)), tag);
+                return unsent(&job, class, Some(cause), tag, first.map(|f| f.0));
             }
+        };
+        let (sent, awaited) = *first.get_or_insert_with(|| {
+            let sent = Instant::now();
+            (sent, mark_sent(shared, sent))
+        });
+        let frames = sender.frames_read();
+        let mut progress = Progress::default();
+        let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
+        // This stream's own stamps (not the connection's latest read: that may be another
+        // stream's).
+        let stamped = conn
+            .link
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.arrival.is_some());
+        let arrival = stamped.then(|| std::cell::Cell::new(None));
+        let how = Reader {
+            arrival: arrival.as_ref(),
+            since: sent,
+            rule: &shared.rule,
+            collect,
+            inspect: &shared.inspect,
+        };
+        let work = read_h2(stream, how, &mut progress, gap);
+        // A timeout drops the stream, which resets it (RST_STREAM CANCEL); the connection
+        // stays. The deadline runs from the first send, retries included.
+        let result = deadline.run(sent + timeout, work).await;
+        // Never processed by the server (RFC 9113 §8.7): sent again, once per cause, on
+        // another connection (a GOAWAY's connection takes no more streams).
+        let refused = match &result {
+            Ok(Err(ExchangeError::H2(H2Error::GoAway(_)))) => Some(Retry::GoAway),
+            Ok(Err(ExchangeError::H2(H2Error::Reset(REFUSED_STREAM)))) => {
+                Some(Retry::RefusedStream)
+            }
+            _ => None,
+        };
+        if let Some(why) = refused.filter(|w| connector.retry() && !retried[w.index()]) {
+            retried[why.index()] = true;
+            shared.recorder.borrow_mut().retried[why.index()] += 1;
+            if why == Retry::GoAway {
+                retire_h2(shared, conn, &sender);
+            }
+            continue;
         }
+        let done = ended(shared, &result, arrival.as_ref(), sent, awaited);
+        break (sent, done, result, progress, sender, frames);
     };
-    let awaited = mark_sent(shared, sent);
-    let mut progress = Progress::default();
-    let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
-    let arrival = conn.link.borrow().as_ref().and_then(|l| l.arrival.clone());
-    let how = Reader {
-        arrival: arrival.as_deref(),
-        since: sent,
-        rule: &shared.rule,
-        collect,
-        inspect: &shared.inspect,
-    };
-    let work = read_h2(stream, how, &mut progress, gap);
-    // A timeout drops the stream, which resets it (RST_STREAM CANCEL); the connection stays.
-    let result = deadline.run(sent + deadline.timeout, work).await;
-    let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
-    conn.set_limit(shared.streams.min(sender.server_limit()));
+    note_limit(shared, conn, &sender);
     let mut script_failed = None;
     if let (Ok(Ok(())), Some(sc)) = (&result, script) {
         if let Some((headers, body)) = progress.collected.take() {
@@ -459,10 +532,73 @@ async fn attempt_h2(
             }
             Err(failed(&progress, &e))
         }
-        Err(_elapsed) => Err(ErrorClass::Timeout),
+        Err(_elapsed) => {
+            if sender.frames_read() == frames {
+                check_alive(sender, connector.connect_timeout());
+            }
+            Err(timed_out(&progress))
+        }
     };
     let meta = meta_of(shared, &mut progress, tag);
     outcome(&job, sent, free, done, result, progress, meta)
+}
+
+/// A stream timed out and nothing at all was read on its connection meanwhile: the
+/// connection may be gone without a word (a load balancer dropped it). It is PINGed, and
+/// retired — its streams failing at once, the next request opening a new one — if the PING
+/// is not answered within the connect timeout; otherwise it stays.
+fn check_alive(sender: H2Conn, within: Duration) {
+    sender.ping();
+    tokio::task::spawn_local(async move {
+        tokio::time::sleep(within).await;
+        if !sender.answered() && !sender.is_closed() {
+            sender.retire(H2Error::Silent);
+        }
+    });
+}
+
+/// Opens a stream for `request` on `conn`'s connection (opening the connection if need
+/// be), once the server's stream limit leaves room for it: never more streams in flight
+/// than the server allows. Waiting for room counts as waiting for a connection (not the
+/// generator's send lag) and ends, a timeout, at `--timeout` after the first send (or
+/// from now, before it). A connection found gone (nothing sent) is replaced once.
+async fn open_stream(
+    shared: &Shared,
+    conn: &Conn,
+    connector: &Connector,
+    request: &H2Request,
+    deadline: &mut Deadline,
+    first: Option<(Instant, bool)>,
+    free: &mut bool,
+) -> Result<(H2Stream, H2Conn), (ErrorClass, Cause)> {
+    let timeout = deadline.timeout;
+    let mut tries = 0;
+    loop {
+        let sender = h2_sender(shared, conn, connector, timeout, free)
+            .await
+            .map_err(|c| (ErrorClass::Connect, c))?;
+        if !sender.has_room() {
+            *free = false;
+            let limit = first.map_or_else(Instant::now, |f| f.0) + timeout;
+            let room = poll_fn(|cx| sender.poll_room(cx));
+            if deadline.run(limit, room).await.is_err() {
+                let why = "no room under the server's SETTINGS_MAX_CONCURRENT_STREAMS";
+                return Err((ErrorClass::Timeout, Cause::Reason(why)));
+            }
+        }
+        match sender.open(request) {
+            Ok(stream) => return Ok((stream, sender)),
+            Err(e) => {
+                retire_h2(shared, conn, &sender);
+                if tries == 0 {
+                    tries += 1;
+                    continue;
+                }
+                let e = ExchangeError::H2NotOpened(e);
+                return Err((classify(&e), cause(&e)));
+            }
+        }
+    }
 }
 
 /// A request's script context, let go of whatever way the request ends.
@@ -510,121 +646,164 @@ pub(super) async fn attempt(
             Err(m) => {
                 let tag = script_tag(shared, None);
                 shared.recorder.borrow_mut().script_message(m.to_string());
-                return unsent(&job, ErrorClass::Script, tag);
+                return unsent(&job, ErrorClass::Script, None, tag, None);
             }
         },
     };
     let forget = Forget(shared.script.as_ref(), std::cell::Cell::new(context));
-    let usable = sender.as_mut().is_some_and(H1Conn::usable);
     let mut free = job.free;
-    if !usable {
-        close_conn(shared, sender);
-        if free {
-            shared.recorder.borrow_mut().reconnect_waits += 1;
-        }
-        // Time spent connecting is not the generator's send lag.
-        free = false;
-        match open_timed(shared, connector, deadline.timeout).await {
-            Ok(Ok((Link::H1(conn), timing))) => {
-                *sender = Some(conn);
-                shared.open.set(shared.open.get() + 1);
-                let mut rec = shared.recorder.borrow_mut();
-                rec.connects += 1;
-                rec.reconnects += 1;
-                rec.connected(timing.tcp, timing.tls);
+    // Sent (the first time), and whether the thread stays awake for the answer.
+    let mut first: Option<(Instant, bool)> = None;
+    let mut retried = false;
+    loop {
+        if !sender.as_mut().is_some_and(H1Conn::usable) {
+            close_conn(shared, sender);
+            if free {
+                shared.recorder.borrow_mut().reconnect_waits += 1;
             }
-            _ => return unsent(&job, ErrorClass::Connect, tag),
-        }
-    }
-    let s = sender.as_mut().expect("connected above");
-    // The kernel's stamp of what is read from here on is this request's response.
-    let arrival = s.arrival().cloned();
-    if let Some(a) = &arrival {
-        a.set(None);
-    }
-    let sent = Instant::now();
-    let awaited = mark_sent(shared, sent);
-    let mut progress = Progress::default();
-    let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
-    let mut script_failed = None;
-    let work = async {
-        let Some(list) = &scripted else {
-            let (wire, _) = connector.request(job.seq);
-            let how = Reader {
-                arrival: arrival.as_deref(),
-                since: sent,
-                rule: &shared.rule,
-                collect: false,
-                inspect: &shared.inspect,
+            // Time spent connecting is not the generator's send lag.
+            free = false;
+            let cause = match open_timed(shared, connector, deadline.timeout).await {
+                Ok(Ok((Link::H1(conn), timing))) => {
+                    *sender = Some(conn);
+                    shared.open.set(shared.open.get() + 1);
+                    let mut rec = shared.recorder.borrow_mut();
+                    rec.connects += 1;
+                    rec.reconnects += 1;
+                    rec.connected(timing.tcp, timing.tls);
+                    None
+                }
+                Ok(Ok((Link::H2(_), _))) => unreachable!("an HTTP/1.1 connector opens HTTP/1.1"),
+                Ok(Err(e)) => Some(e.cause()),
+                Err(_) => Some(Cause::Reason("no connection within --timeout")),
             };
-            return exchange(s, &wire, how, &mut progress, gap).await;
+            if cause.is_some() {
+                if first.is_some_and(|(_, awaited)| awaited) {
+                    clock::response_arrived();
+                }
+                return unsent(&job, ErrorClass::Connect, cause, tag, first.map(|f| f.0));
+            }
+        }
+        let s = sender.as_mut().expect("connected above");
+        // The kernel's stamp of what is read from here on is this request's response.
+        let arrival = s.arrival().cloned();
+        if let Some(a) = &arrival {
+            a.set(None);
+        }
+        let (sent, awaited) = *first.get_or_insert_with(|| {
+            let sent = Instant::now();
+            (sent, mark_sent(shared, sent))
+        });
+        let mut progress = Progress::default();
+        let gap = |gap| shared.recorder.borrow_mut().record_gap(tag, gap);
+        let mut script_failed = None;
+        let work = async {
+            let Some(list) = &scripted else {
+                let (wire, _) = connector.request(job.seq);
+                let how = Reader {
+                    arrival: arrival.as_deref(),
+                    since: sent,
+                    rule: &shared.rule,
+                    collect: false,
+                    inspect: &shared.inspect,
+                };
+                return exchange(s, &wire, how, &mut progress, gap).await;
+            };
+            let script = shared
+                .script
+                .as_ref()
+                .expect("scripted requests come from a script");
+            let collect = script.wants_response();
+            let (mut bytes, mut first_byte) = (0, None);
+            // Several requests in one string (wrk's pipelining idiom) go out in order on this
+            // connection; each response is counted, the last one ends the scheduled request.
+            for (i, r) in list.iter().enumerate() {
+                if i > 0 {
+                    if !s.reusable() {
+                        // The server closed the connection after the last answer: the rest
+                        // of the string cannot go on it.
+                        return Err(super::h1::H1Error::Closed.into());
+                    }
+                    let mut rec = shared.recorder.borrow_mut();
+                    rec.status[usize::from(progress.status).min(999)] += 1;
+                    rec.extra_requests += 1;
+                }
+                progress = Progress::default();
+                let how = Reader {
+                    arrival: arrival.as_deref(),
+                    since: sent,
+                    rule: &shared.rule,
+                    collect,
+                    inspect: &shared.inspect,
+                };
+                let wire = Wire::scripted(r.wire().clone(), r.is_head());
+                exchange(s, &wire, how, &mut progress, gap).await?;
+                bytes += progress.bytes;
+                first_byte = first_byte.or(progress.first_byte);
+                if let Some((headers, body)) = progress.collected.take() {
+                    let ctx = forget.1.take();
+                    if let Err(m) = script.response(progress.status, &headers, &body, ctx.as_ref())
+                    {
+                        script_failed = Some(m);
+                    }
+                    forget.1.set(ctx);
+                }
+            }
+            progress.bytes = bytes;
+            progress.first_byte = first_byte;
+            Ok(())
         };
-        let script = shared
-            .script
-            .as_ref()
-            .expect("scripted requests come from a script");
-        let collect = script.wants_response();
-        let (mut bytes, mut first_byte) = (0, None);
-        // Several requests in one string (wrk's pipelining idiom) go out in order on this
-        // connection; each response is counted, the last one ends the scheduled request.
-        for (i, r) in list.iter().enumerate() {
-            if i > 0 {
-                if !s.reusable() {
-                    // The server closed the connection after the last answer: the rest
-                    // of the string cannot go on it.
-                    return Err(super::h1::H1Error::Closed.into());
-                }
-                let mut rec = shared.recorder.borrow_mut();
-                rec.status[usize::from(progress.status).min(999)] += 1;
-                rec.extra_requests += 1;
-            }
-            progress = Progress::default();
-            let how = Reader {
-                arrival: arrival.as_deref(),
-                since: sent,
-                rule: &shared.rule,
-                collect,
-                inspect: &shared.inspect,
-            };
-            let wire = Wire {
-                bytes: r.wire().clone(),
-                head: r.is_head(),
-            };
-            exchange(s, &wire, how, &mut progress, gap).await?;
-            bytes += progress.bytes;
-            first_byte = first_byte.or(progress.first_byte);
-            if let Some((headers, body)) = progress.collected.take() {
-                let ctx = forget.1.take();
-                if let Err(m) = script.response(progress.status, &headers, &body, ctx.as_ref()) {
-                    script_failed = Some(m);
-                }
-                forget.1.set(ctx);
-            }
-        }
-        progress.bytes = bytes;
-        progress.first_byte = first_byte;
-        Ok(())
-    };
-    let result = deadline.run(sent + deadline.timeout, work).await;
-    let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
-    let result = match result {
-        Ok(Ok(())) => {
-            // The server said it closes the connection after this answer.
-            if sender.as_ref().is_some_and(|c| !c.reusable()) {
+        let result = deadline.run(sent + deadline.timeout, work).await;
+        // The keep-alive race: the server closed this reused connection as the request went
+        // out, without a byte of an answer, so it never processed it. Sent again once, on a
+        // new connection, when that is harmless (RFC 9110 §9.2.2).
+        if let Ok(Err(_)) = &result {
+            let race = sender.as_ref().is_some_and(H1Conn::closed_on_reuse);
+            if race
+                && !retried
+                && connector.retry()
+                && retry_safe(connector, &job, scripted.as_deref())
+            {
+                retried = true;
+                shared.recorder.borrow_mut().retried[Retry::ClosedOnReuse.index()] += 1;
                 close_conn(shared, sender);
+                continue;
             }
-            completed(shared, script_failed, &progress)
         }
-        Ok(Err(e)) => {
-            close_conn(shared, sender);
-            Err(failed(&progress, &e))
-        }
-        Err(_elapsed) => {
-            // HTTP/1.1 cannot cancel a request: the connection is abandoned with it.
-            close_conn(shared, sender);
-            Err(ErrorClass::Timeout)
-        }
-    };
-    let meta = meta_of(shared, &mut progress, tag);
-    outcome(&job, sent, free, done, result, progress, meta)
+        let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
+        let result = match result {
+            Ok(Ok(())) => {
+                // The server said it closes the connection after this answer.
+                if sender.as_ref().is_some_and(|c| !c.reusable()) {
+                    close_conn(shared, sender);
+                }
+                completed(shared, script_failed, &progress)
+            }
+            Ok(Err(e)) => {
+                close_conn(shared, sender);
+                Err(failed(&progress, &e))
+            }
+            Err(_elapsed) => {
+                // HTTP/1.1 cannot cancel a request: the connection is abandoned with it.
+                close_conn(shared, sender);
+                Err(timed_out(&progress))
+            }
+        };
+        let meta = meta_of(shared, &mut progress, tag);
+        return outcome(&job, sent, free, done, result, progress, meta);
+    }
+}
+
+/// Whether request `job` may be sent twice: the fixed request or a script's single one
+/// (not a pipelined string), with an idempotent method or no body.
+fn retry_safe(
+    connector: &Connector,
+    job: &Job,
+    scripted: Option<&[crate::script::raw::RawRequest]>,
+) -> bool {
+    match scripted {
+        None => connector.request(job.seq).0.retry_safe(),
+        Some([one]) => Wire::scripted(one.wire().clone(), one.is_head()).retry_safe(),
+        Some(_) => false,
+    }
 }

@@ -204,8 +204,8 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
             len: Cell::new(0),
         },
         idle: RefCell::new(VecDeque::with_capacity(slots)),
-        // Slot k sends on connection k mod c: idle slots are taken in turn, so requests
-        // spread over the connections rather than filling the first one's streams.
+        turn: Cell::new(0),
+        // Slot k sends on connection k mod c (HTTP/2: `least_loaded` picks among them).
         slots: (0..slots)
             .map(|k| Slot {
                 job: Cell::new(None),

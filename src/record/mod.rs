@@ -216,7 +216,18 @@ pub struct Recorder {
     pub groups: Vec<GroupStats>,
     /// `Retry-After` of every 429 that sent one, ms.
     pub retry_after: Option<Hist>,
+    /// Requests sent again because the server never processed them, by `Retry::index`.
+    pub retried: [u64; 3],
+    /// Why requests failed, per `ErrorClass::index`: each cause (`Cause::describe`) with
+    /// its count, at most `CAUSES_KEPT` per class (the rest under `other`).
+    pub causes: [Vec<(String, u64)>; 6],
+    /// HTTP/2: the SETTINGS_MAX_CONCURRENT_STREAMS the servers announced: the last one
+    /// seen and the lowest.
+    pub stream_limit: Option<(u64, u64)>,
 }
+
+/// How many distinct causes of one error class are kept (the rest count as `other`).
+pub const CAUSES_KEPT: usize = 16;
 
 /// How many script error messages are kept for the report.
 pub const SCRIPT_MESSAGES_KEPT: usize = 5;
@@ -255,7 +266,32 @@ impl Recorder {
             tags: Vec::new(),
             groups: Vec::new(),
             retry_after: None,
+            retried: [0; 3],
+            causes: Default::default(),
+            stream_limit: None,
         }
+    }
+
+    /// Counts `n` failures of class `class` under `cause` (bounded: see `CAUSES_KEPT`).
+    pub fn add_cause(&mut self, class: ErrorClass, cause: &str, n: u64) {
+        let list = &mut self.causes[class.index()];
+        if let Some(kept) = list.iter_mut().find(|(k, _)| k == cause) {
+            kept.1 += n;
+        } else if list.len() < CAUSES_KEPT {
+            list.push((cause.to_string(), n));
+        } else if let Some(other) = list.iter_mut().find(|(k, _)| k == "other") {
+            other.1 += n;
+        } else {
+            // The last kept cause makes room for `other`.
+            let last = list.pop().expect("CAUSES_KEPT > 0");
+            list.push(("other".into(), last.1 + n));
+        }
+    }
+
+    /// Notes a server's announced stream limit.
+    pub fn saw_stream_limit(&mut self, limit: u64) {
+        let lowest = self.stream_limit.map_or(limit, |(_, l)| l.min(limit));
+        self.stream_limit = Some((limit, lowest));
     }
 
     /// A recorder whose tags start as `names`, in order (tag i is `names[i]`).
@@ -410,6 +446,9 @@ impl Recorder {
             }
             Err(class) => {
                 self.total.errors[class.index()] += 1;
+                if let Some(c) = o.cause {
+                    self.add_cause(class, &c.describe(), 1);
+                }
                 if o.sent.is_none() {
                     self.never_sent += 1;
                 }
@@ -492,6 +531,18 @@ impl Recorder {
             let i = self.group_id(&g.value);
             self.groups[usize::from(i)].merge(g);
         }
+        for (a, b) in self.retried.iter_mut().zip(other.retried) {
+            *a += b;
+        }
+        for class in ErrorClass::ALL {
+            for (c, n) in &other.causes[class.index()] {
+                self.add_cause(class, c, *n);
+            }
+        }
+        if let Some((last, lowest)) = other.stream_limit {
+            let (l, w) = self.stream_limit.unwrap_or((last, lowest));
+            self.stream_limit = Some((l.max(last), w.min(lowest)));
+        }
         if let Some(r) = &other.retry_after {
             self.retry_after
                 .get_or_insert_with(new_hist)
@@ -518,6 +569,7 @@ mod tests {
             first_byte: None,
             stream: None,
             meta: Default::default(),
+            cause: None,
         }
     }
 

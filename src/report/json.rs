@@ -9,7 +9,7 @@
 
 use super::threshold::Verdict;
 use super::Summary;
-use crate::outcome::ErrorClass;
+use crate::outcome::{ErrorClass, Retry};
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
 use crate::record::{Counts, IntervalStats};
@@ -297,10 +297,47 @@ pub struct AccountingDoc {
     /// Found a connection free, but waited for it to be re-opened.
     #[serde(default)]
     pub reconnect_waits: u64,
+    /// Requests sent again because the server provably never processed them.
+    #[serde(default)]
+    pub retried: RetriedDoc,
+}
+
+/// Requests sent again, by cause (each at most once per cause; `total` is their sum).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct RetriedDoc {
+    /// All retries.
+    pub total: u64,
+    /// HTTP/2 streams above the last stream id of the server's GOAWAY.
+    pub goaway: u64,
+    /// HTTP/2 streams the server reset with REFUSED_STREAM.
+    pub refused_stream: u64,
+    /// HTTP/1.1 requests on a reused connection the server closed before answering.
+    pub closed_on_reuse: u64,
+}
+
+impl RetriedDoc {
+    /// From a counter array indexed by `Retry::index`.
+    pub fn from_counts(r: &[u64; 3]) -> RetriedDoc {
+        RetriedDoc {
+            total: r.iter().sum(),
+            goaway: r[Retry::GoAway.index()],
+            refused_stream: r[Retry::RefusedStream.index()],
+            closed_on_reuse: r[Retry::ClosedOnReuse.index()],
+        }
+    }
+
+    /// Back to a counter array.
+    pub fn counts(&self) -> [u64; 3] {
+        let mut r = [0; 3];
+        r[Retry::GoAway.index()] = self.goaway;
+        r[Retry::RefusedStream.index()] = self.refused_stream;
+        r[Retry::ClosedOnReuse.index()] = self.closed_on_reuse;
+        r
+    }
 }
 
 /// Failed requests per class.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ErrorsDoc {
     /// TCP/TLS connect failed.
     pub connect: u64,
@@ -315,6 +352,11 @@ pub struct ErrorsDoc {
     /// The Lua script's request() or response() failed.
     #[serde(default)]
     pub script: u64,
+    /// Why, per class with failures: each cause (`RST_STREAM INTERNAL_ERROR`, `connection
+    /// reset`, ...) with its count, at most 16 per class (the rest as `other`). Whole-run
+    /// only (absent from tags and the per-second series).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub causes: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl ErrorsDoc {
@@ -328,6 +370,7 @@ impl ErrorsDoc {
             timeout: g(ErrorClass::Timeout),
             protocol: g(ErrorClass::Protocol),
             script: g(ErrorClass::Script),
+            causes: BTreeMap::new(),
         }
     }
 }
@@ -353,6 +396,10 @@ pub struct ConnectionsDoc {
     /// HTTP/1.1 or when it set none).
     #[serde(default)]
     pub server_max_streams: Option<u64>,
+    /// HTTP/2: the SETTINGS_MAX_CONCURRENT_STREAMS the server announced last (differs from
+    /// `server_max_streams` when the server changed it during the run).
+    #[serde(default)]
+    pub server_max_streams_last: Option<u64>,
 }
 
 /// Rates over the load duration.
@@ -664,6 +711,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             completed_in_window: r.completed_in_window,
             queued: rec.queued,
             reconnect_waits: rec.reconnect_waits,
+            retried: RetriedDoc::from_counts(&rec.retried),
         },
         status_codes: rec
             .status
@@ -672,7 +720,19 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             .filter(|(_, n)| **n > 0)
             .map(|(code, n)| (code.to_string(), *n))
             .collect(),
-        errors: ErrorsDoc::from_counts(&t.errors),
+        errors: ErrorsDoc {
+            causes: ErrorClass::ALL
+                .iter()
+                .filter(|e| !rec.causes[e.index()].is_empty())
+                .map(|e| {
+                    (
+                        e.name().to_string(),
+                        rec.causes[e.index()].iter().cloned().collect(),
+                    )
+                })
+                .collect(),
+            ..ErrorsDoc::from_counts(&t.errors)
+        },
         connections: ConnectionsDoc {
             asked: r.meta.connections,
             open_at_end: r.open,
@@ -681,6 +741,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             negotiated: r.negotiated.clone(),
             streams_per_connection: r.streams_per_connection,
             server_max_streams: r.server_max_streams,
+            server_max_streams_last: rec.stream_limit.map(|l| l.0),
         },
         bytes: t.bytes,
         rates: RatesDoc {

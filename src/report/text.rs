@@ -9,12 +9,40 @@
 
 use super::threshold::Verdict;
 use super::{fmt_bytes, fmt_us, na_max, na_us, within_stdev, Summary};
-use crate::outcome::ErrorClass;
+use crate::outcome::{ErrorClass, Retry};
 use crate::record::histogram::percentile;
 use crate::record::histogram::{Hist, SIGFIGS};
+use crate::record::Recorder;
 use crate::run::{RunMeta, RunResult};
 use crate::units::trim_decimal;
 use std::fmt::Write;
+
+/// Each error class with failures, and its causes: `protocol 20 (RST_STREAM INTERNAL_ERROR
+/// 12, GOAWAY ENHANCE_YOUR_CALM 8), read 3 (connection reset 3)`.
+fn error_causes(rec: &Recorder) -> String {
+    let t = &rec.total;
+    let mut parts = Vec::new();
+    for e in ErrorClass::ALL {
+        let n = t.errors[e.index()];
+        if n == 0 {
+            continue;
+        }
+        let mut causes = rec.causes[e.index()].clone();
+        causes.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let known: u64 = causes.iter().map(|c| c.1).sum();
+        let mut list: Vec<String> = causes.iter().map(|(c, k)| format!("{c} {k}")).collect();
+        // (Script errors are explained by their messages, listed on their own.)
+        if n > known && e != ErrorClass::Script {
+            list.push(format!("other {}", n - known));
+        }
+        if list.is_empty() {
+            parts.push(format!("{} {n}", e.name()));
+        } else {
+            parts.push(format!("{} {n} ({})", e.name(), list.join(", ")));
+        }
+    }
+    parts.join(", ")
+}
 
 /// The percentiles of the short latency distribution, as in wrk2.
 pub const PERCENTILES: [f64; 8] = [50.0, 75.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0];
@@ -339,6 +367,20 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             .map(|e| format!("{} {}", e.name(), t.errors[e.index()]))
             .collect();
         let _ = writeln!(o, "Errors: {} ({})", t.error_total(), classes.join(", "));
+        let _ = writeln!(o, "Error causes: {}", error_causes(rec));
+    }
+    let retried: u64 = rec.retried.iter().sum();
+    if retried > 0 {
+        let causes: Vec<String> = Retry::ALL
+            .iter()
+            .filter(|c| rec.retried[c.index()] > 0)
+            .map(|c| format!("{} {}", c.name(), rec.retried[c.index()]))
+            .collect();
+        let _ = writeln!(
+            o,
+            "Retried: {retried} ({}; never processed by the server, sent again once)",
+            causes.join(", ")
+        );
     }
     if rec.extra_requests > 0 {
         let _ = writeln!(

@@ -6,6 +6,7 @@ use super::{
     stream_hists_mut, COUNTS, STREAM_TAGS, TAG_CONNECT_TCP, TAG_CONNECT_TLS, TAG_CORRECTED,
     TAG_READ_LAG, TAG_RELEASE_LAG, TAG_SEND_LAG, TAG_TTFT, TAG_UNCORRECTED, TOTALS,
 };
+use crate::outcome::ErrorClass;
 use crate::pacer::Rate;
 use crate::record::histogram::{new_hist, Hist};
 use crate::record::{Counts, Interval, Recorder};
@@ -440,6 +441,21 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
                 }
                 recorder.queued += a.queued;
                 recorder.reconnect_waits += a.reconnect_waits;
+                for (mine, theirs) in recorder.retried.iter_mut().zip(a.retried.counts()) {
+                    *mine += theirs;
+                }
+                for class in ErrorClass::ALL {
+                    for (cause, n) in e.causes.get(class.name()).into_iter().flatten() {
+                        recorder.add_cause(class, cause, *n);
+                    }
+                }
+                if let (Some(last), Some(lowest)) = (
+                    t.connections.server_max_streams_last,
+                    t.connections.server_max_streams,
+                ) {
+                    let (l, w) = recorder.stream_limit.unwrap_or((last, lowest));
+                    recorder.stream_limit = Some((l.max(last), w.min(lowest)));
+                }
                 recorder.slo_met += t.streaming.slo_met;
                 if recorder.slos.is_empty() {
                     recorder.slos = t
