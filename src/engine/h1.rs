@@ -22,7 +22,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// A request as it goes on the wire.
 #[derive(Debug, Clone)]
@@ -229,8 +229,58 @@ impl H1Conn {
     pub async fn send(&mut self, wire: &[u8]) -> Result<(), H1Error> {
         self.sends += 1;
         self.answered = false;
-        self.io.write_all(wire).await.map_err(H1Error::Write)?;
+        let mut written = 0;
+        // Written as the socket takes it; while it takes no more (a large body the server
+        // is not reading), what the server sent is read: an answer before the whole body
+        // (a 413 or 401 to an upload, as Go's net/http and gateways send) ends the sending
+        // and is the response — as curl does. The connection then is not reused.
+        let early = std::future::poll_fn(|cx| loop {
+            if written == wire.len() {
+                return Poll::Ready(Ok(false));
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &wire[written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)))
+                }
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => {
+                    // The server may have answered and closed: what it sent is still
+                    // readable (unless a reset took it).
+                    return Poll::Ready(if self.read_now(cx) { Ok(true) } else { Err(e) });
+                }
+                Poll::Pending => {
+                    return if self.read_now(cx) {
+                        Poll::Ready(Ok(true))
+                    } else {
+                        Poll::Pending
+                    };
+                }
+            }
+        })
+        .await
+        .map_err(H1Error::Write)?;
+        if early {
+            self.reusable = false;
+            return Ok(());
+        }
         self.io.flush().await.map_err(H1Error::Write)
+    }
+
+    /// Reads what the server already sent into the buffer, without waiting (the read is
+    /// registered with `cx` when nothing is there); true when a byte came.
+    fn read_now(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.end == self.buf.len() {
+            return false;
+        }
+        let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
+        match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+            Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                self.end += rb.filled().len();
+                self.answered = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Reads more bytes into the buffer (compacting, or growing it up to `HEAD_MAX` when

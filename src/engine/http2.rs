@@ -64,6 +64,7 @@ const CANCEL: u32 = 0x8;
 pub const REFUSED_STREAM: u32 = 0x7;
 /// Error codes this client resets streams with.
 const PROTOCOL_ERROR: u32 = 0x1;
+const FLOW_CONTROL_ERROR: u32 = 0x3;
 const STREAM_CLOSED: u32 = 0x5;
 
 /// The receive window of each stream, announced in SETTINGS: wide enough that no
@@ -608,12 +609,31 @@ impl Inner {
                 }
                 let n = (payload.get_u32() & 0x7fff_ffff) as i64;
                 if id == 0 {
+                    if n == 0 {
+                        return Err(protocol("a WINDOW_UPDATE of 0"));
+                    }
                     self.send_window += n;
                     if self.send_window > i32::MAX as i64 {
                         return Err(protocol("window over 2^31-1"));
                     }
                 } else if let Some(&key) = self.ids.get(&id) {
-                    self.streams[key].send_window += n;
+                    // A stream's own flow-control faults are that stream's errors (§6.9).
+                    let s = &mut self.streams[key];
+                    let fault = if n == 0 {
+                        Some(("a WINDOW_UPDATE of 0", PROTOCOL_ERROR))
+                    } else if s.send_window + n > i32::MAX as i64 {
+                        Some(("a stream window over 2^31-1", FLOW_CONTROL_ERROR))
+                    } else {
+                        s.send_window += n;
+                        None
+                    };
+                    if let Some((why, code)) = fault {
+                        if s.error.is_none() {
+                            s.error = Some(H2Error::Stream(why));
+                            s.wake();
+                            self.stream_error(key, code);
+                        }
+                    }
                 }
                 self.unblock();
             }

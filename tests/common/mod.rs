@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod h2;
+
 /// The built-in server on a free loopback port.
 pub fn serve(f: impl FnOnce(&mut ServeConfig)) -> ServerHandle {
     let mut c = ServeConfig::default();
