@@ -357,6 +357,8 @@ fn check(d: &Daemon, port: u16, proto: Proto, c: &Case) -> RunResult {
 
 /// nginx's ports, by behaviour and protocol.
 struct NginxPorts {
+    /// Client certificates required (h2 and HTTP/1.1 over TLS).
+    mtls: u16,
     default: [u16; 3],
     recycle: [u16; 3],
     streams: [u16; 3],
@@ -368,6 +370,7 @@ fn nginx(name: &str) -> (Daemon, NginxPorts) {
     let dir = tmpdir(&format!("interop-{name}"));
     site(&dir);
     let ports = NginxPorts {
+        mtls: free_port(),
         default: [free_port(), free_port(), free_port()],
         recycle: [free_port(), free_port(), free_port()],
         streams: [free_port(), free_port(), free_port()],
@@ -384,6 +387,8 @@ fn nginx(name: &str) -> (Daemon, NginxPorts) {
             values.push((format!("{k}_{suffix}"), port.to_string()));
         }
     }
+    values.push(("MTLS".into(), ports.mtls.to_string()));
+    values.push(("FIXTURES".into(), fixtures().to_str().unwrap().to_string()));
     let values: Vec<(&str, String)> = values
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
@@ -397,7 +402,8 @@ fn nginx(name: &str) -> (Daemon, NginxPorts) {
         .arg(&conf)
         .arg("-e")
         .arg(dir.join("nginx-error.log"));
-    let all: Vec<u16> = [ports.default, ports.recycle, ports.streams, ports.idle].concat();
+    let mut all: Vec<u16> = [ports.default, ports.recycle, ports.streams, ports.idle].concat();
+    all.push(ports.mtls);
     let d = start("nginx", cmd, dir, "nginx-access.log", &all);
     (d, ports)
 }
@@ -622,4 +628,32 @@ fn apache_http1_h2c_and_h2() {
             &case("1 s idle timeout", "/index.html").rate("1", "3s", 1),
         );
     }
+}
+
+/// `tests/data/tls`: certificates made with the OpenSSL command line.
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tls")
+}
+
+#[test]
+fn nginx_accepts_an_x509_v1_client_certificate() {
+    // `openssl x509 -req` without extensions makes a v1 certificate; OpenSSL servers take
+    // it as a client certificate, so ratebench sends it (over HTTP/1.1 and h2).
+    let (d, ports) = nginx("nginx-mtls");
+    let cert = fixtures().join("client.pem");
+    let key = fixtures().join("client.key");
+    for proto in [Proto::H1Tls, Proto::H2Tls] {
+        let c = case("v1 client certificate", "/index.html")
+            .rate("20", "1s", 1)
+            .arg(&format!("--cert={}", cert.display()))
+            .arg(&format!("--key={}", key.display()));
+        check(&d, ports.mtls, proto, &c);
+    }
+    // Without a certificate nginx answers 400 (and logs it): answered, so completed.
+    check(
+        &d,
+        ports.mtls,
+        Proto::H1Tls,
+        &case("no client certificate", "/index.html").status(Some(400)),
+    );
 }

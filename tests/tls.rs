@@ -211,3 +211,73 @@ fn bad_tls_inputs_are_usage_errors_before_traffic() {
     }
     assert_eq!(target.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// A file of `tests/data/tls` (certificates made with the OpenSSL command line).
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tls")
+        .join(name)
+}
+
+#[test]
+fn a_self_signed_certificate_given_with_cacert_is_trusted_as_curl_trusts_it() {
+    // `openssl req -x509` makes a self-signed certificate that says CA:TRUE; given itself
+    // with --cacert, curl (OpenSSL) trusts it. WebPKI alone refuses a CA as an end entity
+    // (CaUsedAsEndEntity): ratebench trusts it as curl does, and still checks its name.
+    let server = serve(|c| {
+        c.tls = true;
+        c.cert = Some((fixture("server.pem"), fixture("server.key")));
+    });
+    let port = server.addr.port();
+    let r = load(&format!("https://localhost:{port}/"))
+        .rate("20")
+        .duration("1s")
+        .flag("--cacert", s(&fixture("server.pem")))
+        .run();
+    assert_eq!(r.recorder.total.completed, 20);
+    // The same certificate for another name is refused before any traffic.
+    let out = load(&format!("https://ratebench.test:{port}/"))
+        .rate("20")
+        .duration("1s")
+        .flag("--cacert", s(&fixture("server.pem")))
+        .flag("--resolve", &format!("ratebench.test:{port}:127.0.0.1"))
+        .run_bin(Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("certificate"), "{err}");
+}
+
+#[test]
+fn a_v1_client_certificate_is_accepted_before_traffic() {
+    // An X.509 v1 client certificate (`openssl x509 -req` without extensions) with its
+    // key: the configuration is accepted and the run goes (WebPKI cannot read v1 as an end
+    // entity, so before, rustls refused it with a mangled message); a key that is not the
+    // certificate's is a usage error that names the flags once.
+    let server = serve(|c| c.tls = true);
+    let url = format!("https://localhost:{}/", server.addr.port());
+    let out = load(&url)
+        .rate("5")
+        .duration("1s")
+        .switch("-k")
+        .flag("--cert", s(&fixture("client.pem")))
+        .flag("--key", s(&fixture("client.key")))
+        .run_bin(Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // (A v1 certificate cannot be read to compare its key: a v3 one with another key.)
+    let pki = pki(&tmpdir("tls-mismatch"));
+    let out = load(&url)
+        .rate("5")
+        .duration("1s")
+        .switch("-k")
+        .flag("--cert", s(&pki.client.0))
+        .flag("--key", s(&fixture("server.key")))
+        .run_bin(Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--cert/--key: the key is not the certificate's"),
+        "{err}"
+    );
+    assert_eq!(err.matches("--cert").count(), 1, "{err}");
+}

@@ -208,8 +208,7 @@ impl Connector {
                     format!("{:?} is not a TLS server name: {e}", t.host),
                 )
             })?;
-            let tls = tls_config(&config.tls, config.http2)
-                .map_err(|e| invalid("--cert/--key", "", e))?;
+            let tls = tls_config(&config.tls, config.http2).map_err(ConfigError::Missing)?;
             Some((TlsConnector::from(tls), name))
         } else {
             None

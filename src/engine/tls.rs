@@ -19,6 +19,69 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Accepts any certificate (`-k`): the handshake still runs, only the trust check is off.
+/// The usual WebPKI verification against the roots (bundled, system, `--cacert`), plus one
+/// rule OpenSSL — and so curl — has: a server certificate given itself with `--cacert` is
+/// trusted as it is, even when it says it is a CA (`openssl req -x509` makes self-signed
+/// certificates with `CA:TRUE`, which WebPKI refuses as an end entity). Its name is still
+/// checked, and every other fault WebPKI names (expiry, a wrong name) still fails.
+#[derive(Debug)]
+struct Pinned {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    /// The `--cacert` certificates.
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(_)))
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            v => v,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
 
@@ -77,7 +140,7 @@ pub fn tls_config(
     let builder = if settings.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+            .with_custom_certificate_verifier(Arc::new(NoVerify(provider.clone())))
     } else {
         // The built-in web roots, the system's trust store, and the --cacert bundles.
         let mut roots = rustls::RootCertStore {
@@ -85,12 +148,49 @@ pub fn tls_config(
         };
         roots.add_parsable_certificates(system_roots());
         roots.add_parsable_certificates(settings.roots.iter().cloned());
-        builder.with_root_certificates(roots)
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| format!("--cacert: no usable certificate ({e})"))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                webpki,
+                pinned: settings.roots.clone(),
+            }))
     };
     let mut config = match &settings.client {
-        Some(c) => builder
-            .with_client_auth_cert(c.0.clone(), c.1.clone_key())
-            .map_err(|e| format!("--cert/--key: {e}"))?,
+        // The key is loaded as the provider loads keys and the chain sent as it is: an
+        // X.509 v1 certificate (what `openssl x509 -req` makes without extensions) is the
+        // server's to judge, as curl leaves it.
+        Some(c) => {
+            let key = provider
+                .key_provider
+                .load_private_key(c.1.clone_key())
+                .map_err(|e| {
+                    format!(
+                        "--key: the key does not load ({e}); give an unencrypted PEM private \
+                         key (PKCS#8, PKCS#1 or SEC1) that matches --cert"
+                    )
+                })?;
+            let certified = rustls::sign::CertifiedKey::new(c.0.clone(), key);
+            if let Err(rustls::Error::InconsistentKeys(k)) = certified.keys_match() {
+                if k != rustls::InconsistentKeys::Unknown {
+                    return Err(
+                        "--cert/--key: the key is not the certificate's (its public key differs); \
+                         give the key the certificate was made for"
+                            .into(),
+                    );
+                }
+            }
+            // (A certificate WebPKI cannot read as an end entity, such as X.509 v1, cannot
+            // be checked against the key here: it is sent, and the server judges it.)
+            builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+                certified,
+            )))
+        }
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![if http2 {
