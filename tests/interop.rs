@@ -25,7 +25,7 @@ struct Daemon {
     name: &'static str,
     child: Child,
     dir: PathBuf,
-    /// Its access log.
+    /// Its access log (nghttpd: its verbose trace, one `recv HEADERS` per request).
     log: PathBuf,
 }
 
@@ -50,6 +50,10 @@ impl Daemon {
     /// Lines of its access log for `port` (the first field of each line).
     fn served(&self, port: u16) -> u64 {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        if self.name == "nghttpd" {
+            // One instance per port; no access log: each request's HEADERS as it traced it.
+            return text.matches("recv HEADERS frame").count() as u64;
+        }
         let p = port.to_string();
         text.lines()
             .filter(|l| l.split_whitespace().next() == Some(p.as_str()))
@@ -656,4 +660,49 @@ fn nginx_accepts_an_x509_v1_client_certificate() {
         Proto::H1Tls,
         &case("no client certificate", "/index.html").status(Some(400)),
     );
+}
+
+#[test]
+fn nghttpd_h2c_and_h2() {
+    // nghttp2's own server, allowing 8 concurrent streams, over h2c and h2 over TLS (one
+    // instance each: its trace counts requests per instance).
+    let bin = need("nghttpd", "nghttp2-server");
+    for tls in [false, true] {
+        let dir = tmpdir(&format!("interop-nghttpd-{tls}"));
+        site(&dir);
+        std::fs::write(
+            dir.join("mime.types"),
+            "text/event-stream sse\ntext/html html\n",
+        )
+        .unwrap();
+        let port = free_port();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-v")
+            .arg("-a")
+            .arg("127.0.0.1")
+            .arg("-m")
+            .arg("8")
+            .arg("-d")
+            .arg(dir.join("www"))
+            .arg(format!(
+                "--mime-types-file={}",
+                dir.join("mime.types").display()
+            ))
+            .arg(port.to_string());
+        if tls {
+            cmd.arg(dir.join("key.pem")).arg(dir.join("cert.pem"));
+        } else {
+            cmd.arg("--no-tls");
+        }
+        let d = start("nghttpd", cmd, dir, "nghttpd.out", &[port]);
+        let proto = if tls { Proto::H2Tls } else { Proto::H2c };
+        for c in common_cases(&d.dir) {
+            check(&d, port, proto, &c);
+        }
+        let c = case("8 streams", "/1m.bin")
+            .rate("200", "1s", 1)
+            .arg("--streams=100");
+        let r = check(&d, port, proto, &c);
+        assert_eq!(r.recorder.stream_limit.map(|l| l.1), Some(8));
+    }
 }
