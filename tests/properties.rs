@@ -160,3 +160,65 @@ proptest! {
         }
     }
 }
+
+/// Reads one response from `bytes` (sent by a loopback peer that then closes) with the
+/// HTTP/1.1 reader, as an exchange does.
+fn read_http1(bytes: &[u8], head_request: bool) -> Result<(), String> {
+    use ratebench::engine::{h1::H1Conn, stamp::StampedTcp, tls::Stream};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let payload = bytes.to_vec();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = listener.accept().unwrap();
+        let _ = conn.write_all(&payload);
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut conn = H1Conn::new(Stream::Plain(StampedTcp::new(tcp, false).unwrap()), None);
+        let work = async {
+            let (_, framing) = conn
+                .read_head(head_request, |h| h.status)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            let mut n = 0usize;
+            conn.read_body(framing, |d| n += d.len())
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            Ok::<usize, String>(n)
+        };
+        match tokio::time::timeout(Duration::from_secs(5), work).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err("no end within 5 s after the peer closed".into()),
+        }
+    });
+    peer.join().unwrap();
+    r
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Random bytes, and a valid answer with bytes changed, to the HTTP/1.1 reader: an
+    /// answer or an error, never a panic, and never a wait past the peer's close.
+    #[test]
+    fn http1_reader_never_panics_or_hangs(
+        garbage in prop::collection::vec(any::<u8>(), 0..2048),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        head in any::<bool>(),
+    ) {
+        let mut mutated = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: b\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec();
+        for (i, b) in &flips {
+            let at = i.index(mutated.len());
+            mutated[at] = *b;
+        }
+        for bytes in [&garbage, &mutated] {
+            let r = read_http1(bytes, head);
+            prop_assert!(r.as_ref().map_or_else(|e| !e.contains("no end"), |_| true), "{r:?}");
+        }
+    }
+}

@@ -382,6 +382,49 @@ impl std::hash::BuildHasher for IdHash {
 }
 
 impl Inner {
+    /// A connection's state before the server's SETTINGS: `out` holds what is to be
+    /// written first (the preface and our SETTINGS).
+    fn new(arrival: Option<Arrival>, out: Vec<u8>) -> Inner {
+        Inner {
+            arrival,
+            frames_read: 0,
+            ping: None,
+            out,
+            driver: None,
+            streams: Vec::new(),
+            free: Vec::new(),
+            ids: HashMap::with_hasher(IdHash(0)),
+            next_id: 1,
+            max_streams: usize::MAX,
+            initial_window: 65_535,
+            send_window: 65_535,
+            max_frame: 16_384,
+            uncredited: 0,
+            decoder: Hpack::new(),
+            partial: None,
+            goaway: None,
+            ended: None,
+            blocked: Vec::new(),
+            unflushed: false,
+            room: Vec::new(),
+        }
+    }
+
+    /// Opens a stream with an empty GET, for tests of the frame reader.
+    #[cfg(test)]
+    fn open_for_test(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 2;
+        self.streams.push(StreamState {
+            id,
+            send_window: self.initial_window,
+            sent_all: true,
+            ..StreamState::default()
+        });
+        self.ids.insert(id, self.streams.len() - 1);
+        id
+    }
+
     fn wake_driver(&mut self) {
         if let Some(w) = self.driver.take() {
             w.wake();
@@ -1014,29 +1057,7 @@ impl H2Conn {
         out.extend_from_slice(&STREAM_WINDOW.to_be_bytes());
         out.extend_from_slice(&[0, 6]);
         out.extend_from_slice(&(HEAD_MAX as u32).to_be_bytes());
-        let inner = Inner {
-            arrival,
-            frames_read: 0,
-            ping: None,
-            out,
-            driver: None,
-            streams: Vec::new(),
-            free: Vec::new(),
-            ids: HashMap::with_hasher(IdHash(0)),
-            next_id: 1,
-            max_streams: usize::MAX,
-            initial_window: 65_535,
-            send_window: 65_535,
-            max_frame: 16_384,
-            uncredited: 0,
-            decoder: Hpack::new(),
-            partial: None,
-            goaway: None,
-            ended: None,
-            blocked: Vec::new(),
-            unflushed: false,
-            room: Vec::new(),
-        };
+        let inner = Inner::new(arrival, out);
         let conn = H2Conn(Rc::new(RefCell::new(inner)));
         conn.0.borrow_mut().window_update(0, CONN_WINDOW - 65_535);
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -1564,6 +1585,216 @@ mod tests {
                 "custom-key: custom-value"
             ]
         );
+    }
+
+    fn hex(h: &str) -> Vec<u8> {
+        let h: String = h.split_whitespace().collect();
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Decodes `blocks` in turn with one decoder whose table holds `size` bytes.
+    fn decode_all(size: u32, blocks: &[&str]) -> Vec<Vec<String>> {
+        let mut d = Hpack::new();
+        d.table.update_max_dynamic_size(size);
+        blocks
+            .iter()
+            .map(|b| {
+                let mut got = Vec::new();
+                d.decode(&hex(b), |n, v| {
+                    got.push(format!(
+                        "{}: {}",
+                        String::from_utf8_lossy(n),
+                        String::from_utf8_lossy(v)
+                    ))
+                })
+                .unwrap();
+                got
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rfc7541_c2_literal_and_indexed_fields() {
+        // C.2.1–C.2.4, each with a fresh decoder.
+        let cases = [
+            (
+                "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572",
+                "custom-key: custom-header",
+            ),
+            ("040c 2f73 616d 706c 652f 7061 7468", ":path: /sample/path"),
+            (
+                "1008 7061 7373 776f 7264 0673 6563 7265 74",
+                "password: secret",
+            ),
+            ("82", ":method: GET"),
+        ];
+        for (block, want) in cases {
+            assert_eq!(decode_all(4096, &[block]), [[want]]);
+        }
+    }
+
+    #[test]
+    fn rfc7541_c3_requests_without_huffman_decode_in_sequence() {
+        let got = decode_all(
+            4096,
+            &[
+                "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+                "8286 84be 5808 6e6f 2d63 6163 6865",
+                "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65",
+            ],
+        );
+        let base = [
+            ":method: GET",
+            ":scheme: http",
+            ":path: /",
+            ":authority: www.example.com",
+        ];
+        assert_eq!(got[0], base);
+        assert_eq!(got[1], [&base[..], &["cache-control: no-cache"]].concat());
+        assert_eq!(
+            got[2],
+            [
+                ":method: GET",
+                ":scheme: https",
+                ":path: /index.html",
+                ":authority: www.example.com",
+                "custom-key: custom-value"
+            ]
+        );
+    }
+
+    /// The three responses of RFC 7541 C.5 and C.6 (a 256-byte table: entries are evicted).
+    fn rfc7541_responses() -> [Vec<&'static str>; 3] {
+        [
+            vec![
+                ":status: 302",
+                "cache-control: private",
+                "date: Mon, 21 Oct 2013 20:13:21 GMT",
+                "location: https://www.example.com",
+            ],
+            vec![
+                ":status: 307",
+                "cache-control: private",
+                "date: Mon, 21 Oct 2013 20:13:21 GMT",
+                "location: https://www.example.com",
+            ],
+            vec![
+                ":status: 200",
+                "cache-control: private",
+                "date: Mon, 21 Oct 2013 20:13:22 GMT",
+                "location: https://www.example.com",
+                "content-encoding: gzip",
+                "set-cookie: foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1",
+            ],
+        ]
+    }
+
+    #[test]
+    fn rfc7541_c5_responses_without_huffman_evict_from_a_small_table() {
+        let got = decode_all(
+            256,
+            &[
+                "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 \
+                 3133 2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 \
+                 7861 6d70 6c65 2e63 6f6d",
+                "4803 3330 37c1 c0bf",
+                "88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 \
+                 474d 54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 \
+                 454f 5049 5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 \
+                 6572 7369 6f6e 3d31",
+            ],
+        );
+        assert_eq!(got, rfc7541_responses());
+    }
+
+    #[test]
+    fn rfc7541_c6_responses_with_huffman_evict_from_a_small_table() {
+        let got = decode_all(
+            256,
+            &[
+                "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 \
+                 82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
+                "4883 640e ffc1 c0bf",
+                "88c1 6196 d07a be94 1054 d444 a820 0595 040b 8166 e084 a62d 1bff c05a 839b \
+                 d9ab 77ad 94e7 821d d7f2 e6c7 b335 dfdf cd5b 3960 d5af 2708 7f36 72c1 ab27 \
+                 0fb5 291f 9587 3160 65c0 03ed 4ee5 b106 3d50 07",
+            ],
+        );
+        assert_eq!(got, rfc7541_responses());
+    }
+
+    proptest::proptest! {
+        /// Header lists encoded by another implementation (the `hpack` crate: indexing,
+        /// a shared dynamic table across blocks) decode to the same lists, in order.
+        #[test]
+        fn blocks_from_another_encoder_decode_to_their_lists(
+            lists in proptest::collection::vec(
+                proptest::collection::vec(("[a-z][a-z0-9-]{0,15}", "[ -~]{0,60}"), 0..12),
+                1..6,
+            )
+        ) {
+            let mut enc = hpack::Encoder::new();
+            let mut dec = Hpack::new();
+            for list in &lists {
+                let block = enc.encode(list.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
+                let mut got = Vec::new();
+                dec.decode(&block, |n, v| {
+                    got.push((String::from_utf8(n.to_vec()).unwrap(), String::from_utf8(v.to_vec()).unwrap()))
+                }).unwrap();
+                proptest::prop_assert_eq!(&got, list);
+            }
+        }
+
+        /// Random bytes read as frames by a connection with a stream open: errors, never a
+        /// panic, and memory bounded by what was fed.
+        #[test]
+        fn random_bytes_never_panic_the_frame_reader(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let mut inner = Inner::new(None, Vec::new());
+            let _ = inner.open_for_test();
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = inner.read_frames(&mut buf);
+            proptest::prop_assert!(inner.out.len() < 64 * 1024 + 4 * bytes.len());
+        }
+
+        /// Valid-but-odd frame sequences (any type, flags and stream, payloads of plausible
+        /// sizes, a HEADERS block from a real encoder now and then): handled without a panic.
+        #[test]
+        fn odd_frame_sequences_never_panic(
+            frames in proptest::collection::vec(
+                (0u8..12, proptest::num::u8::ANY, 0u32..6, proptest::collection::vec(proptest::num::u8::ANY, 0..64), proptest::bool::ANY),
+                0..40,
+            )
+        ) {
+            let mut inner = Inner::new(None, Vec::new());
+            let _ = inner.open_for_test();
+            let mut enc = hpack::Encoder::new();
+            let mut wire = Vec::new();
+            for (kind, flags, stream, mut payload, real_head) in frames {
+                if kind == HEADERS && real_head {
+                    payload = enc.encode([(&b":status"[..], &b"200"[..]), (b"content-length", b"3")]);
+                }
+                frame_head(&mut wire, payload.len(), kind, flags, stream);
+                wire.extend_from_slice(&payload);
+            }
+            let mut buf = BytesMut::from(&wire[..]);
+            // Frame by frame, going on after a connection error as a fuzzer would.
+            while !buf.is_empty() {
+                if inner.read_frames(&mut buf).is_err() {
+                    if buf.len() >= 9 {
+                        let len = frame_len(&buf).min(buf.len() - 9);
+                        buf.advance(9 + len);
+                    } else {
+                        break;
+                    }
+                }
+                if buf.len() < 9 {
+                    break;
+                }
+            }
+        }
     }
 
     #[test]
