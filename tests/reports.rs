@@ -515,7 +515,9 @@ fn fixed_run() -> ratebench::run::RunResult {
                 first_byte: None,
                 stream: None,
                 meta: Default::default(),
-                cause: None,
+                cause: result
+                    .is_err()
+                    .then_some(ratebench::outcome::Cause::Reason("no answer in time")),
             });
         }
         let iv = rec.take_interval(second as u32 + 1);

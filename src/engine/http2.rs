@@ -1798,6 +1798,40 @@ mod tests {
     }
 
     #[test]
+    fn each_stream_keeps_the_stamp_of_the_read_that_carried_its_frames() {
+        // Two streams answered in two reads, 50 ms apart by the kernel's stamps. Each
+        // stream's head, body and end carry its own read's stamp — not the connection's
+        // latest read, which a stream handled after the second read would otherwise take.
+        let arrival: Arrival = Rc::new(std::cell::Cell::new(None));
+        let mut inner = Inner::new(Some(arrival.clone()), Vec::new());
+        let (a, b) = (inner.open_for_test(), inner.open_for_test());
+        let t1 = Instant::now();
+        let t2 = t1 + std::time::Duration::from_millis(50);
+        let answer = |id: u32| {
+            let mut enc = hpack::Encoder::new();
+            let block = enc.encode([(&b":status"[..], &b"200"[..]), (b"content-length", b"2")]);
+            let mut wire = Vec::new();
+            frame_head(&mut wire, block.len(), HEADERS, END_HEADERS, id);
+            wire.extend_from_slice(&block);
+            frame_head(&mut wire, 2, DATA, END_STREAM, id);
+            wire.extend_from_slice(b"ok");
+            BytesMut::from(&wire[..])
+        };
+        arrival.set(Some(t1));
+        inner.read_frames(&mut answer(a)).unwrap();
+        arrival.set(Some(t2));
+        // (B's block is decoded by the same connection's HPACK state: a fresh encoder's
+        // literals with indexing add entries again, which is fine for the table.)
+        inner.read_frames(&mut answer(b)).unwrap();
+        let stream = |id: u32| &inner.streams[inner.ids[&id]];
+        assert_eq!(stream(a).stamp, Some(t1));
+        assert_eq!(stream(a).data.front().map(|d| d.1), Some(Some(t1)));
+        assert_eq!(stream(b).stamp, Some(t2));
+        assert_eq!(stream(b).data.front().map(|d| d.1), Some(Some(t2)));
+        assert!(stream(a).ended && stream(a).error.is_none());
+    }
+
+    #[test]
     fn padding_is_removed() {
         let mut p = Bytes::from_static(&[2, b'h', b'i', 0, 0]);
         assert_eq!(&unpad(PADDED, &mut p).unwrap()[..], b"hi");
