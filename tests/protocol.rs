@@ -645,6 +645,75 @@ fn hostile_servers_are_survived_and_explained() {
 }
 
 #[test]
+fn reconnects_to_a_server_gone_wrong_fail_as_connect_errors_with_their_cause() {
+    // The check before the run and the first connection are fine; that connection goes
+    // away after 3 answers (GOAWAY, close), and every later connection misbehaves at the
+    // handshake: one never sends SETTINGS (the connect times out), one answers the h2c
+    // preface in HTTP/1.1. Each request then is a connect error with its cause, within
+    // --connect-timeout, and nothing is lost.
+    for (what, cause_want) in [
+        ("silent", "no connection within --connect-timeout"),
+        (
+            "http/1.1",
+            "the server's first frame was not SETTINGS: is it HTTP/2?",
+        ),
+    ] {
+        let server = h2_server(move |peer| {
+            if peer.index >= 2 {
+                let mut preface = [0u8; 24];
+                let _ = std::io::Read::read_exact(&mut peer.conn, &mut preface);
+                if what == "silent" {
+                    std::thread::sleep(Duration::from_secs(3));
+                } else {
+                    let _ = std::io::Write::write_all(
+                        &mut peer.conn,
+                        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                }
+                return;
+            }
+            let mut n = 0;
+            serve_each(peer, &[], |peer, id| {
+                n += 1;
+                peer.respond(id, b"ok");
+                if n == 3 {
+                    peer.goaway(id, 0);
+                }
+            })
+        });
+        let t0 = Instant::now();
+        let r = h2(server.addr)
+            .rate("10")
+            .duration("1s")
+            .connections(1)
+            .flag("--connect-timeout", "300ms")
+            .timeout("1s")
+            .grace("3s")
+            .run();
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "{what}: {:?}",
+            t0.elapsed()
+        );
+        let t = &r.recorder.total;
+        assert_eq!(
+            t.completed, 3,
+            "{what}: {:?} {:?}",
+            t.errors, r.recorder.causes
+        );
+        let connect = errors(&r, ErrorClass::Connect);
+        assert_eq!(connect + r.unfinished, 7, "{what}: {:?}", t.errors);
+        assert!(connect > 0, "{what}");
+        assert_eq!(
+            cause(&r, ErrorClass::Connect, cause_want),
+            connect,
+            "{what}: {:?}",
+            r.recorder.causes
+        );
+    }
+}
+
+#[test]
 fn initial_window_lowered_to_zero_and_raised_mid_upload() {
     // The server sets SETTINGS_INITIAL_WINDOW_SIZE 0 before the first request's body, so
     // nothing of it may be sent; 200 ms later it raises the window: every body arrives
@@ -935,4 +1004,68 @@ fn an_answer_before_the_upload_ends_is_recorded_with_its_status() {
         r.recorder.total.errors, r.recorder.causes
     );
     assert_eq!(r.recorder.total.error_total(), 0);
+}
+
+#[test]
+fn a_large_upload_over_tls_to_a_reader_that_pauses_arrives_whole() {
+    // A 32 MB upload over h2 with TLS to a server that opens wide windows, sends nothing
+    // back while the body arrives, and stops reading for a while every 4 MB: the socket
+    // fills again and again, and TLS records wait in the TLS layer's buffer while the
+    // socket drains. Every byte must still go out (the driver flushes until the TLS layer
+    // reports done, also when its own queue is empty), or the server never sees
+    // END_STREAM and the request times out. (On loopback this did not catch the unflushed
+    // tail of the old driver: tokio-rustls pushed it out on later writes. It stands as the
+    // behaviour users rely on.)
+    let received = Arc::new(AtomicU64::new(0));
+    let got = received.clone();
+    let server = h2_server_tls(move |peer| {
+        if !peer.handshake(&[(INITIAL_WINDOW_SIZE, 0x7fff_ffff)]) {
+            return;
+        }
+        peer.send(WINDOW_UPDATE, 0, 0, &0x7fff_0000u32.to_be_bytes());
+        // Nothing goes back while the body arrives (the windows are wide enough): no read
+        // on ratebench's side happens to push its TLS layer's buffer out.
+        peer.credit = false;
+        let mut first = true;
+        loop {
+            match peer.next(Duration::from_secs(10)) {
+                Event::Request(..) if first => {
+                    first = false;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Event::Data(id, n, end) => {
+                    let before = got.fetch_add(n as u64, Ordering::SeqCst);
+                    // Stop reading again for a while every 4 MB, so the socket fills
+                    // whenever the body's last bytes may be written.
+                    if (before >> 22) != ((before + n as u64) >> 22) {
+                        std::thread::sleep(Duration::from_millis(150));
+                    }
+                    if end {
+                        peer.respond(id, b"ok");
+                    }
+                }
+                Event::Closed => return,
+                _ => {}
+            }
+        }
+    });
+    let dir = tmpdir("tls-flush");
+    let body = dir.join("32m.bin");
+    std::fs::write(&body, vec![b'u'; 32 << 20]).unwrap();
+    let r = load(&format!("https://localhost:{}/", server.addr.port()))
+        .switch("--http2")
+        .switch("-k")
+        .rate("1")
+        .duration("1s")
+        .connections(1)
+        .timeout("8s")
+        .flag("--method", "POST")
+        .flag("--body-file", body.to_str().unwrap())
+        .run();
+    assert_eq!(
+        r.recorder.total.completed, 1,
+        "{:?} {:?}",
+        r.recorder.total.errors, r.recorder.causes
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 32 << 20);
 }

@@ -50,12 +50,22 @@ pub enum Event {
     Closed,
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it.
+pub trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
 /// The server's side of one connection.
 pub struct Peer {
-    pub conn: TcpStream,
+    /// The TCP socket (its read timeout bounds each wait).
+    pub tcp: TcpStream,
+    /// What frames are read from and written to (the socket, or TLS over it).
+    pub conn: Box<dyn Io>,
     buf: Vec<u8>,
     /// Which connection this is (0 for the first accepted).
     pub index: usize,
+    /// Credit DATA back with WINDOW_UPDATEs as it is read (else the windows stay as the
+    /// test set them).
+    pub credit: bool,
 }
 
 impl Peer {
@@ -119,7 +129,7 @@ impl Peer {
                 return Ok(None);
             }
             let _ = self
-                .conn
+                .tcp
                 .set_read_timeout(Some(left.max(Duration::from_micros(100))));
             let mut chunk = [0u8; 65536];
             match self.conn.read(&mut chunk) {
@@ -153,7 +163,7 @@ impl Peer {
                 HEADERS => return Event::Request(f.stream, f.flags & END_STREAM != 0),
                 DATA => {
                     // Keep the client's windows open.
-                    if !f.payload.is_empty() {
+                    if self.credit && !f.payload.is_empty() {
                         let n = (f.payload.len() as u32).to_be_bytes();
                         self.send(WINDOW_UPDATE, 0, 0, &n);
                         self.send(WINDOW_UPDATE, 0, f.stream, &n);
@@ -231,6 +241,32 @@ pub struct H2Server {
 }
 
 pub fn h2_server(serve: impl Fn(&mut Peer) + Send + Sync + 'static) -> H2Server {
+    serve_on(None, serve)
+}
+
+/// `h2_server` over TLS (a fresh self-signed certificate for localhost; ALPN h2).
+pub fn h2_server_tls(serve: impl Fn(&mut Peer) + Send + Sync + 'static) -> H2Server {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], der)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    serve_on(Some(Arc::new(config)), serve)
+}
+
+fn serve_on(
+    tls: Option<Arc<rustls::ServerConfig>>,
+    serve: impl Fn(&mut Peer) + Send + Sync + 'static,
+) -> H2Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let serve = Arc::new(serve);
@@ -242,11 +278,22 @@ pub fn h2_server(serve: impl Fn(&mut Peer) + Send + Sync + 'static) -> H2Server 
             let _ = conn.set_nodelay(true);
             let index = count.fetch_add(1, Ordering::SeqCst);
             let serve = serve.clone();
+            let tls = tls.clone();
             std::thread::spawn(move || {
+                let tcp = conn.try_clone().unwrap();
+                let conn: Box<dyn Io> = match tls {
+                    None => Box::new(conn),
+                    Some(config) => {
+                        let session = rustls::ServerConnection::new(config).unwrap();
+                        Box::new(rustls::StreamOwned::new(session, conn))
+                    }
+                };
                 let mut peer = Peer {
+                    tcp,
                     conn,
                     buf: Vec::new(),
                     index,
+                    credit: true,
                 };
                 serve(&mut peer);
             });
