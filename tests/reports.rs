@@ -774,3 +774,62 @@ fn an_interval_log_on_stdout_survives_being_mixed_with_the_report() {
         "{stdout}"
     );
 }
+
+#[test]
+fn every_percentile_has_an_interval_or_says_why_not() {
+    // 2 s at 1000/s: 2,000 requests. p50 … p99 get a 95 % interval that contains the
+    // percentile; p99.9 and beyond need more requests (10 above the percentile) and say
+    // how many, in the text and as null in the JSON. `ratebench report` of the run's
+    // interval log gives intervals too (its seconds are the batches).
+    let server = serve(|c| c.delay = Duration::from_micros(300));
+    let dir = tmpdir("intervals");
+    let log = dir.join("run.hlog").display().to_string();
+    let url = format!("http://{}/", server.addr);
+    let (r, doc) = load(&url)
+        .rate("1000")
+        .duration("2s")
+        .connections(8)
+        .run_json();
+    let n = r.recorder.corrected.len();
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    let c = &doc["latency_ms"]["corrected"];
+    for (key, q) in ratebench::report::json::CI_PERCENTILES {
+        let p = c[key].as_f64().unwrap();
+        let ci = &c["ci95"][key];
+        let need = ratebench::record::batches::needed(q);
+        if n >= need {
+            let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+            assert!(lo <= p && p <= hi, "{key}: {p} not in [{lo}, {hi}]");
+        } else {
+            assert!(ci.is_null(), "{key}: {ci}");
+            assert!(
+                text.contains(&format!("[n/a: needs ≥ {need} requests]")),
+                "{text}"
+            );
+        }
+    }
+    assert!(
+        c["ci95"]["p99"].is_array(),
+        "2,000 requests are enough for p99"
+    );
+    assert!(doc["latency_ms"]["uncorrected"]["ci95"]["p50"].is_array());
+    let out = run_bin(
+        &["-R1000", "-d2s", "-c8", "--hdr-log", &log, &url],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = run_bin(&["report", &log], Duration::from_secs(30));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(" 50.000%")
+            && report
+                .lines()
+                .any(|l| l.contains(" 99.000%") && l.contains(", ")),
+        "{report}"
+    );
+}

@@ -264,6 +264,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let idle_at_start = clock::idle_time();
     let waits_at_start = clock::wait_counts();
     shared.queue.start.set(start);
+    shared.recorder.borrow_mut().start = Some(start);
     shared.window_end.set(Some(start + duration));
 
     // Per-second snapshots, by completion time.

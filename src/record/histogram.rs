@@ -22,8 +22,12 @@ pub fn new_hist() -> Hist {
 
 /// Records `d` in `h` in microseconds (rounded to the nearest µs, clamped to the range).
 pub fn record(h: &mut Hist, d: Duration) {
-    let us = ((d.as_nanos() + 500) / 1000).min(MAX_US as u128) as u64;
-    h.saturating_record(us);
+    h.saturating_record(micros(d));
+}
+
+/// `d` in whole µs (rounded), as histograms record it.
+pub fn micros(d: Duration) -> u64 {
+    ((d.as_nanos() + 500) / 1000).min(MAX_US as u128) as u64
 }
 
 /// The value at percentile `p` (0–100) of `h`: the smallest recorded value (as the top of

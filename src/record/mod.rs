@@ -8,6 +8,7 @@
 //! Used by `engine::worker` (one `Recorder` per thread, no locks), `engine` (the merge) and
 //! `report` (reading the merged counts).
 
+pub mod batches;
 pub mod histogram;
 pub mod interval;
 pub mod tags;
@@ -15,6 +16,7 @@ pub mod tags;
 use crate::outcome::StreamStats;
 use crate::outcome::{ErrorClass, Outcome};
 use crate::stream::{Slo, SloMetric};
+use batches::Batches;
 use histogram::{new_hist, record, Hist};
 pub use interval::{Interval, IntervalStats};
 use std::time::Duration;
@@ -224,6 +226,11 @@ pub struct Recorder {
     /// HTTP/2: the SETTINGS_MAX_CONCURRENT_STREAMS the servers announced: the last one
     /// seen and the lowest.
     pub stream_limit: Option<(u64, u64)>,
+    /// When the run's schedule started (time slots of the batches count from it).
+    pub start: Option<std::time::Instant>,
+    /// Corrected and uncorrected latency in time slots, for the percentiles' confidence
+    /// intervals (`batches::interval`).
+    pub batches: [Batches; 2],
 }
 
 /// How many distinct causes of one error class are kept (the rest count as `other`).
@@ -269,6 +276,8 @@ impl Recorder {
             retried: [0; 3],
             causes: Default::default(),
             stream_limit: None,
+            start: None,
+            batches: Default::default(),
         }
     }
 
@@ -478,10 +487,19 @@ impl Recorder {
         let corrected = o.done.saturating_duration_since(o.intended);
         record(&mut self.corrected, corrected);
         record(&mut self.interval.corrected, corrected);
+        let at = self
+            .start
+            .map(|s| o.done.saturating_duration_since(s).as_nanos() as u64);
+        if let Some(at) = at {
+            self.batches[0].record(at, histogram::micros(corrected));
+        }
         if let Some(sent) = o.sent {
             let uncorrected = o.done.saturating_duration_since(sent);
             record(&mut self.uncorrected, uncorrected);
             record(&mut self.interval.uncorrected, uncorrected);
+            if let Some(at) = at {
+                self.batches[1].record(at, histogram::micros(uncorrected));
+            }
         }
     }
 
@@ -530,6 +548,9 @@ impl Recorder {
         for g in &other.groups {
             let i = self.group_id(&g.value);
             self.groups[usize::from(i)].merge(g);
+        }
+        for (mine, theirs) in self.batches.iter_mut().zip(&other.batches) {
+            mine.merge(theirs);
         }
         for (a, b) in self.retried.iter_mut().zip(other.retried) {
             *a += b;

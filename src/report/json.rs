@@ -10,6 +10,7 @@
 use super::threshold::Verdict;
 use super::Summary;
 use crate::outcome::{ErrorClass, Retry};
+use crate::record::batches::{interval, Batches};
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
 use crate::record::{Counts, IntervalStats};
@@ -464,12 +465,45 @@ pub struct Percentiles {
     pub p99_99: f64,
     /// 99.999th.
     pub p99_999: f64,
+    /// The 95 % confidence interval of each percentile (`p50` … `p99_999`), `[low, high]`,
+    /// or null where too few values were recorded for one (corrected and uncorrected
+    /// latency only; see `record::batches`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<BTreeMap<String, Option<[f64; 2]>>>,
 }
+
+/// The percentiles the reports give intervals for: (JSON key, quantile).
+pub const CI_PERCENTILES: [(&str, f64); 7] = [
+    ("p50", 0.5),
+    ("p75", 0.75),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p99_9", 0.999),
+    ("p99_99", 0.9999),
+    ("p99_999", 0.99999),
+];
 
 impl Percentiles {
     /// Summarises a µs histogram in ms.
     pub fn of(h: &Hist) -> Percentiles {
         Percentiles::scaled(h, 1000.0)
+    }
+
+    /// `of`, with each percentile's 95 % interval from the run's time batches.
+    pub fn with_ci(h: &Hist, batches: &Batches) -> Percentiles {
+        let ci = CI_PERCENTILES
+            .iter()
+            .map(|(key, q)| {
+                let bounds = interval(h, batches, *q)
+                    .ok()
+                    .map(|(lo, hi)| [lo as f64 / 1000.0, hi as f64 / 1000.0]);
+                (key.to_string(), bounds)
+            })
+            .collect();
+        Percentiles {
+            ci95: Some(ci),
+            ..Percentiles::of(h)
+        }
     }
 
     /// Summarises a histogram of counts, unscaled.
@@ -493,6 +527,7 @@ impl Percentiles {
             p99_9: q(99.9),
             p99_99: q(99.99),
             p99_999: q(99.999),
+            ci95: None,
         }
     }
 }
@@ -756,8 +791,8 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
         }),
         read_lag_ms: Some(Percentiles::of(&rec.read_lag)),
         latency_ms: LatencyDoc {
-            corrected: Percentiles::of(&rec.corrected),
-            uncorrected: Percentiles::of(&rec.uncorrected),
+            corrected: Percentiles::with_ci(&rec.corrected, &rec.batches[0]),
+            uncorrected: Percentiles::with_ci(&rec.uncorrected, &rec.batches[1]),
             send_lag: Percentiles::of(&rec.send_lag),
             release_lag: Percentiles::of(&rec.release_lag),
         },

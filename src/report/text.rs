@@ -10,12 +10,25 @@
 use super::threshold::Verdict;
 use super::{fmt_bytes, fmt_us, na_max, na_us, within_stdev, Summary};
 use crate::outcome::{ErrorClass, Retry};
+use crate::record::batches::{interval, Batches};
 use crate::record::histogram::percentile;
 use crate::record::histogram::{Hist, SIGFIGS};
 use crate::record::Recorder;
 use crate::run::{RunMeta, RunResult};
 use crate::units::trim_decimal;
 use std::fmt::Write;
+
+/// The 95 % interval of percentile `p` (0–100) as the distribution lines print it:
+/// ` [1.85ms, 1.97ms]`, ` [n/a: needs ≥ 1000 requests]`; nothing for the maximum.
+fn ci_text(h: &Hist, batches: &Batches, p: f64) -> String {
+    if p >= 100.0 || h.is_empty() {
+        return String::new();
+    }
+    match interval(h, batches, p / 100.0) {
+        Ok((lo, hi)) => format!("  [{}, {}]", fmt_us(lo as f64), fmt_us(hi as f64)),
+        Err(n) => format!("  [n/a: needs ≥ {n} requests]"),
+    }
+}
 
 /// Each error class with failures, and its causes: `protocol 20 (RST_STREAM INTERNAL_ERROR
 /// 12, GOAWAY ENHANCE_YOUR_CALM 8), read 3 (connection reset 3)`.
@@ -236,7 +249,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     );
     for p in PERCENTILES {
         let v = percentile(c, p);
-        let _ = writeln!(o, " {p:7.3}% {:>10}", fmt_us(v as f64));
+        let _ = writeln!(
+            o,
+            " {p:7.3}% {:>10}{}",
+            fmt_us(v as f64),
+            ci_text(c, &rec.batches[0], p)
+        );
     }
     if spectra.corrected {
         let _ = writeln!(o, "\n  Detailed Percentile spectrum:");

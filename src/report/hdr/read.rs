@@ -385,6 +385,10 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
             add(&mut iv.uncorrected, u);
             add(&mut recorder.corrected, c);
             add(&mut recorder.uncorrected, u);
+            // The logs' seconds are the batches of the intervals (one-second slots).
+            let at = u64::from(s) * 1_000_000_000;
+            recorder.batches[0].record_hist(at, c);
+            recorder.batches[1].record_hist(at, u);
             if let Some(doc) = log.counts.get(&s) {
                 iv.counts.add(&doc.counts());
             } else {
