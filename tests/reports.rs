@@ -833,3 +833,58 @@ fn every_percentile_has_an_interval_or_says_why_not() {
         "{report}"
     );
 }
+
+#[test]
+fn a_server_that_slows_down_mid_run_shows_three_regimes_and_one_incident() {
+    // `serve --delay 1ms --slow 10@4s+4s`: ten times slower from 4 s to 8 s of the server's
+    // life (the run starts a fraction of a second after it). A 12 s run: regimes 0–4, 4–8,
+    // 8–12 s, each boundary within 2 s of the truth, and one incident of 4 ± 2 s.
+    let server = serve(|c| {
+        c.delay = Duration::from_millis(1);
+        c.slow = Some(ratebench::serve::Slow {
+            factor: 10.0,
+            at: Duration::from_secs(4),
+            length: Duration::from_secs(4),
+        });
+    });
+    let (r, doc) = load(&format!("http://{}/", server.addr))
+        .rate("200")
+        .duration("12s")
+        .connections(20)
+        .run_json();
+    let s = ratebench::report::Summary::of(&r);
+    let bounds: Vec<(u32, u32)> = s.regimes.iter().map(|g| (g.start_s, g.end_s)).collect();
+    assert_eq!(bounds.len(), 3, "{bounds:?}");
+    for (got, want) in [(bounds[0].1, 4), (bounds[1].1, 8)] {
+        assert!(
+            got.abs_diff(want) <= 2,
+            "boundary {got}, truth {want}: {bounds:?}"
+        );
+    }
+    assert!(
+        s.regimes[1].p99_ms > 5.0 * s.regimes[0].p99_ms,
+        "{:?}",
+        s.regimes
+    );
+    assert_eq!(s.incidents.len(), 1, "{:?}", s.incidents);
+    assert!(
+        s.incidents[0].duration_s().abs_diff(4) <= 2,
+        "{:?}",
+        s.incidents
+    );
+    assert_eq!(doc["regimes"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        doc["incidents"][0]["duration_s"],
+        s.incidents[0].duration_s()
+    );
+    let text = ratebench::report::text::render(&r, &s, &[], Default::default());
+    assert!(
+        text.contains("Regimes: 0–") && text.contains("latency rose at"),
+        "{text}"
+    );
+    assert!(text.contains("Incidents: 1 — "), "{text}");
+    assert!(
+        text.contains("the run was not one regime (3 of them"),
+        "{text}"
+    );
+}

@@ -321,6 +321,10 @@ pub struct ServeArgs {
     /// Repeat the stall every PERIOD (needs --stall).
     #[arg(long = "stall-every", value_name = "PERIOD")]
     pub stall_every: Option<String>,
+    /// Multiply the service delay (--delay) by FACTOR for FOR, starting AT after the server
+    /// starts: 10@30s+15s (ten times slower from 30 s to 45 s).
+    #[arg(long, value_name = "FACTOR@AT+FOR")]
+    pub slow: Option<String>,
     /// Serve HTTPS with a freshly generated self-signed certificate (or --cert/--key).
     #[arg(long)]
     pub tls: bool,

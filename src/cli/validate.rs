@@ -13,7 +13,7 @@ use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
 use crate::serve::config::{
-    parse_limit, parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Stall,
+    parse_limit, parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Slow, Stall,
 };
 use crate::stream::{Slo, TokenRule};
 use crate::units::{parse_duration, parse_size, parse_time};
@@ -780,6 +780,34 @@ impl ServeArgs {
             }
             None => None,
         };
+        let slow = match &self.slow {
+            Some(s) => {
+                let hint = "expected FACTOR@AT+FOR, e.g. 10@30s+15s (the --delay ten times longer from 30 s to 45 s)";
+                let (factor, window) = s
+                    .split_once('@')
+                    .ok_or_else(|| invalid("--slow", s, hint))?;
+                let (at, length) = window
+                    .split_once('+')
+                    .ok_or_else(|| invalid("--slow", s, hint))?;
+                let factor: f64 = factor
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite() && *f > 0.0)
+                    .ok_or_else(|| invalid("--slow", s, hint))?;
+                if delay.is_zero() {
+                    return Err(ConfigError::Missing(
+                        "--slow multiplies --delay: give a service delay, e.g. --delay 1ms --slow 10@30s+15s".into(),
+                    ));
+                }
+                Some(Slow {
+                    factor,
+                    at: parse_duration(at).map_err(|r| invalid("--slow", s, r))?,
+                    length: parse_duration(length).map_err(|r| invalid("--slow", s, r))?,
+                })
+            }
+            None => None,
+        };
         let threads = parse_count("--threads", &self.threads)?;
         let llm = LlmConfig {
             ttft: parse_range("--ttft", &self.ttft, parse_duration)?,
@@ -811,6 +839,7 @@ impl ServeArgs {
             delay,
             body_size,
             stall,
+            slow,
             tls: self.tls || self.cert.is_some() || self.client_ca.is_some(),
             cert: match (&self.cert, &self.key) {
                 (Some(c), Some(k)) => {
@@ -970,6 +999,7 @@ mod tests {
             body_size: "1k".into(),
             stall: Some("1s@5s".into()),
             stall_every: Some("10s".into()),
+            slow: None,
             tls: false,
             cert: None,
             key: None,

@@ -71,6 +71,14 @@ pub struct Document {
     pub threads_busy: Vec<f64>,
     /// The report's warnings.
     pub warnings: Vec<String>,
+    /// The run's steady stretches, from change points of the per-second p99 and error
+    /// share (one when the run was one regime).
+    #[serde(default)]
+    pub regimes: Vec<RegimeDoc>,
+    /// Stretches of seconds that left the run's baseline (errors over 1 % of a second, or
+    /// a second's p99 over 5× the median second's).
+    #[serde(default)]
+    pub incidents: Vec<IncidentDoc>,
     /// Threshold verdicts (empty without --threshold).
     pub thresholds: Vec<VerdictDoc>,
     /// One row per second of the run.
@@ -273,6 +281,40 @@ fn one() -> u64 {
 
 fn constant() -> String {
     "constant".into()
+}
+
+/// One regime of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegimeDoc {
+    /// First second (inclusive).
+    pub start_s: u32,
+    /// Last second (exclusive).
+    pub end_s: u32,
+    /// Completed requests per second (median second).
+    pub rate: f64,
+    /// Failed share of its requests.
+    pub error_share: f64,
+    /// Median of its seconds' corrected p50, ms.
+    pub p50_ms: f64,
+    /// Median of its seconds' corrected p99, ms.
+    pub p99_ms: f64,
+}
+
+/// One incident of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IncidentDoc {
+    /// First second (inclusive).
+    pub start_s: u32,
+    /// Last second (exclusive).
+    pub end_s: u32,
+    /// Its length, seconds.
+    pub duration_s: u32,
+    /// Requests that ended in it.
+    pub requests: u64,
+    /// Its failures by class.
+    pub errors: ErrorsDoc,
+    /// The worst second's corrected p99, ms.
+    pub worst_p99_ms: f64,
 }
 
 /// The accounting line.
@@ -799,6 +841,30 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
         streaming: streaming_doc(r, s),
         threads_busy: r.busy.clone(),
         warnings: s.warnings.clone(),
+        regimes: s
+            .regimes
+            .iter()
+            .map(|g| RegimeDoc {
+                start_s: g.start_s,
+                end_s: g.end_s,
+                rate: g.rate,
+                error_share: g.error_share,
+                p50_ms: g.p50_ms,
+                p99_ms: g.p99_ms,
+            })
+            .collect(),
+        incidents: s
+            .incidents
+            .iter()
+            .map(|i| IncidentDoc {
+                start_s: i.start_s,
+                end_s: i.end_s,
+                duration_s: i.duration_s(),
+                requests: i.requests,
+                errors: ErrorsDoc::from_counts(&i.errors),
+                worst_p99_ms: i.worst_p99_ms,
+            })
+            .collect(),
         thresholds: verdicts
             .iter()
             .map(|v| VerdictDoc {

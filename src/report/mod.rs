@@ -9,6 +9,7 @@ pub mod csv;
 pub mod hdr;
 pub mod html;
 pub mod json;
+pub mod regimes;
 pub mod text;
 pub mod threshold;
 
@@ -52,6 +53,10 @@ pub struct Summary {
     pub goodput_rate: f64,
     /// Problems a reader must know about, most important first.
     pub warnings: Vec<String>,
+    /// The run's steady stretches (one when it was one regime).
+    pub regimes: Vec<regimes::Regime>,
+    /// Stretches of seconds that left the run's baseline.
+    pub incidents: Vec<regimes::Incident>,
 }
 
 fn us(d: Duration) -> u64 {
@@ -302,7 +307,18 @@ impl Summary {
                 r.unfinished
             ));
         }
+        let regimes = regimes::regimes(&r.intervals);
+        if regimes.len() > 1 {
+            warnings.push(format!(
+                "the run was not one regime ({} of them, see Regimes): its whole-run percentiles \
+                 mix them; look at each regime, or run again once the target is steady",
+                regimes.len()
+            ));
+        }
+        let incidents = regimes::incidents(&r.intervals);
         Summary {
+            regimes,
+            incidents,
             target_rate,
             achieved_rate,
             completed_rate,

@@ -18,6 +18,76 @@ use crate::run::{RunMeta, RunResult};
 use crate::units::trim_decimal;
 use std::fmt::Write;
 
+/// `Regimes: 0–30s p99 1.00ms · 30–45s p99 10.00ms · … (latency rose at 30s, fell at 45s)`
+/// when the run was not one regime, and `Incidents: …` when seconds left the baseline.
+fn regimes_and_incidents(o: &mut String, s: &Summary) {
+    if s.regimes.len() > 1 {
+        let parts: Vec<String> = s
+            .regimes
+            .iter()
+            .map(|g| {
+                let mut p = format!(
+                    "{}–{}s p99 {}",
+                    g.start_s,
+                    g.end_s,
+                    fmt_us(g.p99_ms * 1000.0)
+                );
+                if g.error_share >= 0.001 {
+                    p += &format!(", errors {:.1}%", 100.0 * g.error_share);
+                }
+                p
+            })
+            .collect();
+        let changes: Vec<String> = s
+            .regimes
+            .windows(2)
+            .map(|w| {
+                let (a, b) = (&w[0], &w[1]);
+                let what = if (b.p99_ms / a.p99_ms.max(1e-9)).ln().abs() >= 0.223 {
+                    if b.p99_ms > a.p99_ms {
+                        "latency rose"
+                    } else {
+                        "latency fell"
+                    }
+                } else if b.error_share > a.error_share {
+                    "errors rose"
+                } else {
+                    "errors fell"
+                };
+                format!("{what} at {}s", b.start_s)
+            })
+            .collect();
+        let _ = writeln!(o, "Regimes: {} ({})", parts.join(" · "), changes.join(", "));
+    }
+    if !s.incidents.is_empty() {
+        let parts: Vec<String> = s
+            .incidents
+            .iter()
+            .map(|i| {
+                let errors: u64 = i.errors.iter().sum();
+                let mut p = format!(
+                    "{}s–{}s ({} s): {} requests, {} errors",
+                    i.start_s,
+                    i.end_s,
+                    i.duration_s(),
+                    i.requests,
+                    errors
+                );
+                let classes: Vec<String> = ErrorClass::ALL
+                    .iter()
+                    .filter(|c| i.errors[c.index()] > 0)
+                    .map(|c| format!("{} {}", c.name(), i.errors[c.index()]))
+                    .collect();
+                if !classes.is_empty() {
+                    p += &format!(" ({})", classes.join(", "));
+                }
+                p + &format!(", p99 {}", fmt_us(i.worst_p99_ms * 1000.0))
+            })
+            .collect();
+        let _ = writeln!(o, "Incidents: {} — {}", s.incidents.len(), parts.join("; "));
+    }
+}
+
 /// The 95 % interval of percentile `p` (0–100) as the distribution lines print it:
 /// ` [1.85ms, 1.97ms]`, ` [n/a: needs ≥ 1000 requests]`; nothing for the maximum.
 fn ci_text(h: &Hist, batches: &Batches, p: f64) -> String {
@@ -500,6 +570,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             fmt_us(l.start_late_s * 1e6),
         );
     }
+    regimes_and_incidents(&mut o, s);
     for w in &s.warnings {
         let _ = writeln!(o, "WARNING: {w}");
     }

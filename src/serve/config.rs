@@ -19,6 +19,8 @@ pub struct ServeConfig {
     pub body_size: usize,
     /// Stall: (length, first start after server start, repeat period).
     pub stall: Option<Stall>,
+    /// `--slow`: a window in which the service delay is multiplied.
+    pub slow: Option<Slow>,
     /// HTTPS (with a fresh self-signed certificate unless `cert` gives one).
     pub tls: bool,
     /// `--cert`/`--key`: the server's certificate chain and key (PEM files).
@@ -82,6 +84,7 @@ impl Default for ServeConfig {
             delay: Duration::ZERO,
             body_size: 100,
             stall: None,
+            slow: None,
             tls: false,
             cert: None,
             client_ca: None,
@@ -171,6 +174,18 @@ pub fn parse_share(flag: &'static str, s: &str) -> Result<f64, ConfigError> {
         .filter(|p: &f64| (0.0..=100.0).contains(p))
         .map(|p| p / 100.0)
         .ok_or_else(|| invalid(flag, s, "expected a share in percent, e.g. 1% or 0.5%"))
+}
+
+/// A window during which the service delay is `factor` times longer (a server that slows
+/// down, then recovers).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slow {
+    /// The multiplier.
+    pub factor: f64,
+    /// When the window starts, from server start.
+    pub at: Duration,
+    /// How long it lasts.
+    pub length: Duration,
 }
 
 /// A period during which every response is held until the stall ends.

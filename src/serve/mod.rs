@@ -14,7 +14,7 @@ pub mod config;
 
 use crate::clock::{set_thread_timer_slack_min, sleep_until, Timer};
 use bytes::Bytes;
-pub use config::{LlmConfig, ServeConfig, Stall};
+pub use config::{LlmConfig, ServeConfig, Slow, Stall};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Frame, Incoming};
@@ -414,7 +414,14 @@ impl Service {
             return self.chat(req, n, key).await;
         }
         if !self.config.delay.is_zero() {
-            sleep_until(Instant::now() + self.config.delay).await;
+            let mut delay = self.config.delay;
+            if let Some(s) = self.config.slow {
+                let t = self.started.elapsed();
+                if t >= s.at && t < s.at + s.length {
+                    delay = delay.mul_f64(s.factor);
+                }
+            }
+            sleep_until(Instant::now() + delay).await;
         }
         self.stall().await;
         let mut resp = Response::new(Full::new(self.body.clone()).boxed());
