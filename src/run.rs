@@ -60,6 +60,9 @@ pub struct RunMeta {
     /// HTTP/2: `--streams`, the most requests in flight per connection (None: HTTP/1.1, or
     /// rebuilt from logs).
     pub http2_streams: Option<usize>,
+    /// `--until`: the goals as typed (`p99:±2%`) and `-d`, the least the load runs (the
+    /// duration is then the most, `--max-duration`).
+    pub until: Option<(String, Duration)>,
 }
 
 /// `--price MODEL=IN/OUT`: USD per million input and output tokens of a model.
@@ -133,6 +136,8 @@ pub struct RunResult {
     /// What the warm-up before the measured window did, if there was one (never part of
     /// any number above).
     pub warmup: Option<Warmup>,
+    /// `--until`: the precision asked for and what the run reached (None without it).
+    pub precision: Option<Precision>,
 }
 
 /// One shard of a merged run, as its own log told it.
@@ -197,6 +202,7 @@ impl RunResult {
             streams_per_connection: 1,
             shard_lines: Vec::new(),
             incomplete: None,
+            precision: None,
         }
     }
 
@@ -205,4 +211,16 @@ impl RunResult {
         let t = &self.recorder.total;
         t.scheduled == t.completed + t.error_total() + self.unfinished
     }
+}
+
+/// `--until`: the precision asked for and what the run reached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Precision {
+    /// Each goal: its name (`p99`), quantile, the relative half-width asked for (0.02).
+    pub goals: Vec<(String, f64, f64)>,
+    /// The load stopped early: the running estimate met every goal (else it ran to
+    /// `--max-duration`). Whether the final numbers meet them is the report's to say.
+    pub stopped: bool,
+    /// How long the load ran, seconds.
+    pub after_s: f64,
 }

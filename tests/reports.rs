@@ -484,6 +484,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         prices: Vec::new(),
         group_by: None,
         http2_streams: None,
+        until: None,
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();
@@ -887,4 +888,103 @@ fn a_server_that_slows_down_mid_run_shows_three_regimes_and_one_incident() {
         text.contains("the run was not one regime (3 of them"),
         "{text}"
     );
+}
+
+#[test]
+fn until_precise_stops_when_the_interval_is_tight_and_says_so() {
+    // p99 within ±10 % at 1000/s of a 1 ms server: the load runs past -d 3s, stops once the
+    // running estimate (one-second batches, from 10 s on, with a margin) meets it — well
+    // before --max-duration — and what the report claims is what its interval shows.
+    let server = serve(|c| c.delay = Duration::from_millis(1));
+    let url = format!("http://{}/", server.addr);
+    let t0 = std::time::Instant::now();
+    let (r, doc) = load(&url)
+        .rate("1000")
+        .duration("3s")
+        .connections(20)
+        .flag("--until", "p99:±10%")
+        .flag("--max-duration", "60s")
+        .run_json();
+    let p = r.precision.as_ref().expect("--until reports its precision");
+    assert!(p.stopped, "stopped early");
+    assert!((10.0..40.0).contains(&p.after_s), "after {} s", p.after_s);
+    assert!(t0.elapsed() < Duration::from_secs(45));
+    let c = &doc["latency_ms"]["corrected"];
+    let (p99, lo, hi) = (
+        c["p99"].as_f64().unwrap(),
+        c["ci95"]["p99"][0].as_f64().unwrap(),
+        c["ci95"]["p99"][1].as_f64().unwrap(),
+    );
+    let half = (hi - lo) / 2.0 / p99 * 100.0;
+    // The claim is the printed interval's: reached exactly when it is within the bound
+    // (and the margin makes that the usual case).
+    assert_eq!(
+        doc["precision"]["reached"],
+        half <= 10.0,
+        "±{half:.2}%: {}",
+        doc["precision"]
+    );
+    assert!(half <= 15.0, "±{half:.2}% at p99 {p99} [{lo}, {hi}]");
+    let said = doc["precision"]["goals"][0]["achieved_pct"]
+        .as_f64()
+        .unwrap();
+    assert!((said - half).abs() < 0.01, "{said} vs {half}");
+    assert_eq!(r.recorder.total.scheduled, r.recorder.total.completed);
+    assert!(
+        !r.interrupted,
+        "a stop for precision is not an interruption"
+    );
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    assert!(
+        text.contains("Precision: p99 ±") && text.contains("reached after"),
+        "{text}"
+    );
+}
+
+#[test]
+fn until_not_reached_runs_to_max_duration_and_warns() {
+    let server = serve(|c| c.delay = Duration::from_millis(1));
+    let url = format!("http://{}/", server.addr);
+    let (r, doc) = load(&url)
+        .rate("200")
+        .duration("1s")
+        .connections(10)
+        .flag("--until", "p99.9:±0.5%")
+        .flag("--max-duration", "3s")
+        .run_json();
+    assert_eq!(
+        r.recorder.total.scheduled, 600,
+        "ran the whole --max-duration"
+    );
+    assert_eq!(doc["precision"]["reached"], false);
+    assert_eq!(doc["precision"]["stopped"], false);
+    assert!(doc["precision"]["goals"][0]["achieved_pct"].is_null());
+    let warned = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().starts_with("--until not reached"));
+    assert!(warned, "{}", doc["warnings"]);
+    // Bad goals and a lone --max-duration are usage errors before any traffic.
+    for (args, flag) in [
+        (vec!["-R10", "--until", "p99:2", url.as_str()], "--until"),
+        (
+            vec!["-R10", "--until", "ttft_p99:±2%", url.as_str()],
+            "--until",
+        ),
+        (
+            vec!["-R10", "--max-duration", "1m", url.as_str()],
+            "--max-duration",
+        ),
+    ] {
+        let out = run_bin(&args, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(flag), "{err}");
+    }
 }

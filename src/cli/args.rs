@@ -246,6 +246,13 @@ pub struct RunArgs {
     /// on another connection, and counted under Retried].
     #[arg(long = "no-retry")]
     pub no_retry: bool,
+    /// Run past -d until this percentile's 95 % interval is within ±B % of it:
+    /// 'p99:±2%' (repeatable: until all hold), up to --max-duration.
+    #[arg(long = "until", value_name = "pNN:±B%")]
+    pub until: Vec<String>,
+    /// With --until: the longest the load may run [default: 10 × -d].
+    #[arg(long = "max-duration", value_name = "T")]
+    pub max_duration: Option<String>,
     /// Coarser, cheaper pacing: wake at most once per T and send everything then due, so a
     /// request may go out up to T late (in its latency and send lag) [default: exact].
     #[arg(long = "precision", value_name = "T")]

@@ -395,6 +395,41 @@ impl RunArgs {
                 ))
             }
         };
+        let until = self
+            .until
+            .iter()
+            .map(|u| parse_until(u))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (duration, min_duration) = if until.is_empty() {
+            if let Some(m) = &self.max_duration {
+                return Err(invalid(
+                    "--max-duration",
+                    m,
+                    "is the limit of --until: add --until 'p99:±2%' (or leave it out)",
+                ));
+            }
+            (duration, None)
+        } else {
+            if !stages.is_empty() {
+                return Err(ConfigError::Missing(
+                    "--until runs a constant rate past -d until precise: it cannot stretch \
+                     --stages; leave one of them out"
+                        .into(),
+                ));
+            }
+            let max = match &self.max_duration {
+                Some(m) => parse_duration(m).map_err(|r| invalid("--max-duration", m, r))?,
+                None => duration * 10,
+            };
+            if max < duration {
+                return Err(invalid(
+                    "--max-duration",
+                    self.max_duration.as_deref().unwrap_or_default(),
+                    "must be at least -d (the least the load runs)",
+                ));
+            }
+            (max, Some(duration))
+        };
         let arrival =
             Arrival::parse(&self.arrival).map_err(|r| invalid("--arrival", &self.arrival, r))?;
         let seed = match &self.seed {
@@ -552,6 +587,8 @@ impl RunArgs {
             connections,
             threads,
             duration,
+            until,
+            min_duration,
             timeout,
             grace,
             method,
@@ -910,6 +947,42 @@ impl ServeArgs {
             },
         })
     }
+}
+
+/// Parses an `--until` goal: `p99:±2%` (also `p99:2%`, `p99.9:±5%`, `p50:±1%`) into its
+/// name, quantile and relative half-width.
+fn parse_until(s: &str) -> Result<(String, f64, f64), ConfigError> {
+    let hint =
+        "expected pNN:±B%, e.g. p99:±2% (run until the p99's 95 % interval is within ±2 % of it)";
+    let (name, bound) = s
+        .split_once(':')
+        .ok_or_else(|| invalid("--until", s, hint))?;
+    let name = name.trim();
+    let q = name
+        .strip_prefix('p')
+        .and_then(|p| p.parse::<f64>().ok())
+        .filter(|p| *p > 0.0 && *p < 100.0)
+        .ok_or_else(|| {
+            invalid(
+                "--until",
+                s,
+                if name.contains('_') {
+                    "only latency percentiles (p50 … p99.99) for now; TTFT and the other stream \
+                     metrics are not supported by --until yet"
+                } else {
+                    hint
+                },
+            )
+        })?;
+    let b = bound
+        .trim()
+        .trim_start_matches('±')
+        .trim_start_matches("+-")
+        .strip_suffix('%')
+        .and_then(|b| b.trim().parse::<f64>().ok())
+        .filter(|b| *b > 0.0 && *b < 100.0)
+        .ok_or_else(|| invalid("--until", s, hint))?;
+    Ok((name.to_string(), q / 100.0, b / 100.0))
 }
 
 #[cfg(test)]

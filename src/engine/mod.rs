@@ -22,6 +22,8 @@ pub mod tls;
 pub mod worker;
 
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_USAGE};
+use crate::record::batches::{self, Batches};
+use crate::record::histogram::{self, new_hist, Hist};
 use crate::record::{Interval, IntervalStats, Recorder};
 use crate::run::RunResult;
 use crate::script::ScriptError;
@@ -32,6 +34,24 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
+
+/// The share of an `--until` bound the running estimate must reach before the load stops.
+const UNTIL_MARGIN: f64 = 0.7;
+
+/// Whether every `--until` goal's 95 % interval is within its bound of the estimate —
+/// judged only on at least 10 seconds' batches (fewer would fall back to the i.i.d.
+/// interval, too narrow to stop on), and with a margin (`UNTIL_MARGIN` of the bound): this
+/// running estimate has one-second batches, the report's finer ones, and the report must
+/// back the stop.
+fn precise(h: &Hist, b: &Batches, goals: &[(String, f64, f64)]) -> bool {
+    b.batches() >= 10
+        && goals.iter().all(|(_, q, bound)| {
+            batches::interval(h, b, *q).is_ok_and(|(lo, hi)| {
+                let x = histogram::percentile(h, q * 100.0) as f64;
+                x > 0.0 && (hi - lo) as f64 / 2.0 <= UNTIL_MARGIN * bound * x
+            })
+        })
+}
 
 /// A stop request: `Soft` ends the schedule and waits out the grace period (first
 /// Ctrl-C); `Hard` skips the grace period (second Ctrl-C).
@@ -317,6 +337,11 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         stats.push(s);
     };
     let mut sigint = Stop::Run;
+    // --until: the run so far (from each second's merged histogram; its seconds are the
+    // batches), checked once the load passed -d; the second at which every goal held.
+    let mut so_far = new_hist();
+    let mut so_far_batches = Batches::default();
+    let mut precise_at: Option<u32> = None;
     rt.block_on(async {
         loop {
             let ctrl_c = async {
@@ -337,6 +362,17 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
                     while let Some(e) = pending.first_entry() {
                         if e.get().1 < threads { break; }
                         let (iv, _) = e.remove();
+                        if !config.until.is_empty() && precise_at.is_none() && sigint == Stop::Run {
+                            let _ = so_far.add(&iv.corrected);
+                            so_far_batches.record_hist(u64::from(iv.index) * 1_000_000_000, &iv.corrected);
+                            let past_min = config
+                                .min_duration
+                                .is_some_and(|m| Duration::from_secs(u64::from(iv.index) + 1) >= m);
+                            if past_min && precise(&so_far, &so_far_batches, &config.until) {
+                                precise_at = Some(iv.index + 1);
+                                let _ = stop_tx.send(Stop::Soft);
+                            }
+                        }
                         emit(&iv, &mut stats);
                     }
                 }
@@ -393,13 +429,25 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     if recorder.tags.iter().any(|t| t.counts.scheduled > 0) {
         recorder.tags.retain(|t| t.counts.scheduled > 0);
     }
+    // A stop for precision is not an interruption.
+    if precise_at.is_some() && sigint == Stop::Run {
+        interrupted = false;
+    }
+    let load_duration = schedule_end.saturating_duration_since(start);
+    let precision = (!config.until.is_empty()).then(|| crate::run::Precision {
+        goals: config.until.clone(),
+        stopped: precise_at.is_some(),
+        after_s: load_duration.as_secs_f64(),
+    });
+    let meta = config.meta();
     Ok(RunResult {
-        meta: config.meta(),
+        precision,
+        meta,
         addr: Some(addr),
         recorder,
         intervals: stats,
         started_at,
-        load_duration: schedule_end.saturating_duration_since(start),
+        load_duration,
         elapsed: start.elapsed(),
         unfinished,
         open,

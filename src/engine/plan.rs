@@ -117,8 +117,13 @@ pub struct Plan {
     pub connections: usize,
     /// Worker threads (≤ connections).
     pub threads: usize,
-    /// Measured load duration.
+    /// Measured load duration (with `--until`: the most it may run, `--max-duration`).
     pub duration: Duration,
+    /// `--until`: each goal's name (`p99`), quantile (0.99) and the relative half-width its
+    /// 95 % interval must reach (0.02); the load then runs at least `min_duration`.
+    pub until: Vec<(String, f64, f64)>,
+    /// With `--until`: `-d`, the least the load runs.
+    pub min_duration: Option<Duration>,
     /// Per-request timeout from the actual send.
     pub timeout: Duration,
     /// Wait for queued and in-flight requests after the load duration.
@@ -199,6 +204,8 @@ impl Plan {
             connections: 10,
             threads: 1,
             duration: Duration::from_secs(10),
+            until: Vec::new(),
+            min_duration: None,
             timeout: Duration::from_secs(10),
             grace: Duration::from_secs(10),
             method: Method::GET,
@@ -333,6 +340,16 @@ impl Plan {
             prices: self.prices.clone(),
             group_by: self.group_by.as_ref().map(|h| h.to_string()),
             http2_streams: self.http2.then_some(self.streams),
+            until: self.min_duration.map(|min| {
+                let goals: Vec<String> = self
+                    .until
+                    .iter()
+                    .map(|(name, _, b)| {
+                        format!("{name} ±{}%", crate::units::trim_decimal(b * 100.0))
+                    })
+                    .collect();
+                (goals.join(", "), min)
+            }),
         }
     }
 

@@ -71,6 +71,9 @@ pub struct Document {
     pub threads_busy: Vec<f64>,
     /// The report's warnings.
     pub warnings: Vec<String>,
+    /// `--until`: the precision asked for and reached (absent without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<PrecisionDoc>,
     /// The run's steady stretches, from change points of the per-second p99 and error
     /// share (one when the run was one regime).
     #[serde(default)]
@@ -281,6 +284,31 @@ fn one() -> u64 {
 
 fn constant() -> String {
     "constant".into()
+}
+
+/// `--until`'s outcome.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionDoc {
+    /// The final 95 % intervals meet every goal.
+    pub reached: bool,
+    /// The load stopped before --max-duration: the running estimate (one-second batches,
+    /// from 10 s on) met every goal.
+    pub stopped: bool,
+    /// How long the load ran, seconds.
+    pub after_s: f64,
+    /// Each goal.
+    pub goals: Vec<PrecisionGoalDoc>,
+}
+
+/// One `--until` goal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrecisionGoalDoc {
+    /// `p99`.
+    pub metric: String,
+    /// The relative half-width asked for, percent.
+    pub bound_pct: f64,
+    /// The relative half-width of the final 95 % interval, percent (null: none).
+    pub achieved_pct: Option<f64>,
 }
 
 /// One regime of the run.
@@ -841,6 +869,19 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
         streaming: streaming_doc(r, s),
         threads_busy: r.busy.clone(),
         warnings: s.warnings.clone(),
+        precision: r.precision.as_ref().map(|p| PrecisionDoc {
+            reached: super::precision_reached(r),
+            stopped: p.stopped,
+            after_s: p.after_s,
+            goals: super::precision_achieved(r)
+                .into_iter()
+                .map(|(metric, bound, got)| PrecisionGoalDoc {
+                    metric,
+                    bound_pct: bound * 100.0,
+                    achieved_pct: got.map(|g| g * 100.0),
+                })
+                .collect(),
+        }),
         regimes: s
             .regimes
             .iter()

@@ -307,6 +307,36 @@ impl Summary {
                 r.unfinished
             ));
         }
+        if let Some(p) = &r.precision {
+            if !precision_reached(r) {
+                let goals: Vec<String> = precision_achieved(r)
+                    .iter()
+                    .map(|(name, bound, got)| match got {
+                        Some(g) => {
+                            format!(
+                                "{name} is ±{:.1}% (asked ±{:.1}%)",
+                                g * 100.0,
+                                bound * 100.0
+                            )
+                        }
+                        None => {
+                            format!("{name} has no interval yet (asked ±{:.1}%)", bound * 100.0)
+                        }
+                    })
+                    .collect();
+                let how = if p.stopped {
+                    "stopped when the running estimate met it, but the final one does not"
+                } else {
+                    "ran its --max-duration"
+                };
+                warnings.push(format!(
+                    "--until not reached: the load {how} ({:.0}s) and {}; the intervals above \
+                     say how precise the numbers are",
+                    p.after_s,
+                    goals.join(", ")
+                ));
+            }
+        }
         let regimes = regimes::regimes(&r.intervals);
         if regimes.len() > 1 {
             warnings.push(format!(
@@ -335,6 +365,33 @@ impl Summary {
             warnings,
         }
     }
+}
+
+/// Whether the final numbers meet every `--until` goal.
+pub fn precision_reached(r: &RunResult) -> bool {
+    precision_achieved(r)
+        .iter()
+        .all(|(_, bound, got)| got.is_some_and(|g| g <= *bound))
+}
+
+/// Each `--until` goal: its name, the bound asked for, and the relative half-width of its
+/// 95 % interval in the final numbers (None: too few requests for one).
+pub fn precision_achieved(r: &RunResult) -> Vec<(String, f64, Option<f64>)> {
+    let Some(p) = &r.precision else {
+        return Vec::new();
+    };
+    let rec = &r.recorder;
+    p.goals
+        .iter()
+        .map(|(name, q, bound)| {
+            let x = crate::record::histogram::percentile(&rec.corrected, q * 100.0) as f64;
+            let got = crate::record::batches::interval(&rec.corrected, &rec.batches[0], *q)
+                .ok()
+                .filter(|_| x > 0.0)
+                .map(|(lo, hi)| (hi - lo) as f64 / 2.0 / x);
+            (name.clone(), *bound, got)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -367,6 +424,7 @@ mod tests {
             prices: Vec::new(),
             group_by: None,
             http2_streams: None,
+            until: None,
         });
         for _ in 0..200 {
             r.recorder.scheduled(lag);

@@ -169,12 +169,18 @@ pub fn header(m: &RunMeta) -> String {
         ),
         None => format!("{} connections", m.connections),
     };
+    let duration = match &m.until {
+        Some((goals, min)) => format!(
+            "{} (then on until {goals}, at most {})",
+            humantime(*min),
+            humantime(m.duration)
+        ),
+        None => humantime(m.duration),
+    };
     format!(
         "Running {} test @ {}\n  {} threads and {connections}, {target}{shard}{arrivals} \
          (open loop; latency from each request's intended send time)\n",
-        humantime(m.duration),
-        m.url,
-        m.threads,
+        duration, m.url, m.threads,
     )
 }
 
@@ -336,6 +342,26 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             "\n  Uncorrected Latency (measured without taking delayed starts into account)"
         );
         o.push_str(&spectrum(&rec.uncorrected));
+    }
+    if let Some(p) = &r.precision {
+        let goals: Vec<String> = super::precision_achieved(r)
+            .iter()
+            .map(|(name, bound, got)| match got {
+                Some(g) => format!("{name} ±{:.1}% (asked ±{:.1}%)", g * 100.0, bound * 100.0),
+                None => format!("{name} n/a (asked ±{:.1}%)", bound * 100.0),
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "  Precision: {} {} after {:.0}s",
+            goals.join(", "),
+            if super::precision_reached(r) {
+                "reached"
+            } else {
+                "not reached"
+            },
+            p.after_s
+        );
     }
     let u = &rec.uncorrected;
     let _ = writeln!(

@@ -288,6 +288,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
         prices: Vec::new(),
         group_by: None,
         http2_streams: None,
+        until: None,
     }
 }
 
@@ -627,5 +628,6 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         streams_per_connection,
         shard_lines,
         incomplete: partial,
+        precision: None,
     })
 }
