@@ -514,14 +514,19 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
             result.meta.threads, result.meta.connections, result.meta.rate
         )
     };
+    // (A foreign log has no URL: the file is named once.)
+    let target = if result.meta.threads == 0 {
+        String::new()
+    } else {
+        format!(" @ {}", result.meta.url)
+    };
     out(
         to_stderr,
         &format!(
-            "Report of {} interval log{} ({}) @ {}\n{what}",
+            "Report of {} interval log{} ({}){target}\n{what}",
             names.len(),
             if names.len() == 1 { "" } else { "s" },
             names.join(", "),
-            result.meta.url,
         ),
     );
     let summary = Summary::of(&result);

@@ -586,9 +586,25 @@ fn report_reads_a_log_written_by_another_implementation() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("3000 requests in 3s"), "{stdout}");
+    assert!(stdout.contains("3000 latencies in 3s"), "{stdout}");
     assert!(
         stdout.contains("written by another HdrHistogram tool"),
+        "{stdout}"
+    );
+    // It says what the log knows and nothing it does not: no plan, so no target rate,
+    // nothing "scheduled", no bytes, statuses or connections; the file named once.
+    for invented in [
+        "Target rate",
+        "Accounting",
+        "read\n",
+        "Status codes",
+        "Connections:",
+    ] {
+        assert!(!stdout.contains(invented), "{invented:?} in {stdout}");
+    }
+    assert_eq!(
+        stdout.matches("hdrhistogram_py.hlog").count(),
+        1,
         "{stdout}"
     );
     let j = json(&json_path);
@@ -656,13 +672,13 @@ fn damaged_logs_are_errors_not_panics() {
             "far future",
             good.replace("0.000,1.000", "99999999999999.000,1.000"),
             Some(0),
-            "1000 requests in 1s",
+            "1000 latencies in 1s",
         ),
         (
             "no newline",
             good.trim_end().to_string(),
             Some(0),
-            "1000 requests in 1s",
+            "1000 latencies in 1s",
         ),
         ("absurd totals", absurd, Some(0), "10 requests in 1s"),
     ];

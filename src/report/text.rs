@@ -88,6 +88,16 @@ fn regimes_and_incidents(o: &mut String, s: &Summary) {
     }
 }
 
+/// The end of a foreign log's report: its regimes, incidents and warnings.
+fn after_accounting_foreign(s: &Summary) -> String {
+    let mut o = String::new();
+    regimes_and_incidents(&mut o, s);
+    for w in &s.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
+    o
+}
+
 /// The 95 % interval of percentile `p` (0–100) as the distribution lines print it:
 /// ` [1.85ms, 1.97ms]`, ` [n/a: needs ≥ 1000 requests]`; nothing for the maximum.
 fn ci_text(h: &Hist, batches: &Batches, p: f64) -> String {
@@ -364,15 +374,31 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         );
     }
     let u = &rec.uncorrected;
-    let _ = writeln!(
-        o,
-        "  Uncorrected (from actual send): p50 {}, p99 {}, p99.9 {}, max {}",
-        na_us(u, 50.0),
-        na_us(u, 99.0),
-        na_us(u, 99.9),
-        na_max(u),
-    );
+    if r.meta.threads > 0 || !u.is_empty() {
+        let _ = writeln!(
+            o,
+            "  Uncorrected (from actual send): p50 {}, p99 {}, p99.9 {}, max {}",
+            na_us(u, 50.0),
+            na_us(u, 99.0),
+            na_us(u, 99.9),
+            na_max(u),
+        );
+    }
 
+    // A log another HdrHistogram tool wrote has latencies only: no plan, nothing
+    // scheduled, no bytes, statuses or connections — none of those is made up for it.
+    let foreign = r.meta.threads == 0;
+    if foreign {
+        let _ = writeln!(
+            o,
+            "  {} latencies in {}s",
+            t.completed,
+            trim_decimal(s.completion_secs)
+        );
+        let _ = writeln!(o, "Requests/sec: {:>10.2}", s.completed_rate);
+        o.push_str(&after_accounting_foreign(s));
+        return o;
+    }
     let _ = writeln!(
         o,
         "  {} requests in {}s, {} read",
