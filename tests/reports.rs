@@ -834,6 +834,18 @@ fn every_percentile_has_an_interval_or_says_why_not() {
         c["ci95"]["p99"].is_array(),
         "2,000 requests are enough for p99"
     );
+    // The HTML spectrum carries them as error bars: one per percentile with an interval.
+    let with = ratebench::report::json::CI_PERCENTILES
+        .iter()
+        .filter(|(key, _)| c["ci95"][key].is_array())
+        .count();
+    let html = ratebench::report::html::render(&r, &ratebench::report::Summary::of(&r), &[]);
+    assert!(
+        html.contains(&format!(
+            r#"class="ci" data-series="corrected" data-bars="{with}""#
+        )),
+        "{with} bars"
+    );
     assert!(doc["latency_ms"]["uncorrected"]["ci95"]["p50"].is_array());
     let out = run_bin(
         &["-R1000", "-d2s", "-c8", "--hdr-log", &log, &url],

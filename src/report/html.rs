@@ -18,6 +18,7 @@
 use super::threshold::Verdict;
 use super::{na_max, na_us, text, Summary};
 use crate::outcome::ErrorClass;
+use crate::record::batches::interval;
 use crate::record::histogram::Hist;
 use crate::run::RunResult;
 use crate::units::trim_decimal;
@@ -84,6 +85,21 @@ pub(crate) fn chart(
     scale: Scale,
     series: &[Series],
     x_ticks: Option<&[(f64, String)]>,
+) -> String {
+    chart_with_bars(id, title, x_label, y_label, scale, series, x_ticks, &[])
+}
+
+/// `chart`, with error bars (x, low, high) on the first series: its 95 % intervals.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn chart_with_bars(
+    id: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    scale: Scale,
+    series: &[Series],
+    x_ticks: Option<&[(f64, String)]>,
+    bars: &[(f64, f64, f64)],
 ) -> String {
     let drawable = |y: f64| y.is_finite() && (scale == Scale::Linear || y > 0.0);
     let (mut x0, mut x1) = (f64::MAX, f64::MIN);
@@ -257,6 +273,27 @@ pub(crate) fn chart(
             esc(&s.name)
         );
     }
+    if !bars.is_empty() {
+        let color = COLORS[0];
+        let _ = write!(
+            o,
+            r##"<g class="ci" data-series="{}" data-bars="{}">"##,
+            esc(series.first().map_or("", |s| s.name.as_str())),
+            bars.len()
+        );
+        for &(x, lo, hi) in bars.iter().filter(|b| drawable(b.1) && drawable(b.2)) {
+            let (px, plo, phi) = (sx(x), sy(lo), sy(hi));
+            let _ = write!(
+                o,
+                r##"<line x1="{px:.1}" y1="{plo:.1}" x2="{px:.1}" y2="{phi:.1}" stroke="{color}" stroke-width="1.5"/><line x1="{:.1}" y1="{plo:.1}" x2="{:.1}" y2="{plo:.1}" stroke="{color}" stroke-width="1.5"/><line x1="{:.1}" y1="{phi:.1}" x2="{:.1}" y2="{phi:.1}" stroke="{color}" stroke-width="1.5"/>"##,
+                px - 4.0,
+                px + 4.0,
+                px - 4.0,
+                px + 4.0
+            );
+        }
+        o.push_str("</g>");
+    }
     o.push_str("</svg>");
     o
 }
@@ -326,9 +363,21 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         .enumerate()
         .map(|(i, l)| (i as f64, l.to_string()))
         .collect();
-    let spectrum = chart(
+    // The corrected percentiles' 95 % intervals, as error bars.
+    let bars: Vec<(f64, f64, f64)> = crate::report::json::CI_PERCENTILES
+        .iter()
+        .filter_map(|(_, q)| {
+            let (lo, hi) = interval(&rec.corrected, &rec.batches[0], *q).ok()?;
+            Some((
+                (1.0 / (1.0 - q)).log10(),
+                lo as f64 / 1000.0,
+                hi as f64 / 1000.0,
+            ))
+        })
+        .collect();
+    let spectrum = chart_with_bars(
         "spectrum",
-        "Latency by percentile (corrected vs uncorrected)",
+        "Latency by percentile (corrected vs uncorrected, with 95 % intervals)",
         "percentile (log scale: number of nines)",
         "latency (ms, log scale)",
         Scale::Log,
@@ -343,6 +392,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             },
         ],
         Some(&nines),
+        &bars,
     );
     // One spectrum line per tag, when the run had several kinds of request.
     let by_tag = if rec.tags.len() > 1 {
