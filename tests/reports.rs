@@ -488,6 +488,7 @@ fn fixed_run() -> ratebench::run::RunResult {
     });
     let t0 = Instant::now();
     let mut rec = ratebench::record::Recorder::new();
+    rec.start = Some(t0);
     for second in 0..2u64 {
         for i in 0..100u64 {
             let intended = t0 + Duration::from_millis(second * 1000 + i * 10);
@@ -865,57 +866,62 @@ fn every_percentile_has_an_interval_or_says_why_not() {
 
 #[test]
 fn a_server_that_slows_down_mid_run_shows_three_regimes_and_one_incident() {
-    // `serve --delay 1ms --slow 10@4s+4s`: ten times slower from 4 s to 8 s of the server's
+    // `serve --delay 2ms --slow 10@4s+4s`: ten times slower from 4 s to 8 s of the server's
     // life (the run starts a fraction of a second after it). A 12 s run: regimes 0–4, 4–8,
-    // 8–12 s, each boundary within 2 s of the truth, and one incident of 4 ± 2 s.
-    let server = serve(|c| {
-        c.delay = Duration::from_millis(1);
-        c.slow = Some(ratebench::serve::Slow {
-            factor: 10.0,
-            at: Duration::from_secs(4),
-            length: Duration::from_secs(4),
+    // 8–12 s, each boundary within 2 s of the truth, and one incident of 4 ± 2 s. (A busy
+    // test machine can add a slow second of its own: two attempts, as the issue allows a
+    // steady run to be misread once in ten.)
+    let attempt = || -> Result<(), String> {
+        let server = serve(|c| {
+            c.delay = Duration::from_millis(2);
+            c.slow = Some(ratebench::serve::Slow {
+                factor: 10.0,
+                at: Duration::from_secs(4),
+                length: Duration::from_secs(4),
+            });
         });
-    });
-    let (r, doc) = load(&format!("http://{}/", server.addr))
-        .rate("200")
-        .duration("12s")
-        .connections(20)
-        .run_json();
-    let s = ratebench::report::Summary::of(&r);
-    let bounds: Vec<(u32, u32)> = s.regimes.iter().map(|g| (g.start_s, g.end_s)).collect();
-    assert_eq!(bounds.len(), 3, "{bounds:?}");
-    for (got, want) in [(bounds[0].1, 4), (bounds[1].1, 8)] {
-        assert!(
-            got.abs_diff(want) <= 2,
-            "boundary {got}, truth {want}: {bounds:?}"
+        let (r, doc) = load(&format!("http://{}/", server.addr))
+            .rate("200")
+            .duration("12s")
+            .connections(20)
+            .run_json();
+        let s = ratebench::report::Summary::of(&r);
+        let bounds: Vec<(u32, u32)> = s.regimes.iter().map(|g| (g.start_s, g.end_s)).collect();
+        if bounds.len() != 3 {
+            return Err(format!("regimes {bounds:?}"));
+        }
+        for (got, want) in [(bounds[0].1, 4), (bounds[1].1, 8)] {
+            if got.abs_diff(want) > 2 {
+                return Err(format!("boundary {got}, truth {want}: {bounds:?}"));
+            }
+        }
+        if s.regimes[1].p99_ms <= 5.0 * s.regimes[0].p99_ms {
+            return Err(format!("{:?}", s.regimes));
+        }
+        if s.incidents.len() != 1 || s.incidents[0].duration_s().abs_diff(4) > 2 {
+            return Err(format!("incidents {:?}", s.incidents));
+        }
+        assert_eq!(doc["regimes"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            doc["incidents"][0]["duration_s"],
+            s.incidents[0].duration_s()
         );
+        let text = ratebench::report::text::render(&r, &s, &[], Default::default());
+        assert!(
+            text.contains("Regimes: 0–") && text.contains("latency rose at"),
+            "{text}"
+        );
+        assert!(text.contains("Incidents: 1 — "), "{text}");
+        assert!(
+            text.contains("the run was not one regime (3 of them"),
+            "{text}"
+        );
+        Ok(())
+    };
+    if let Err(first) = attempt() {
+        eprintln!("first attempt: {first}");
+        attempt().unwrap();
     }
-    assert!(
-        s.regimes[1].p99_ms > 5.0 * s.regimes[0].p99_ms,
-        "{:?}",
-        s.regimes
-    );
-    assert_eq!(s.incidents.len(), 1, "{:?}", s.incidents);
-    assert!(
-        s.incidents[0].duration_s().abs_diff(4) <= 2,
-        "{:?}",
-        s.incidents
-    );
-    assert_eq!(doc["regimes"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        doc["incidents"][0]["duration_s"],
-        s.incidents[0].duration_s()
-    );
-    let text = ratebench::report::text::render(&r, &s, &[], Default::default());
-    assert!(
-        text.contains("Regimes: 0–") && text.contains("latency rose at"),
-        "{text}"
-    );
-    assert!(text.contains("Incidents: 1 — "), "{text}");
-    assert!(
-        text.contains("the run was not one regime (3 of them"),
-        "{text}"
-    );
 }
 
 #[test]
@@ -1015,4 +1021,42 @@ fn until_not_reached_runs_to_max_duration_and_warns() {
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(flag), "{err}");
     }
+}
+
+#[test]
+fn stream_metrics_have_intervals_too() {
+    // TTFT, inter-token latency and time per output token carry 95 % intervals in the
+    // JSON (and a "95 %:" line under each in the text), from the run's time slots.
+    let server = serve(|c| {
+        c.llm.ttft = (Duration::from_millis(5), Duration::from_millis(15));
+        c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(2));
+        c.llm.tokens = (20, 20);
+    });
+    let dir = tmpdir("stream-intervals");
+    let prompts = dir.join("p.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"hello\"}\n").unwrap();
+    let (r, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
+        .rate("40")
+        .duration("2s")
+        .connections(40)
+        .flag("--prompts", prompts.to_str().unwrap())
+        .flag("--model", "m")
+        .run_json();
+    let st = &doc["streaming"];
+    for (metric, key) in [("ttft_ms", "p50"), ("itl_ms", "p99"), ("tpot_ms", "p50")] {
+        let p = st[metric][key].as_f64().unwrap();
+        let ci = &st[metric]["ci95"][key];
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(
+            lo <= p && p <= hi,
+            "{metric} {key}: {p} not in [{lo}, {hi}]"
+        );
+    }
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    assert_eq!(text.matches(" 95 %: p50 [").count(), 3, "{text}");
 }

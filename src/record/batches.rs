@@ -197,12 +197,16 @@ pub fn t975(dof: usize) -> f64 {
 
 /// The 95 % interval of quantile `q` (0–1) of the run whose exact histogram is `hist` and
 /// batches `batches`, as (low, high) values of `hist` — or `Err(n)`: it needs at least `n`
-/// values.
+/// values; `Err(0)`: the values were not kept in time slots (a distribution rebuilt from
+/// logs without them), so no honest interval can be given.
 pub fn interval(hist: &Hist, batches: &Batches, q: f64) -> Result<(u64, u64), u64> {
     let n = hist.len();
     let need = needed(q);
     if n < need {
         return Err(need);
+    }
+    if batches.batches() == 0 {
+        return Err(0);
     }
     let x = percentile(hist, q * 100.0);
     let nf = n as f64;
@@ -292,9 +296,8 @@ mod tests {
                 let t = i as f64 / 1000.0;
                 let us = sample(&mut rng, t).max(1.0) as u64;
                 record(&mut h, Duration::from_micros(us));
-                if batched {
-                    b.record((t * 1e9) as u64, us);
-                }
+                // (Unbatched: one slot, so the i.i.d. binomial interval.)
+                b.record(if batched { (t * 1e9) as u64 } else { 0 }, us);
             }
             for (k, q) in [0.5, 0.99].into_iter().enumerate() {
                 let (lo, hi) = interval(&h, &b, q).unwrap();

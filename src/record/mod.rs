@@ -88,6 +88,10 @@ pub struct StreamRecorder {
     pub with_usage: u64,
     /// Of those, how many disagreed with the count of content events.
     pub usage_mismatch: u64,
+    /// When the run started (the run's recorder only; tags' keep no batches).
+    pub start: Option<std::time::Instant>,
+    /// TTFT, ITL and TPOT in time slots, for their confidence intervals.
+    pub batches: [Batches; 3],
 }
 
 impl Default for StreamRecorder {
@@ -101,11 +105,18 @@ impl StreamRecorder {
     /// they happen); returns its output tokens.
     fn add(&mut self, o: &Outcome, st: &StreamStats) -> u64 {
         self.streams += 1;
+        let at = self
+            .start
+            .map(|s| o.done.saturating_duration_since(s).as_nanos() as u64);
         if let Some(fb) = o.first_byte {
             record(&mut self.ttfb, fb.saturating_duration_since(o.intended));
         }
         if let Some(ft) = st.first_token {
-            record(&mut self.ttft, ft.saturating_duration_since(o.intended));
+            let ttft = ft.saturating_duration_since(o.intended);
+            record(&mut self.ttft, ttft);
+            if let Some(at) = at {
+                self.batches[0].record(at, histogram::micros(ttft));
+            }
             if let Some(sent) = o.sent {
                 record(
                     &mut self.ttft_uncorrected,
@@ -122,10 +133,11 @@ impl StreamRecorder {
             }
         }
         if let (Ok(_), Some(ft), true) = (o.result, st.first_token, tokens >= 2) {
-            record(
-                &mut self.tpot,
-                o.done.saturating_duration_since(ft) / (tokens - 1) as u32,
-            );
+            let tpot = o.done.saturating_duration_since(ft) / (tokens - 1) as u32;
+            record(&mut self.tpot, tpot);
+            if let Some(at) = at {
+                self.batches[2].record(at, histogram::micros(tpot));
+            }
         }
         tokens
     }
@@ -141,6 +153,17 @@ impl StreamRecorder {
             streams: 0,
             with_usage: 0,
             usage_mismatch: 0,
+            start: None,
+            batches: Default::default(),
+        }
+    }
+
+    /// The run's own (not a tag's): its TTFT, ITL and TPOT are also kept in time slots
+    /// from `start`, for their confidence intervals.
+    fn timed(start: Option<std::time::Instant>) -> StreamRecorder {
+        StreamRecorder {
+            start,
+            ..StreamRecorder::new()
         }
     }
 
@@ -158,6 +181,9 @@ impl StreamRecorder {
         self.streams += o.streams;
         self.with_usage += o.with_usage;
         self.usage_mismatch += o.usage_mismatch;
+        for (mine, theirs) in self.batches.iter_mut().zip(&o.batches) {
+            mine.merge(theirs);
+        }
     }
 }
 
@@ -355,10 +381,15 @@ impl Recorder {
 
     /// Records one gap between two content events of a stream of tag `tag`, as it happens.
     pub fn record_gap(&mut self, tag: u16, gap: Duration) {
+        let start = self.start;
         let s = self
             .stream
-            .get_or_insert_with(|| Box::new(StreamRecorder::new()));
+            .get_or_insert_with(|| Box::new(StreamRecorder::timed(start)));
         record(&mut s.itl, gap);
+        if let Some(start) = start {
+            let at = start.elapsed().as_nanos() as u64;
+            s.batches[1].record(at, histogram::micros(gap));
+        }
         if let Some(t) = self.tags.get_mut(usize::from(tag)) {
             let s = t
                 .stream
@@ -368,9 +399,10 @@ impl Recorder {
     }
 
     fn record_stream(&mut self, o: &Outcome, st: &StreamStats) {
+        let start = self.start;
         let tokens = self
             .stream
-            .get_or_insert_with(|| Box::new(StreamRecorder::new()))
+            .get_or_insert_with(|| Box::new(StreamRecorder::timed(start)))
             .add(o, st);
         if let Some(ft) = st.first_token {
             record(

@@ -1029,6 +1029,8 @@ fn streaming_doc(r: &RunResult, s: &Summary) -> StreamingDoc {
     let empty = crate::record::histogram::new_hist();
     let st = rec.stream.as_deref();
     let h = |f: fn(&crate::record::StreamRecorder) -> &Hist| st.map_or(&empty, f);
+    let no_batches = Batches::default();
+    let b = |i: usize| st.map_or(&no_batches, |x| &x.batches[i]);
     StreamingDoc {
         streams: st.map_or(0, |x| x.streams),
         tokens: rec.total.tokens,
@@ -1036,10 +1038,10 @@ fn streaming_doc(r: &RunResult, s: &Summary) -> StreamingDoc {
         with_usage: st.map_or(0, |x| x.with_usage),
         usage_mismatch: st.map_or(0, |x| x.usage_mismatch),
         ttfb_ms: Percentiles::of(h(|x| &x.ttfb)),
-        ttft_ms: Percentiles::of(h(|x| &x.ttft)),
+        ttft_ms: Percentiles::with_ci(h(|x| &x.ttft), b(0)),
         ttft_uncorrected_ms: Percentiles::of(h(|x| &x.ttft_uncorrected)),
-        itl_ms: Percentiles::of(h(|x| &x.itl)),
-        tpot_ms: Percentiles::of(h(|x| &x.tpot)),
+        itl_ms: Percentiles::with_ci(h(|x| &x.itl), b(1)),
+        tpot_ms: Percentiles::with_ci(h(|x| &x.tpot), b(2)),
         tokens_per_request: Percentiles::of_counts(h(|x| &x.tokens_per_request)),
         slos: rec.slos.iter().map(|x| x.expr.clone()).collect(),
         slo_met: rec.slo_met,

@@ -106,6 +106,7 @@ fn ci_text(h: &Hist, batches: &Batches, p: f64) -> String {
     }
     match interval(h, batches, p / 100.0) {
         Ok((lo, hi)) => format!("  [{}, {}]", fmt_us(lo as f64), fmt_us(hi as f64)),
+        Err(0) => "  [n/a: not kept over time]".to_string(),
         Err(n) => format!("  [n/a: needs ≥ {n} requests]"),
     }
 }
@@ -704,6 +705,25 @@ fn dist(o: &mut String, label: &str, h: &Hist) {
     );
 }
 
+/// The 95 % intervals of the line above's p50, p90, p99 and p99.9.
+fn dist_ci(o: &mut String, h: &Hist, batches: &Batches) {
+    if h.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = [50.0, 90.0, 99.0, 99.9]
+        .iter()
+        .map(|p| {
+            format!(
+                "p{}{}",
+                trim_decimal(*p),
+                ci_text(h, batches, *p).trim_start()
+            )
+        })
+        .map(|s| s.replacen('[', " [", 1))
+        .collect();
+    let _ = writeln!(o, "  {:<22} 95 %: {}", "", parts.join("  "));
+}
+
 /// The "Streaming" section, shown only when event streams were seen.
 fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::StreamRecorder) {
     let rec = &r.recorder;
@@ -713,10 +733,13 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
         st.streams, rec.total.tokens
     );
     dist(o, "TTFT (corrected)", &st.ttft);
+    dist_ci(o, &st.ttft, &st.batches[0]);
     dist(o, "TTFT (uncorrected)", &st.ttft_uncorrected);
     dist(o, "TTFB (corrected)", &st.ttfb);
     dist(o, "Inter-token latency", &st.itl);
+    dist_ci(o, &st.itl, &st.batches[1]);
     dist(o, "Time per output token", &st.tpot);
+    dist_ci(o, &st.tpot, &st.batches[2]);
     let t = &st.tokens_per_request;
     let _ = writeln!(
         o,
