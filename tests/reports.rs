@@ -902,6 +902,10 @@ fn a_server_that_slows_down_mid_run_shows_three_regimes_and_one_incident() {
             return Err(format!("incidents {:?}", s.incidents));
         }
         assert_eq!(doc["regimes"].as_array().unwrap().len(), 3);
+        // Slow seconds make runs of slow requests: consecutive latencies depend on each
+        // other, and the Dependence line says how much.
+        let rho = doc["dependence"]["lag1_rho"].as_f64().unwrap();
+        assert!(rho > 0.3, "lag-1 ρ {rho}");
         assert_eq!(
             doc["incidents"][0]["duration_s"],
             s.incidents[0].duration_s()

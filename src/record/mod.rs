@@ -9,6 +9,7 @@
 //! `report` (reading the merged counts).
 
 pub mod batches;
+pub mod dependence;
 pub mod histogram;
 pub mod interval;
 pub mod tags;
@@ -257,6 +258,9 @@ pub struct Recorder {
     /// Corrected and uncorrected latency in time slots, for the percentiles' confidence
     /// intervals (`batches::interval`).
     pub batches: [Batches; 2],
+    /// A bounded sample of consecutive corrected latencies, for their rank
+    /// autocorrelation.
+    pub dependence: dependence::Dependence,
 }
 
 /// How many distinct causes of one error class are kept (the rest count as `other`).
@@ -304,6 +308,7 @@ impl Recorder {
             stream_limit: None,
             start: None,
             batches: Default::default(),
+            dependence: Default::default(),
         }
     }
 
@@ -522,8 +527,11 @@ impl Recorder {
         let at = self
             .start
             .map(|s| o.done.saturating_duration_since(s).as_nanos() as u64);
-        if let Some(at) = at {
+        if let (Some(at), Some(start)) = (at, self.start) {
             self.batches[0].record(at, histogram::micros(corrected));
+            let intended = o.intended.saturating_duration_since(start).as_nanos() as u64;
+            self.dependence
+                .record(intended, histogram::micros(corrected));
         }
         if let Some(sent) = o.sent {
             let uncorrected = o.done.saturating_duration_since(sent);
@@ -584,6 +592,7 @@ impl Recorder {
         for (mine, theirs) in self.batches.iter_mut().zip(&other.batches) {
             mine.merge(theirs);
         }
+        self.dependence.merge(&other.dependence);
         for (a, b) in self.retried.iter_mut().zip(other.retried) {
             *a += b;
         }

@@ -71,6 +71,9 @@ pub struct Document {
     pub threads_busy: Vec<f64>,
     /// The report's warnings.
     pub warnings: Vec<String>,
+    /// How dependent consecutive latencies were (absent when too few were sampled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependence: Option<DependenceDoc>,
     /// `--until`: the precision asked for and reached (absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<PrecisionDoc>,
@@ -284,6 +287,17 @@ fn one() -> u64 {
 
 fn constant() -> String {
     "constant".into()
+}
+
+/// The rank autocorrelation of corrected latency in send order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DependenceDoc {
+    /// Spearman's ρ one request apart.
+    pub lag1_rho: f64,
+    /// The first lag (requests) at which ρ fell below 0.1 (null: not within 128).
+    pub fades_after: Option<usize>,
+    /// Requests in the bounded sample it was computed on.
+    pub sample: usize,
 }
 
 /// `--until`'s outcome.
@@ -869,6 +883,11 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
         streaming: streaming_doc(r, s),
         threads_busy: r.busy.clone(),
         warnings: s.warnings.clone(),
+        dependence: rec.dependence.measure().map(|m| DependenceDoc {
+            lag1_rho: m.lag1,
+            fades_after: m.fades_after,
+            sample: m.sample,
+        }),
         precision: r.precision.as_ref().map(|p| PrecisionDoc {
             reached: super::precision_reached(r),
             stopped: p.stopped,

@@ -354,6 +354,21 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         );
         o.push_str(&spectrum(&rec.uncorrected));
     }
+    if let Some(m) = rec.dependence.measure() {
+        let fade = match m.fades_after {
+            Some(1) => "gone by the next request".to_string(),
+            Some(k) => format!("fades after ~{k} requests"),
+            None => format!(
+                "does not fade within {} requests",
+                crate::record::dependence::BLOCK / 2
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "  Dependence: lag-1 ρ={:.2}, {fade} (rank autocorrelation in send order, sample of {})",
+            m.lag1, m.sample
+        );
+    }
     if let Some(p) = &r.precision {
         let goals: Vec<String> = super::precision_achieved(r)
             .iter()
