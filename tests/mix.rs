@@ -56,7 +56,19 @@ fn weights_one_to_three_give_exact_shares_per_tag_in_every_output() {
         );
         assert_eq!(t["status_codes"]["200"], n);
         assert_eq!(t["latency_ms"]["count"], n);
+        // Each tag's percentiles have their intervals where it has enough requests:
+        // p50 (20 needed) yes, p99 (1,000 needed) not with 100 or 300.
+        let (p50, ci) = (&t["latency_ms"]["p50"], &t["latency_ms"]["ci95"]);
+        assert!(
+            ci["p50"][0].as_f64() <= p50.as_f64() && p50.as_f64() <= ci["p50"][1].as_f64(),
+            "{ci}"
+        );
+        assert!(ci["p99"].is_null(), "{ci}");
     }
+    assert!(
+        text.contains("p99 95 % interval") && text.contains("[n/a: needs ≥ 1000 requests]"),
+        "{text}"
+    );
     // Text: a By tag row per tag with its request count.
     let row = |tag: &str| {
         text.lines()

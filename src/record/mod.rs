@@ -513,8 +513,13 @@ impl Recorder {
         }
         self.total.bytes += o.bytes;
         self.interval.counts.bytes += o.bytes;
-        if let Some(t) = self.tags.get_mut(usize::from(o.meta.tag)) {
-            t.record(o);
+        let tag = usize::from(o.meta.tag);
+        let at = self
+            .start
+            .filter(|_| tag < tags::TAG_BATCHES)
+            .map(|s| o.done.saturating_duration_since(s).as_nanos() as u64);
+        if let Some(t) = self.tags.get_mut(tag) {
+            t.record(o, at);
         }
     }
 

@@ -4,6 +4,7 @@
 //!
 //! Used by `record::Recorder`.
 
+use super::batches::Batches;
 use super::histogram::{new_hist, record, Hist};
 use super::{Counts, StreamRecorder};
 use crate::mix::MAX_TAGS;
@@ -36,7 +37,13 @@ pub struct TagStats {
     pub completion_tokens: u64,
     /// Completed requests that met every `--slo`.
     pub slo_met: u64,
+    /// Its corrected latency in time slots (the first `TAG_BATCHES` tags only: flat
+    /// memory), for the p99's confidence interval.
+    pub batches: Batches,
 }
+
+/// How many tags keep their latency in time slots (each up to ~250 KB per thread).
+pub const TAG_BATCHES: usize = 16;
 
 impl TagStats {
     /// An empty tag.
@@ -46,6 +53,7 @@ impl TagStats {
             counts: Counts::default(),
             status: Vec::new(),
             corrected: new_hist(),
+            batches: Batches::default(),
             stream: None,
             retry_after: None,
             remaining: [None, None],
@@ -55,7 +63,8 @@ impl TagStats {
         }
     }
 
-    pub(super) fn record(&mut self, o: &Outcome) {
+    /// Records `o`; `at`: its completion, ns from the start, when this tag keeps slots.
+    pub(super) fn record(&mut self, o: &Outcome, at: Option<u64>) {
         let m = &o.meta;
         match o.result {
             Ok(status) => {
@@ -68,18 +77,12 @@ impl TagStats {
                         record(self.retry_after.get_or_insert_with(new_hist), ra);
                     }
                 }
-                record(
-                    &mut self.corrected,
-                    o.done.saturating_duration_since(o.intended),
-                );
+                self.latency(o, at);
             }
             Err(class) => {
                 self.counts.errors[class.index()] += 1;
                 if class == ErrorClass::Timeout {
-                    record(
-                        &mut self.corrected,
-                        o.done.saturating_duration_since(o.intended),
-                    );
+                    self.latency(o, at);
                 }
             }
         }
@@ -107,7 +110,16 @@ impl TagStats {
         }
     }
 
+    fn latency(&mut self, o: &Outcome, at: Option<u64>) {
+        let d = o.done.saturating_duration_since(o.intended);
+        record(&mut self.corrected, d);
+        if let Some(at) = at {
+            self.batches.record(at, super::histogram::micros(d));
+        }
+    }
+
     pub(super) fn merge(&mut self, o: &TagStats) {
+        self.batches.merge(&o.batches);
         self.counts.add(&o.counts);
         for (code, n) in &o.status {
             add_status(&mut self.status, *code, *n);

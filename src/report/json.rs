@@ -999,7 +999,7 @@ pub fn tag_doc(tag: &crate::record::TagStats) -> TagDoc {
             requests: tag.remaining[0],
             tokens: tag.remaining[1],
         },
-        latency_ms: Percentiles::of(&tag.corrected),
+        latency_ms: Percentiles::with_ci(&tag.corrected, &tag.batches),
         tokens: TokensDoc {
             prompt: tag.prompt_tokens,
             completion: tag.completion_tokens,

@@ -809,7 +809,7 @@ fn by_tag(o: &mut String, r: &RunResult) {
     let _ = writeln!(o, "By tag:");
     let _ = writeln!(
         o,
-        "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}",
+        "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}  p99 95 % interval",
         "tag",
         "requests",
         "2xx",
@@ -821,14 +821,14 @@ fn by_tag(o: &mut String, r: &RunResult) {
         "p50",
         "p99",
         "p99.9",
-        "max"
+        "max",
     );
     for t in tags {
         let c = &t.counts;
         let sc = c.status_classes;
         let _ = writeln!(
             o,
-            "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}",
+            "  {:<width$} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10}  {}",
             t.name,
             c.scheduled,
             sc[1],
@@ -841,6 +841,7 @@ fn by_tag(o: &mut String, r: &RunResult) {
             na_us(&t.corrected, 99.0),
             na_us(&t.corrected, 99.9),
             na_max(&t.corrected),
+            ci_text(&t.corrected, &t.batches, 99.0).trim_start(),
         );
     }
     // Streams, tokens and limits per tag, where there were any.
