@@ -920,6 +920,9 @@ fn a_server_that_slows_down_mid_run_shows_three_regimes_and_one_incident() {
             text.contains("the run was not one regime (3 of them"),
             "{text}"
         );
+        // The HTML shades every other regime: the middle one of three.
+        let html = ratebench::report::html::render(&r, &s, &[]);
+        assert!(html.contains(r#"class="regimes" data-bands="1""#));
         Ok(())
     };
     if let Err(first) = attempt() {

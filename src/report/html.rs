@@ -86,10 +86,21 @@ pub(crate) fn chart(
     series: &[Series],
     x_ticks: Option<&[(f64, String)]>,
 ) -> String {
-    chart_with_bars(id, title, x_label, y_label, scale, series, x_ticks, &[])
+    chart_with_bars(
+        id,
+        title,
+        x_label,
+        y_label,
+        scale,
+        series,
+        x_ticks,
+        &[],
+        &[],
+    )
 }
 
-/// `chart`, with error bars (x, low, high) on the first series: its 95 % intervals.
+/// `chart`, with error bars (x, low, high) on the first series — its 95 % intervals — and
+/// shaded bands (x from, x to) under the lines: every other regime of the run.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn chart_with_bars(
     id: &str,
@@ -100,6 +111,7 @@ pub(crate) fn chart_with_bars(
     series: &[Series],
     x_ticks: Option<&[(f64, String)]>,
     bars: &[(f64, f64, f64)],
+    bands: &[(f64, f64)],
 ) -> String {
     let drawable = |y: f64| y.is_finite() && (scale == Scale::Linear || y > 0.0);
     let (mut x0, mut x1) = (f64::MAX, f64::MIN);
@@ -218,6 +230,20 @@ pub(crate) fn chart_with_bars(
         TOP + ph / 2.0,
         esc(y_label)
     );
+    if !bands.is_empty() {
+        let _ = write!(o, r##"<g class="regimes" data-bands="{}">"##, bands.len());
+        for &(a, b) in bands {
+            let (pa, pb) = (sx(a).max(LEFT), sx(b).min(LEFT + pw));
+            if pb > pa {
+                let _ = write!(
+                    o,
+                    r##"<rect x="{pa:.1}" y="{TOP}" width="{:.1}" height="{ph:.1}" fill="#000" fill-opacity="0.07"/>"##,
+                    pb - pa
+                );
+            }
+        }
+        o.push_str("</g>");
+    }
     // Widest first, so a line drawn later on top of an earlier one leaves its edges showing.
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -332,9 +358,21 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         let recorded = i.counts.completed + i.counts.errors[ErrorClass::Timeout.index()];
         (recorded > 0).then(|| ms(us))
     };
-    let latency = chart(
+    // Every other regime shaded, when the run was not one regime.
+    let bands: Vec<(f64, f64)> = s
+        .regimes
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|g| (f64::from(g.start_s) - 0.5, f64::from(g.end_s) - 0.5))
+        .collect();
+    let latency = chart_with_bars(
         "latency",
-        "Corrected latency per second",
+        if bands.is_empty() {
+            "Corrected latency per second"
+        } else {
+            "Corrected latency per second (regimes shaded in turn)"
+        },
         "second of the run",
         "latency (ms, log scale)",
         Scale::Log,
@@ -357,6 +395,8 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             },
         ],
         None,
+        &[],
+        &bands,
     );
     let nines: Vec<(f64, String)> = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
         .iter()
@@ -393,6 +433,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         ],
         Some(&nines),
         &bars,
+        &[],
     );
     // One spectrum line per tag, when the run had several kinds of request.
     let by_tag = if rec.tags.len() > 1 {
