@@ -230,20 +230,7 @@ pub(crate) fn chart_with_bars(
         TOP + ph / 2.0,
         esc(y_label)
     );
-    if !bands.is_empty() {
-        let _ = write!(o, r##"<g class="regimes" data-bands="{}">"##, bands.len());
-        for &(a, b) in bands {
-            let (pa, pb) = (sx(a).max(LEFT), sx(b).min(LEFT + pw));
-            if pb > pa {
-                let _ = write!(
-                    o,
-                    r##"<rect x="{pa:.1}" y="{TOP}" width="{:.1}" height="{ph:.1}" fill="#000" fill-opacity="0.07"/>"##,
-                    pb - pa
-                );
-            }
-        }
-        o.push_str("</g>");
-    }
+    draw_bands(&mut o, bands, &sx, LEFT, LEFT + pw, ph);
     // Widest first, so a line drawn later on top of an earlier one leaves its edges showing.
     for (i, s) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -299,29 +286,69 @@ pub(crate) fn chart_with_bars(
             esc(&s.name)
         );
     }
-    if !bars.is_empty() {
-        let color = COLORS[0];
-        let _ = write!(
-            o,
-            r##"<g class="ci" data-series="{}" data-bars="{}">"##,
-            esc(series.first().map_or("", |s| s.name.as_str())),
-            bars.len()
-        );
-        for &(x, lo, hi) in bars.iter().filter(|b| drawable(b.1) && drawable(b.2)) {
-            let (px, plo, phi) = (sx(x), sy(lo), sy(hi));
-            let _ = write!(
-                o,
-                r##"<line x1="{px:.1}" y1="{plo:.1}" x2="{px:.1}" y2="{phi:.1}" stroke="{color}" stroke-width="1.5"/><line x1="{:.1}" y1="{plo:.1}" x2="{:.1}" y2="{plo:.1}" stroke="{color}" stroke-width="1.5"/><line x1="{:.1}" y1="{phi:.1}" x2="{:.1}" y2="{phi:.1}" stroke="{color}" stroke-width="1.5"/>"##,
-                px - 4.0,
-                px + 4.0,
-                px - 4.0,
-                px + 4.0
-            );
-        }
-        o.push_str("</g>");
-    }
+    let name = series.first().map_or("", |s| s.name.as_str());
+    draw_bars(&mut o, name, bars, &sx, &sy, &drawable);
     o.push_str("</svg>");
     o
+}
+
+/// Shaded bands (x from, x to) under a chart's lines, clipped to the plot (`left`–`right`).
+fn draw_bands(
+    o: &mut String,
+    bands: &[(f64, f64)],
+    sx: &dyn Fn(f64) -> f64,
+    left: f64,
+    right: f64,
+    height: f64,
+) {
+    if bands.is_empty() {
+        return;
+    }
+    let _ = write!(o, r##"<g class="regimes" data-bands="{}">"##, bands.len());
+    for &(a, b) in bands {
+        let (pa, pb) = (sx(a).max(left), sx(b).min(right));
+        if pb > pa {
+            let _ = write!(
+                o,
+                r##"<rect x="{pa:.1}" y="{TOP}" width="{:.1}" height="{height:.1}" fill="#000" fill-opacity="0.07"/>"##,
+                pb - pa
+            );
+        }
+    }
+    o.push_str("</g>");
+}
+
+/// Error bars (x, low, high) in the first series' colour: its 95 % intervals.
+fn draw_bars(
+    o: &mut String,
+    series: &str,
+    bars: &[(f64, f64, f64)],
+    sx: &dyn Fn(f64) -> f64,
+    sy: &dyn Fn(f64) -> f64,
+    drawable: &dyn Fn(f64) -> bool,
+) {
+    if bars.is_empty() {
+        return;
+    }
+    let color = COLORS[0];
+    let _ = write!(
+        o,
+        r##"<g class="ci" data-series="{}" data-bars="{}">"##,
+        esc(series),
+        bars.len()
+    );
+    for &(x, lo, hi) in bars.iter().filter(|b| drawable(b.1) && drawable(b.2)) {
+        let (px, plo, phi) = (sx(x), sy(lo), sy(hi));
+        let line = |x1: f64, y1: f64, x2: f64, y2: f64| {
+            format!(
+                r##"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{color}" stroke-width="1.5"/>"##
+            )
+        };
+        o.push_str(&line(px, plo, px, phi));
+        o.push_str(&line(px - 4.0, plo, px + 4.0, plo));
+        o.push_str(&line(px - 4.0, phi, px + 4.0, phi));
+    }
+    o.push_str("</g>");
 }
 
 /// The percentile spectrum as (number of nines, ms) points: x = log10(1 / (1 − q)).
