@@ -11,7 +11,7 @@
 //! Used by `main`.
 
 use crate::cli::{
-    Cli, Command, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs, SweepCommand,
+    Cli, Command, CompareArgs, DemoArgs, Outputs, ReportArgs, RunCommand, ServeArgs, SweepCommand,
 };
 use crate::engine::{self, Plan, RunError, RunOptions, Stop};
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_THRESHOLD};
@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Serve(args)) => serve_cmd(&args),
         Some(Command::Demo(args)) => demo(&args),
         Some(Command::Report(args)) => report_cmd(&args),
+        Some(Command::Compare(args)) => compare_cmd(&args),
         Some(Command::Sweep(args)) => {
             let command = args.validate()?;
             fit_open_files(command.base.plan.connections, command.base.plan.threads)?;
@@ -533,6 +534,169 @@ fn report_cmd(args: &ReportArgs) -> Result<()> {
     finish(&result, &summary, &outputs, spectra, to_stderr, Vec::new())
 }
 
+/// One file of `compare` as a summary document: a JSON summary as written, or an interval
+/// log merged as `report` would.
+fn compare_input(path: &Path) -> Result<report::json::Document> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        ConfigError::Missing(format!("compare: cannot read {}: {e}", path.display()))
+    })?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            ConfigError::Missing(format!(
+                "compare: {} is not a ratebench JSON summary (--json): {e}",
+                path.display()
+            ))
+            .into()
+        });
+    }
+    let result = report::hdr::read(&[path.to_path_buf()], true)?;
+    let summary = Summary::of(&result);
+    Ok(report::json::document(&result, &summary, &[]))
+}
+
+/// `ratebench compare`: each NEW side against BASE, with intervals and verdicts; exit 2
+/// for runs of different plans (unless --force), 99 when a --fail-if holds.
+fn compare_cmd(args: &CompareArgs) -> Result<()> {
+    use report::compare::{self, Side};
+    let usage = |m: &str| Error::Config(ConfigError::Missing(format!("compare: {m}")));
+    let (base, news): (Vec<&Path>, Vec<Vec<&Path>>) =
+        match (args.files.len(), args.base.is_empty(), args.new.is_empty()) {
+            (0, false, false) => (
+                args.base.iter().map(|p| p.as_path()).collect(),
+                vec![args.new.iter().map(|p| p.as_path()).collect()],
+            ),
+            (n, true, true) if n >= 2 => (
+                vec![args.files[0].as_path()],
+                args.files[1..].iter().map(|p| vec![p.as_path()]).collect(),
+            ),
+            (_, true, true) => {
+                return Err(usage(
+                    "give BASE NEW [NEW…], or --base FILE… --new FILE… for repeated runs",
+                ))
+            }
+            _ => {
+                return Err(usage(
+                    "give either BASE NEW [NEW…] or --base FILE… --new FILE…, not both \
+                     (and --base needs --new)",
+                ))
+            }
+        };
+    let rules = args
+        .fail_if
+        .iter()
+        .map(|s| compare::parse_fail_if(s))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for (flag, path) in [("--json", &args.json), ("--html", &args.html)] {
+        if let Some(p) = path.as_ref().filter(|p| p.as_os_str() != "-") {
+            crate::cli::check_writable(flag, p)?;
+        }
+    }
+    let side = |paths: &[&Path]| -> Result<Side> {
+        let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        Ok(Side {
+            label: files.join(" "),
+            runs: paths
+                .iter()
+                .map(|p| compare_input(p))
+                .collect::<Result<Vec<_>>>()?,
+            files,
+        })
+    };
+    let base = side(&base)?;
+    let news = news.iter().map(|n| side(n)).collect::<Result<Vec<_>>>()?;
+    let first = &base.runs[0];
+    let mut differences = Vec::new();
+    for (file, run) in news
+        .iter()
+        .chain(std::iter::once(&base))
+        .flat_map(|s| s.files.iter().zip(&s.runs))
+    {
+        for d in compare::plan_differences(first, run) {
+            differences.push(format!("{} vs {file}: {d}", base.files[0]));
+        }
+    }
+    if !differences.is_empty() && !args.force {
+        return Err(usage(&format!(
+            "these runs are of different plans ({}); compare them anyway with --force",
+            differences.join("; ")
+        )));
+    }
+    let to_stderr = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    let mut texts = Vec::new();
+    let mut comparisons = Vec::new();
+    let mut results = Vec::new();
+    for new in &news {
+        let changes = compare::changes(&base, new);
+        let mut text = compare::render_text(&base, new, &changes);
+        for rule in &rules {
+            let r = compare::check(rule, &new.label, &changes);
+            let _ = std::fmt::Write::write_fmt(
+                &mut text,
+                format_args!(
+                    "  fail-if {}: {} ({})\n",
+                    r.expr,
+                    if r.failed { "FAILED" } else { "passed" },
+                    r.reason
+                ),
+            );
+            results.push(r);
+        }
+        if !differences.is_empty() {
+            text.push_str(&format!(
+                "  warning: compared with --force although the plans differ: {}\n",
+                differences.join("; ")
+            ));
+        }
+        out(to_stderr, &text);
+        texts.push(text);
+        comparisons.push(compare::ComparisonDoc {
+            new: new.label.clone(),
+            new_files: new.files.clone(),
+            changes,
+        });
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.failed)
+        .map(|r| r.expr.clone())
+        .collect();
+    let mut errors = Vec::new();
+    if let Some(path) = &args.json {
+        let doc = compare::CompareDoc {
+            schema: compare::SCHEMA.into(),
+            tool: format!("ratebench {}", env!("CARGO_PKG_VERSION")),
+            base: base.label.clone(),
+            base_files: base.files.clone(),
+            comparisons,
+            plan_differences: differences.clone(),
+            fail_if: results.clone(),
+            passed: failed.is_empty(),
+        };
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("serialisable");
+        bytes.push(b'\n');
+        if let Err(e) = write_output(path, &bytes) {
+            errors.push(format!("--json {}: {e}", path.display()));
+        }
+    }
+    if let Some(path) = &args.html {
+        let page = compare::render_html(&base, &news, &texts);
+        if let Err(e) = write_output(path, page.as_bytes()) {
+            errors.push(format!("--html {}: {e}", path.display()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Write(errors.join("; ")));
+    }
+    if !failed.is_empty() {
+        return Err(Error::Threshold {
+            failed: failed.len(),
+            total: results.len(),
+            which: failed.join(", "),
+        });
+    }
+    Ok(())
+}
+
 /// Writes a report file, or stdout for `-`.
 fn write_output(path: &Path, bytes: &[u8]) -> std::result::Result<(), String> {
     if path.as_os_str() == "-" {
@@ -687,6 +851,7 @@ fn demo(args: &DemoArgs) -> Result<()> {
             length: stall_for,
             at: stall_at,
             every: None,
+            chance_ppm: 1_000_000,
         }),
         ..ServeConfig::default()
     })?;

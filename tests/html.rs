@@ -103,6 +103,7 @@ fn a_stall_report_plots_every_second_with_data_and_gaps_where_there_is_none() {
             length: Duration::from_millis(2500),
             at: Duration::from_secs(1),
             every: None,
+            chance_ppm: 1_000_000,
         })
     });
     let url = format!("http://{}/", server.addr);

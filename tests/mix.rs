@@ -365,6 +365,7 @@ fn group_by_header_splits_results_by_upstream_and_shows_a_failover() {
             length: Duration::from_secs(60),
             at: Duration::ZERO,
             every: None,
+            chance_ppm: 1_000_000,
         });
     });
     let (_, doc) = load(&format!("http://{}/", server.addr))

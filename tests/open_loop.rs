@@ -89,6 +89,7 @@ fn stall_shows_in_corrected_latency_not_in_uncorrected() {
             length: stall,
             at: Duration::from_millis(1500),
             every: None,
+            chance_ppm: 1_000_000,
         })
     });
     let url = format!("http://{}/", server.addr);

@@ -100,6 +100,7 @@ fn every_output_agrees_with_the_run() {
             length: Duration::from_millis(300),
             at: Duration::from_millis(1000),
             every: None,
+            chance_ppm: 1_000_000,
         })
     });
     let dir = tmpdir("outputs");
@@ -1015,7 +1016,7 @@ fn until_not_reached_runs_to_max_duration_and_warns() {
     for (args, flag) in [
         (vec!["-R10", "--until", "p99:2", url.as_str()], "--until"),
         (
-            vec!["-R10", "--until", "ttft_p99:±2%", url.as_str()],
+            vec!["-R10", "--until", "itl_p99:±2%", url.as_str()],
             "--until",
         ),
         (
@@ -1066,4 +1067,45 @@ fn stream_metrics_have_intervals_too() {
         Default::default(),
     );
     assert_eq!(text.matches(" 95 %: p50 [").count(), 3, "{text}");
+}
+
+#[test]
+fn until_precise_works_for_time_to_first_token() {
+    // --until ttft_p50:±10% on a streaming endpoint whose TTFT is 5–15 ms: the load runs past
+    // -d until the TTFT interval (not the whole-response latency's) is tight, and the claim
+    // is the printed TTFT interval's.
+    let server = serve(|c| {
+        c.llm.ttft = (Duration::from_millis(5), Duration::from_millis(15));
+        c.llm.token_interval = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.tokens = (10, 10);
+    });
+    let dir = tmpdir("until-ttft");
+    let prompts = dir.join("p.jsonl");
+    std::fs::write(&prompts, "{\"prompt\": \"hello\"}\n").unwrap();
+    let (r, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
+        .rate("100")
+        .duration("3s")
+        .connections(50)
+        .flag("--prompts", prompts.to_str().unwrap())
+        .flag("--model", "m")
+        .flag("--until", "ttft_p50:±10%")
+        .flag("--max-duration", "60s")
+        .run_json();
+    let p = r.precision.as_ref().expect("--until reports its precision");
+    assert!(p.stopped, "stopped early: {}", doc["precision"]);
+    assert!((10.0..60.0).contains(&p.after_s), "after {} s", p.after_s);
+    let t = &doc["streaming"]["ttft_ms"];
+    let (p50, lo, hi) = (
+        t["p50"].as_f64().unwrap(),
+        t["ci95"]["p50"][0].as_f64().unwrap(),
+        t["ci95"]["p50"][1].as_f64().unwrap(),
+    );
+    let half = (hi - lo) / 2.0 / p50 * 100.0;
+    let goal = &doc["precision"]["goals"][0];
+    assert_eq!(goal["metric"], "ttft_p50");
+    assert!(
+        (goal["achieved_pct"].as_f64().unwrap() - half).abs() < 0.01,
+        "{goal} vs ±{half}"
+    );
+    assert_eq!(doc["precision"]["reached"], half <= 10.0);
 }

@@ -143,6 +143,7 @@ fn a_stall_shows_in_corrected_ttft() {
             length: Duration::from_millis(400),
             at: Duration::from_secs(1),
             every: None,
+            chance_ppm: 1_000_000,
         });
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

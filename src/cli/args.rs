@@ -33,6 +33,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Merge HdrHistogram interval logs (.hlog) from one or more runs and report on them.
     Report(ReportArgs),
+    /// Compare runs: is NEW faster or slower than BASE beyond the noise? (JSON summaries or
+    /// interval logs; several per side with --base/--new.)
+    Compare(CompareArgs),
     /// Find where the tail breaks: constant-rate steps from --from to --to, each checked
     /// against the thresholds, then a bisection between the last passing and first failing.
     Sweep(Box<SweepArgs>),
@@ -107,6 +110,34 @@ pub struct ReportArgs {
     /// Outputs and thresholds.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// `ratebench compare` arguments, as typed.
+#[derive(Debug, Args, Clone)]
+pub struct CompareArgs {
+    /// BASE NEW [NEW…]: each NEW compared with BASE (one run each; JSON summaries written
+    /// with --json, or interval logs written with --hdr-log).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// BASE as repeated runs of the same plan (the variance between them then counts).
+    #[arg(long = "base", value_name = "FILE", num_args = 1..)]
+    pub base: Vec<PathBuf>,
+    /// NEW as repeated runs of the same plan.
+    #[arg(long = "new", value_name = "FILE", num_args = 1..)]
+    pub new: Vec<PathBuf>,
+    /// Exit 99 when this change is significant and beyond the bound: p99>+5%, p50>+2ms,
+    /// ttft_p99>+10%, errors>+1% (points), rate<-5% (repeatable).
+    #[arg(long = "fail-if", value_name = "EXPR")]
+    pub fail_if: Vec<String>,
+    /// Compare runs of different plans (URL, rate, arrival, connections) anyway.
+    #[arg(long = "force")]
+    pub force: bool,
+    /// Write the comparison as JSON (`-` for stdout; the text then goes to stderr).
+    #[arg(long = "json", value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write an HTML page with the percentile spectra overlaid, intervals shaded.
+    #[arg(long = "html", value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// A load test's flags, as typed.
@@ -316,7 +347,8 @@ pub struct ServeArgs {
     /// Address to listen on (loopback by default; port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: String,
-    /// Fixed service delay per response: 0, 200us, 5ms.
+    /// Service delay per response: 0, 200us, 5ms; or A..B, uniformly random per request
+    /// (independent service times): 1ms..3ms.
     #[arg(long, default_value = "0")]
     pub delay: String,
     /// Response body size: 100, 4k, 1Mi.
@@ -328,6 +360,10 @@ pub struct ServeArgs {
     /// Repeat the stall every PERIOD (needs --stall).
     #[arg(long = "stall-every", value_name = "PERIOD")]
     pub stall_every: Option<String>,
+    /// Each repeated stall happens only with this chance, period by period (needs
+    /// --stall-every): 30% — bursts at random, as a real server's slow spells come.
+    #[arg(long = "stall-chance", value_name = "SHARE%")]
+    pub stall_chance: Option<String>,
     /// Multiply the service delay (--delay) by FACTOR for FOR, starting AT after the server
     /// starts: 10@30s+15s (ten times slower from 30 s to 45 s).
     #[arg(long, value_name = "FACTOR@AT+FOR")]

@@ -14,6 +14,7 @@ mod args;
 mod validate;
 
 pub use args::{
-    Cli, Command, DemoArgs, OutputArgs, ReportArgs, RunArgs, ServeArgs, SpectraArgs, SweepArgs,
+    Cli, Command, CompareArgs, DemoArgs, OutputArgs, ReportArgs, RunArgs, ServeArgs, SpectraArgs,
+    SweepArgs,
 };
 pub use validate::{check_writable, parse_header, Outputs, RunCommand, SweepCommand};

@@ -778,7 +778,8 @@ impl ServeArgs {
                 "expected IP:PORT, e.g. 127.0.0.1:8080",
             )
         })?;
-        let delay = parse_duration(&self.delay).map_err(|r| invalid("--delay", &self.delay, r))?;
+        let (delay, delay_max) = parse_range("--delay", &self.delay, parse_duration)?;
+        let delay_max = (delay_max > delay).then_some(delay_max);
         let body_size = parse_size(&self.body_size)
             .map_err(|r| invalid("--body-size", &self.body_size, r))?
             as usize;
@@ -807,7 +808,21 @@ impl ServeArgs {
                         "must be longer than the stall itself",
                     ));
                 }
-                Some(Stall { length, at, every })
+                let chance_ppm = match &self.stall_chance {
+                    Some(c) if every.is_none() => {
+                        return Err(ConfigError::Missing(format!(
+                            "--stall-chance {c} needs --stall-every: the chance is per period"
+                        )))
+                    }
+                    Some(c) => (parse_share("--stall-chance", c)? * 1e6).round() as u32,
+                    None => 1_000_000,
+                };
+                Some(Stall {
+                    length,
+                    at,
+                    every,
+                    chance_ppm,
+                })
             }
             None if every.is_some() => {
                 return Err(ConfigError::Missing(
@@ -832,7 +847,7 @@ impl ServeArgs {
                     .ok()
                     .filter(|f: &f64| f.is_finite() && *f > 0.0)
                     .ok_or_else(|| invalid("--slow", s, hint))?;
-                if delay.is_zero() {
+                if delay.is_zero() && delay_max.is_none() {
                     return Err(ConfigError::Missing(
                         "--slow multiplies --delay: give a service delay, e.g. --delay 1ms --slow 10@30s+15s".into(),
                     ));
@@ -874,6 +889,7 @@ impl ServeArgs {
         Ok(ServeConfig {
             addr,
             delay,
+            delay_max,
             body_size,
             stall,
             slow,
@@ -949,8 +965,8 @@ impl ServeArgs {
     }
 }
 
-/// Parses an `--until` goal: `p99:±2%` (also `p99:2%`, `p99.9:±5%`, `p50:±1%`) into its
-/// name, quantile and relative half-width.
+/// Parses an `--until` goal: `p99:±2%` (also `p99:2%`, `p99.9:±5%`, `p50:±1%`, and for
+/// streams `ttft_p99:±5%`) into its name, quantile and relative half-width.
 fn parse_until(s: &str) -> Result<(String, f64, f64), ConfigError> {
     let hint =
         "expected pNN:±B%, e.g. p99:±2% (run until the p99's 95 % interval is within ±2 % of it)";
@@ -959,6 +975,8 @@ fn parse_until(s: &str) -> Result<(String, f64, f64), ConfigError> {
         .ok_or_else(|| invalid("--until", s, hint))?;
     let name = name.trim();
     let q = name
+        .strip_prefix("ttft_")
+        .unwrap_or(name)
         .strip_prefix('p')
         .and_then(|p| p.parse::<f64>().ok())
         .filter(|p| *p > 0.0 && *p < 100.0)
@@ -967,8 +985,8 @@ fn parse_until(s: &str) -> Result<(String, f64, f64), ConfigError> {
                 "--until",
                 s,
                 if name.contains('_') {
-                    "only latency percentiles (p50 … p99.99) for now; TTFT and the other stream \
-                     metrics are not supported by --until yet"
+                    "latency percentiles (p50 … p99.99) and time to first token (ttft_p99); \
+                     ITL and TPOT are not supported by --until yet"
                 } else {
                     hint
                 },
@@ -1072,6 +1090,7 @@ mod tests {
             body_size: "1k".into(),
             stall: Some("1s@5s".into()),
             stall_every: Some("10s".into()),
+            stall_chance: None,
             slow: None,
             tls: false,
             cert: None,
@@ -1092,13 +1111,32 @@ mod tests {
         };
         let c = a.validate().unwrap();
         assert_eq!(c.delay, Duration::from_micros(200));
+        assert_eq!(c.delay_max, None);
+        let random = ServeArgs {
+            delay: "1ms..3ms".into(),
+            ..a.clone()
+        }
+        .validate()
+        .unwrap();
+        assert_eq!(
+            (random.delay, random.delay_max),
+            (Duration::from_millis(1), Some(Duration::from_millis(3)))
+        );
+        let e = ServeArgs {
+            delay: "3ms..1ms".into(),
+            ..a.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(e.to_string().contains("--delay"), "{e}");
         assert_eq!(c.body_size, 1000);
         assert_eq!(
             c.stall,
             Some(Stall {
                 length: Duration::from_secs(1),
                 at: Duration::from_secs(5),
-                every: Some(Duration::from_secs(10))
+                every: Some(Duration::from_secs(10)),
+                chance_ppm: 1_000_000,
             })
         );
         assert_eq!(

@@ -43,14 +43,16 @@ const UNTIL_MARGIN: f64 = 0.7;
 /// interval, too narrow to stop on), and with a margin (`UNTIL_MARGIN` of the bound): this
 /// running estimate has one-second batches, the report's finer ones, and the report must
 /// back the stop.
-fn precise(h: &Hist, b: &Batches, goals: &[(String, f64, f64)]) -> bool {
-    b.batches() >= 10
-        && goals.iter().all(|(_, q, bound)| {
-            batches::interval(h, b, *q).is_ok_and(|(lo, hi)| {
+fn precise(so_far: &[(Hist, Batches); 2], goals: &[(String, f64, f64)]) -> bool {
+    goals.iter().all(|(name, q, bound)| {
+        // Latency goals from the corrected latency; `ttft_` goals from time to first token.
+        let (h, b) = &so_far[usize::from(name.starts_with("ttft_"))];
+        b.batches() >= 10
+            && batches::interval(h, b, *q).is_ok_and(|(lo, hi)| {
                 let x = histogram::percentile(h, q * 100.0) as f64;
                 x > 0.0 && (hi - lo) as f64 / 2.0 <= UNTIL_MARGIN * bound * x
             })
-        })
+    })
 }
 
 /// A stop request: `Soft` ends the schedule and waits out the grace period (first
@@ -339,8 +341,10 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     let mut sigint = Stop::Run;
     // --until: the run so far (from each second's merged histogram; its seconds are the
     // batches), checked once the load passed -d; the second at which every goal held.
-    let mut so_far = new_hist();
-    let mut so_far_batches = Batches::default();
+    let mut so_far = [
+        (new_hist(), Batches::default()),
+        (new_hist(), Batches::default()),
+    ];
     let mut precise_at: Option<u32> = None;
     rt.block_on(async {
         loop {
@@ -363,12 +367,17 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
                         if e.get().1 < threads { break; }
                         let (iv, _) = e.remove();
                         if !config.until.is_empty() && precise_at.is_none() && sigint == Stop::Run {
-                            let _ = so_far.add(&iv.corrected);
-                            so_far_batches.record_hist(u64::from(iv.index) * 1_000_000_000, &iv.corrected);
+                            let at = u64::from(iv.index) * 1_000_000_000;
+                            for (k, h) in [Some(&iv.corrected), iv.ttft.as_ref()].into_iter().enumerate() {
+                                if let Some(h) = h {
+                                    let _ = so_far[k].0.add(h);
+                                    so_far[k].1.record_hist(at, h);
+                                }
+                            }
                             let past_min = config
                                 .min_duration
                                 .is_some_and(|m| Duration::from_secs(u64::from(iv.index) + 1) >= m);
-                            if past_min && precise(&so_far, &so_far_batches, &config.until) {
+                            if past_min && precise(&so_far, &config.until) {
                                 precise_at = Some(iv.index + 1);
                                 let _ = stop_tx.send(Stop::Soft);
                             }

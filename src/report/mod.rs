@@ -5,6 +5,7 @@
 //!
 //! Used by `app` after `engine::run` or after reading logs.
 
+pub mod compare;
 pub mod csv;
 pub mod hdr;
 pub mod html;
@@ -384,8 +385,13 @@ pub fn precision_achieved(r: &RunResult) -> Vec<(String, f64, Option<f64>)> {
     p.goals
         .iter()
         .map(|(name, q, bound)| {
-            let x = crate::record::histogram::percentile(&rec.corrected, q * 100.0) as f64;
-            let got = crate::record::batches::interval(&rec.corrected, &rec.batches[0], *q)
+            let (h, b) = match (name.starts_with("ttft_"), rec.stream.as_deref()) {
+                (true, Some(st)) => (&st.ttft, &st.batches[0]),
+                (true, None) => return (name.clone(), *bound, None),
+                (false, _) => (&rec.corrected, &rec.batches[0]),
+            };
+            let x = crate::record::histogram::percentile(h, q * 100.0) as f64;
+            let got = crate::record::batches::interval(h, b, *q)
                 .ok()
                 .filter(|_| x > 0.0)
                 .map(|(lo, hi)| (hi - lo) as f64 / 2.0 / x);

@@ -13,8 +13,11 @@ use std::time::Duration;
 pub struct ServeConfig {
     /// Listen address.
     pub addr: std::net::SocketAddr,
-    /// Fixed service delay.
+    /// Service delay (the shortest, with `delay_max`).
     pub delay: Duration,
+    /// `--delay A..B`: each request's delay is uniformly random in `delay..delay_max`
+    /// (independent service times); `None`: always `delay`.
+    pub delay_max: Option<Duration>,
     /// Response body size in bytes.
     pub body_size: usize,
     /// Stall: (length, first start after server start, repeat period).
@@ -82,6 +85,7 @@ impl Default for ServeConfig {
         ServeConfig {
             addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             delay: Duration::ZERO,
+            delay_max: None,
             body_size: 100,
             stall: None,
             slow: None,
@@ -197,4 +201,8 @@ pub struct Stall {
     pub at: Duration,
     /// Repeat period, if the stall repeats.
     pub every: Option<Duration>,
+    /// `--stall-chance`: the chance, per million, that a repeated stall happens in its
+    /// period (each period drawn independently, the same every time the server runs):
+    /// bursts of slow responses at random, not like clockwork.
+    pub chance_ppm: u32,
 }

@@ -48,10 +48,18 @@ impl Stall {
             return None;
         }
         let since = elapsed - self.at;
-        let begin = match self.every {
-            Some(p) => self.at + p * (since.as_nanos() / p.as_nanos()) as u32,
-            None => self.at,
+        let (begin, period) = match self.every {
+            Some(p) => {
+                let i = (since.as_nanos() / p.as_nanos()) as u64;
+                (self.at + p * i as u32, i)
+            }
+            None => (self.at, 0),
         };
+        if self.chance_ppm < 1_000_000
+            && mix(period ^ 0x57a1) % 1_000_000 >= u64::from(self.chance_ppm)
+        {
+            return None;
+        }
         let end = begin + self.length;
         (elapsed < end).then_some(end)
     }
@@ -413,8 +421,11 @@ impl Service {
         if req.method() == hyper::Method::POST && req.uri().path() == "/v1/chat/completions" {
             return self.chat(req, n, key).await;
         }
-        if !self.config.delay.is_zero() {
-            let mut delay = self.config.delay;
+        if !self.config.delay.is_zero() || self.config.delay_max.is_some() {
+            let mut delay = match self.config.delay_max {
+                Some(max) => pick(self.config.delay, max, mix(self.seed ^ n ^ 0x5e55)),
+                None => self.config.delay,
+            };
             if let Some(s) = self.config.slow {
                 let t = self.started.elapsed();
                 if t >= s.at && t < s.at + s.length {
@@ -724,14 +735,17 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
     let handle = spawn(config.clone())?;
     let scheme = if config.tls { "https" } else { "http" };
     eprintln!(
-        "ratebench serve: listening on {scheme}://{}/ ({}delay {:?}, body {} B{}); Ctrl-C stops",
+        "ratebench serve: listening on {scheme}://{}/ ({}delay {}, body {} B{}); Ctrl-C stops",
         handle.addr,
         match (config.http2, config.tls) {
             (true, true) => "HTTP/2 or HTTP/1.1 by ALPN, ",
             (true, false) => "HTTP/2 with prior knowledge (h2c), ",
             _ => "",
         },
-        config.delay,
+        match config.delay_max {
+            Some(max) => format!("{:?}..{:?}", config.delay, max),
+            None => format!("{:?}", config.delay),
+        },
         config.body_size,
         match config.stall {
             Some(s) => format!(
@@ -764,6 +778,7 @@ mod tests {
             length: s(1000),
             at: s(5000),
             every: None,
+            chance_ppm: 1_000_000,
         };
         assert_eq!(once.end_at(s(4999)), None);
         assert_eq!(once.end_at(s(5000)), Some(s(6000)));
@@ -778,5 +793,22 @@ mod tests {
         assert_eq!(rep.end_at(s(15_500)), Some(s(16_000)));
         assert_eq!(rep.end_at(s(16_500)), None);
         assert_eq!(rep.end_at(s(25_000)), Some(s(26_000)));
+        // A 30 % chance per period: about 30 % of 10,000 periods stall, the same ones each
+        // time, and a stalled period stalls for its whole length.
+        let odd = Stall {
+            chance_ppm: 300_000,
+            ..rep
+        };
+        let stalled: Vec<u64> = (0..10_000)
+            .filter(|i| odd.end_at(s(5000 + 10_000 * i)).is_some())
+            .collect();
+        assert!((2700..3300).contains(&stalled.len()), "{}", stalled.len());
+        for i in stalled.iter().take(20) {
+            assert_eq!(odd.end_at(s(5999 + 10_000 * i)), Some(s(6000 + 10_000 * i)));
+        }
+        assert!(
+            stalled.windows(2).any(|w| w[1] == w[0] + 1),
+            "runs of bursts happen"
+        );
     }
 }
