@@ -324,3 +324,49 @@ fn compare_command_reads_summaries_and_logs_refuses_other_plans_and_gates_a_buil
         Some(2)
     );
 }
+
+#[test]
+fn the_report_says_when_the_arrivals_on_the_wire_are_not_the_ones_asked_for() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let server = serve(|c| c.delay = Duration::from_millis(2));
+    let url = format!("http://{}/", server.addr);
+    // Poisson at 300/s on connections that are free: the gaps that left are exponential.
+    let (_, free) = load(&url)
+        .rate("300")
+        .duration("3s")
+        .connections(20)
+        .flag("--arrival", "poisson")
+        .run_json();
+    let a = &free["arrivals"];
+    assert_eq!(a["process"], "poisson");
+    assert_eq!(a["as_asked"], true, "{a}");
+    assert!(a["gaps"].as_u64().unwrap() >= 800, "{a}");
+    // On one connection that a 2 ms answer keeps busy 60 % of the time, a request due
+    // while it is busy leaves when the answer is in: no gap under 2 ms, where the
+    // exponential of a 3.3 ms mean puts 45 % of them. Not Poisson, and the report says so.
+    let (_, busy) = load(&url)
+        .rate("300")
+        .duration("3s")
+        .connections(1)
+        .flag("--arrival", "poisson")
+        .run_json();
+    let a = &busy["arrivals"];
+    assert_eq!(a["as_asked"], false, "{a}");
+    assert!(a["ks_d"].as_f64().unwrap() > 0.2, "{a}");
+    assert!(
+        busy["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("a different process than asked")),
+        "{}",
+        busy["warnings"]
+    );
+    // A constant rate on free connections: evenly spaced.
+    let (_, even) = load(&url)
+        .rate("300")
+        .duration("3s")
+        .connections(20)
+        .run_json();
+    assert_eq!(even["arrivals"]["as_asked"], true, "{}", even["arrivals"]);
+    assert!(even["arrivals"]["even_share"].as_f64().unwrap() > 0.95);
+}

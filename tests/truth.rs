@@ -54,6 +54,7 @@ struct Seen {
     queued_share: f64,
     read_lag_p99: f64,
     warnings: Vec<String>,
+    arrivals: Option<ratebench::report::ArrivalCheck>,
 }
 
 fn seen(r: &RunResult) -> Seen {
@@ -66,6 +67,7 @@ fn seen(r: &RunResult) -> Seen {
         queued_share: rec.queued as f64 / rec.total.scheduled.max(1) as f64,
         read_lag_p99: ms(percentile(&rec.read_lag, 99.0)),
         warnings: s.warnings,
+        arrivals: s.arrivals,
     }
 }
 
@@ -198,6 +200,14 @@ fn check(case: &Case) -> Vec<String> {
         d.p50 <= service + widen + P50_SLACK_MS,
         format!("corrected p50 {} ms for a {service:.3} ms service", d.p50),
     );
+    // The process that left the machine is the one asked for: Poisson gaps exponential,
+    // a constant rate evenly spaced (or batched, where --precision asked for batches).
+    if let Some(a) = &d.arrivals {
+        expect(
+            a.as_asked(),
+            format!("arrivals on the wire: {}", a.describe()),
+        );
+    }
     // The server's own tail (a burst of arrivals slows it) is measured from the actual
     // send; what the generator may add to it at p99 is bounded.
     let tail = service.max(d.uncorrected_p99);

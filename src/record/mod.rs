@@ -8,6 +8,7 @@
 //! Used by `engine::worker` (one `Recorder` per thread, no locks), `engine` (the merge) and
 //! `report` (reading the merged counts).
 
+pub mod arrivals;
 pub mod batches;
 pub mod dependence;
 pub mod histogram;
@@ -261,6 +262,8 @@ pub struct Recorder {
     /// A bounded sample of consecutive corrected latencies, for their rank
     /// autocorrelation.
     pub dependence: dependence::Dependence,
+    /// A bounded sample of when requests were written, for the arrival process on the wire.
+    pub arrivals: arrivals::Arrivals,
 }
 
 /// How many distinct causes of one error class are kept (the rest count as `other`).
@@ -309,6 +312,7 @@ impl Recorder {
             start: None,
             batches: Default::default(),
             dependence: Default::default(),
+            arrivals: Default::default(),
         }
     }
 
@@ -506,6 +510,10 @@ impl Recorder {
                 }
             }
         }
+        if let (Some(sent), Some(start)) = (o.sent, self.start) {
+            self.arrivals
+                .record(sent.saturating_duration_since(start).as_nanos() as u64);
+        }
         if let (Some(sent), true) = (o.sent, o.conn_was_free) {
             let lag = sent.saturating_duration_since(o.intended);
             record(&mut self.send_lag, lag);
@@ -598,6 +606,7 @@ impl Recorder {
             mine.merge(theirs);
         }
         self.dependence.merge(&other.dependence);
+        self.arrivals.merge(&other.arrivals);
         for (a, b) in self.retried.iter_mut().zip(other.retried) {
             *a += b;
         }

@@ -74,6 +74,10 @@ pub struct Document {
     /// How dependent consecutive latencies were (absent when too few were sampled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependence: Option<DependenceDoc>,
+    /// The arrival process on the wire against the one asked for (constant-rate plans,
+    /// constant or Poisson; absent with too few sends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<ArrivalsDoc>,
     /// `--until`: the precision asked for and reached (absent without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<PrecisionDoc>,
@@ -298,6 +302,32 @@ pub struct DependenceDoc {
     pub fades_after: Option<usize>,
     /// Requests in the bounded sample it was computed on.
     pub sample: usize,
+}
+
+/// The sent gaps, judged (`report::ArrivalCheck`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ArrivalsDoc {
+    /// `constant` or `poisson`: the process asked for.
+    pub process: String,
+    /// Whether the sends matched it.
+    pub as_asked: bool,
+    /// Gaps judged (a bounded sample, pooled over threads).
+    pub gaps: usize,
+    /// Their mean, ms.
+    pub mean_gap_ms: f64,
+    /// Poisson: the Kolmogorov–Smirnov distance to the exponential of that mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ks_d: Option<f64>,
+    /// Poisson: Stephens' modified statistic (above 1.308: not exponential at 1 %).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ks_statistic: Option<f64>,
+    /// Constant: the share of gaps within ±50 % of the mean gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub even_share: Option<f64>,
+    /// `--precision` coarser than half the mean gap, ms: requests were asked to leave in
+    /// batches, so the gaps are not judged (`as_asked` is true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batched_ms: Option<f64>,
 }
 
 /// `--until`'s outcome.
@@ -887,6 +917,35 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             lag1_rho: m.lag1,
             fades_after: m.fades_after,
             sample: m.sample,
+        }),
+        arrivals: s.arrivals.map(|a| {
+            let as_asked = a.as_asked();
+            match a.fit {
+                super::ArrivalFit::Poisson(f) => ArrivalsDoc {
+                    process: "poisson".into(),
+                    as_asked,
+                    gaps: f.gaps,
+                    mean_gap_ms: f.mean_ns / 1e6,
+                    ks_d: Some(f.d),
+                    ks_statistic: Some(f.statistic),
+                    even_share: None,
+                    batched_ms: a.batched.map(|p| p.as_secs_f64() * 1e3),
+                },
+                super::ArrivalFit::Constant {
+                    gaps,
+                    spacing_ns,
+                    even,
+                } => ArrivalsDoc {
+                    process: "constant".into(),
+                    as_asked,
+                    gaps,
+                    mean_gap_ms: spacing_ns / 1e6,
+                    ks_d: None,
+                    ks_statistic: None,
+                    even_share: Some(even),
+                    batched_ms: a.batched.map(|p| p.as_secs_f64() * 1e3),
+                },
+            }
         }),
         precision: r.precision.as_ref().map(|p| PrecisionDoc {
             reached: super::precision_reached(r),

@@ -15,6 +15,7 @@ pub mod text;
 pub mod threshold;
 
 use crate::outcome::ErrorClass;
+use crate::record::arrivals;
 use crate::record::histogram::percentile;
 use crate::record::histogram::Hist;
 use crate::run::RunResult;
@@ -58,6 +59,105 @@ pub struct Summary {
     pub regimes: Vec<regimes::Regime>,
     /// Stretches of seconds that left the run's baseline.
     pub incidents: Vec<regimes::Incident>,
+    /// What the gaps between sends say about the arrival process (constant-rate plans,
+    /// constant or Poisson, with enough sends).
+    pub arrivals: Option<ArrivalCheck>,
+}
+
+/// The arrival process that left the machine, judged against the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ArrivalCheck {
+    /// What the gaps were tested for, and how they fared.
+    pub fit: ArrivalFit,
+    /// `--precision` coarser than the mean gap: requests were asked to leave in batches
+    /// (each tick's at once), so gaps are not judged against the process.
+    pub batched: Option<std::time::Duration>,
+}
+
+/// The sent gaps' test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArrivalFit {
+    /// `--arrival poisson`: the gaps against the exponential.
+    Poisson(arrivals::PoissonFit),
+    /// Constant: the share of gaps within ±50 % of the spacing (the mean gap).
+    Constant {
+        /// Gaps judged.
+        gaps: usize,
+        /// The mean gap, ns.
+        spacing_ns: f64,
+        /// The share within ±50 % of it.
+        even: f64,
+    },
+}
+
+/// A constant rate is as asked when at least this share of its gaps is within ±50 % of
+/// the spacing.
+pub const EVEN_SHARE: f64 = 0.9;
+
+impl ArrivalCheck {
+    /// Judges the run's sample (None: a ramp, gamma arrivals, or too few sends).
+    pub fn of(r: &RunResult) -> Option<ArrivalCheck> {
+        if !r.meta.stages.is_empty() {
+            return None;
+        }
+        let gaps = r.recorder.arrivals.gaps();
+        let mean_ns = gaps.iter().sum::<u64>() as f64 / gaps.len().max(1) as f64;
+        let fit = match r.meta.arrival.as_str() {
+            "poisson" => arrivals::poisson_fit(&gaps).map(ArrivalFit::Poisson),
+            "constant" => arrivals::even_share(&gaps, mean_ns).map(|even| ArrivalFit::Constant {
+                gaps: gaps.len(),
+                spacing_ns: mean_ns,
+                even,
+            }),
+            _ => None,
+        }?;
+        let batched = r
+            .meta
+            .precision
+            .filter(|p| p.as_nanos() as f64 > 0.5 * mean_ns);
+        Some(ArrivalCheck { fit, batched })
+    }
+
+    /// Whether the process on the wire is the one asked for (batches, when asked for).
+    pub fn as_asked(&self) -> bool {
+        self.batched.is_some()
+            || match self.fit {
+                ArrivalFit::Poisson(f) => {
+                    f.statistic <= arrivals::KS_EXP_1PCT || f.d <= arrivals::KS_MATERIAL
+                }
+                ArrivalFit::Constant { even, .. } => even >= EVEN_SHARE,
+            }
+    }
+
+    /// The report's words: `Poisson as asked (KS D=0.012 on 2,048 gaps, mean gap 3.33ms)`.
+    pub fn describe(&self) -> String {
+        let verdict = match self.batched {
+            Some(p) => format!(
+                "in --precision {} batches, as asked",
+                fmt_us(p.as_secs_f64() * 1e6)
+            ),
+            None if self.as_asked() => "as asked".into(),
+            None => "NOT as asked".into(),
+        };
+        match self.fit {
+            ArrivalFit::Poisson(f) => format!(
+                "Poisson {verdict} (Kolmogorov–Smirnov D={:.3} from the exponential on {} gaps, \
+                 mean gap {})",
+                f.d,
+                f.gaps,
+                fmt_us(f.mean_ns / 1000.0)
+            ),
+            ArrivalFit::Constant {
+                gaps,
+                spacing_ns,
+                even,
+            } => format!(
+                "constant {verdict} ({:.1} % of {gaps} gaps within ±50 % of the {} spacing)",
+                even * 100.0,
+                fmt_us(spacing_ns / 1000.0)
+            ),
+        }
+    }
 }
 
 fn us(d: Duration) -> u64 {
@@ -347,9 +447,22 @@ impl Summary {
             ));
         }
         let incidents = regimes::incidents(&r.intervals);
+        let arrivals = ArrivalCheck::of(r);
+        if let Some(a) = arrivals.filter(|a| !a.as_asked()) {
+            warnings.push(format!(
+                "the requests left the machine as a different process than asked: {} — the \
+                 server saw {}; see Send lag, and connections that were not free",
+                a.describe(),
+                match a.fit {
+                    ArrivalFit::Poisson(_) => "gaps that are not exponential",
+                    ArrivalFit::Constant { .. } => "bunched requests, not an even stream",
+                }
+            ));
+        }
         Summary {
             regimes,
             incidents,
+            arrivals,
             target_rate,
             achieved_rate,
             completed_rate,

@@ -369,6 +369,9 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             m.lag1, m.sample
         );
     }
+    if let Some(a) = &s.arrivals {
+        let _ = writeln!(o, "  Arrivals: {}", a.describe());
+    }
     if let Some(p) = &r.precision {
         let goals: Vec<String> = super::precision_achieved(r)
             .iter()
