@@ -4,10 +4,14 @@
 //! estimated, Stephens' modification), and for a constant rate by the share of gaps within
 //! ±50 % of the spacing.
 //!
-//! Sampling keeps whole one-second windows: windows whose index is a multiple of `stride`
-//! (1 at first). When a thread holds more than `CAP` stamps, the stride doubles and the
-//! windows no longer kept are dropped — so memory is flat, and every thread keeps the same
-//! windows complete (the run's stride is the largest thread's). Gaps are taken between
+//! Sampling keeps whole windows (one second at first): those whose index is a multiple of
+//! `stride` (1 at first). When a thread holds more than `CAP` stamps, the stride doubles and
+//! the windows no longer kept are dropped; when one window alone holds more (over 4,096
+//! sends a second on a thread), the window halves and the stride doubles, which keeps the
+//! first half of each kept window. Either way memory is flat, and the kept windows are
+//! always "the first W of every P" with W and P powers of two apart, so every thread's
+//! kept set contains the run's (the smallest W of the largest P): pooled, the sample is
+//! complete inside it. Gaps are taken between
 //! consecutive sends of the pooled sample, within a window when windows are apart (a
 //! stride over 1: by then a window holds thousands of sends, and the one gap lost at each
 //! edge is noise), across windows when every one was kept.
@@ -16,14 +20,18 @@
 
 /// Stamps a thread keeps at most (then the stride doubles).
 const CAP: usize = 4096;
-/// A window, ns.
+/// The first window, ns.
 const WINDOW_NS: u64 = 1_000_000_000;
+/// The shortest window, ns (then a thread stops sampling: over 4 million sends a second).
+const MIN_WINDOW_NS: u64 = 1_000_000_000 >> 10;
 /// The fewest gaps worth a judgement.
 pub const MIN_GAPS: usize = 100;
 
 /// A thread's (or, merged, the run's) send stamps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arrivals {
+    /// The window length, ns: `WINDOW_NS` halved 0 or more times.
+    window_ns: u64,
     /// Windows kept: index ≡ 0 (mod stride).
     stride: u64,
     /// Send times, ns from the start of the run, in no particular order.
@@ -33,6 +41,7 @@ pub struct Arrivals {
 impl Default for Arrivals {
     fn default() -> Self {
         Arrivals {
+            window_ns: WINDOW_NS,
             stride: 1,
             stamps: Vec::new(),
         }
@@ -42,25 +51,46 @@ impl Default for Arrivals {
 impl Arrivals {
     /// Records a request written `at_ns` after the start of the run.
     pub fn record(&mut self, at_ns: u64) {
-        if !(at_ns / WINDOW_NS).is_multiple_of(self.stride) {
+        if !self.kept(at_ns) {
             return;
         }
         self.stamps.push(at_ns);
         while self.stamps.len() > CAP {
-            self.stride *= 2;
-            self.keep();
+            self.thin();
         }
     }
 
-    fn keep(&mut self) {
-        let stride = self.stride;
-        self.stamps
-            .retain(|t| (t / WINDOW_NS).is_multiple_of(stride));
+    fn kept(&self, t: u64) -> bool {
+        self.window_ns >= MIN_WINDOW_NS && (t / self.window_ns).is_multiple_of(self.stride)
     }
 
-    /// Adds another thread's stamps (the same run's clock).
+    /// Halves what is kept: every other window, or, when one window holds it all, the
+    /// second half of each window.
+    fn thin(&mut self) {
+        let w = self.window_ns;
+        let lo = self.stamps.iter().map(|t| t / w).min();
+        let hi = self.stamps.iter().map(|t| t / w).max();
+        if lo == hi {
+            self.window_ns /= 2;
+        }
+        self.stride *= 2;
+        self.keep();
+    }
+
+    fn keep(&mut self) {
+        let (w, stride) = (self.window_ns, self.stride);
+        if w < MIN_WINDOW_NS {
+            self.stamps.clear();
+            return;
+        }
+        self.stamps.retain(|t| (t / w).is_multiple_of(stride));
+    }
+
+    /// Adds another thread's stamps (the same run's clock): the windows both kept.
     pub fn merge(&mut self, other: &Arrivals) {
-        self.stride = self.stride.max(other.stride);
+        let period = (self.window_ns * self.stride).max(other.window_ns * other.stride);
+        self.window_ns = self.window_ns.min(other.window_ns);
+        self.stride = period / self.window_ns;
         self.stamps.extend_from_slice(&other.stamps);
         self.keep();
     }
@@ -70,7 +100,7 @@ impl Arrivals {
         let mut s = self.stamps.clone();
         s.sort_unstable();
         s.windows(2)
-            .filter(|w| self.stride == 1 || w[0] / WINDOW_NS == w[1] / WINDOW_NS)
+            .filter(|w| self.stride == 1 || w[0] / self.window_ns == w[1] / self.window_ns)
             .map(|w| w[1] - w[0])
             .collect()
     }
@@ -182,6 +212,34 @@ mod tests {
         }
         // A 1 % test on 50 Poisson samples: rarely more than 3 false alarms.
         assert!(false_alarms <= 3, "{false_alarms} of 50");
+    }
+
+    #[test]
+    fn a_dense_window_halves_and_threads_with_different_windows_pool() {
+        // 20,000/s on one thread (a second holds 20,000 sends) and 1,000/s on another.
+        let fast = poisson(20_000.0, 3.0, 1, 5);
+        assert!(
+            fast.stamps.len() <= CAP && fast.window_ns < WINDOW_NS,
+            "{}",
+            fast.window_ns
+        );
+        let fit = poisson_fit(&fast.gaps()).unwrap();
+        assert!(
+            (fit.mean_ns / 5e4 - 1.0).abs() < 0.05 && fit.d < KS_MATERIAL,
+            "{fit:?}"
+        );
+        let slow = poisson(1000.0, 3.0, 1, 6);
+        let mut all = slow.clone();
+        all.merge(&fast);
+        // Pooled in the windows both kept: only stamps from those, and the merge is
+        // symmetric.
+        let mut other = fast.clone();
+        other.merge(&slow);
+        let (mut a, mut b) = (all.stamps.clone(), other.stamps.clone());
+        a.sort_unstable();
+        b.sort_unstable();
+        assert_eq!(a, b);
+        assert!(!a.is_empty() && a.iter().all(|&t| fast.kept(t) && slow.kept(t)));
     }
 
     #[test]
