@@ -370,21 +370,67 @@ pub(crate) fn spectrum_points(h: &Hist) -> Vec<(f64, Option<f64>)> {
 
 /// The HTML report.
 pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
-    let rec = &r.recorder;
-    let per_sec =
-        |f: &dyn Fn(&crate::record::IntervalStats) -> Option<f64>| -> Vec<(f64, Option<f64>)> {
-            r.intervals
-                .iter()
-                .map(|i| (f64::from(i.index), f(i)))
-                .collect()
-        };
-    let ms = |us: u64| us as f64 / 1000.0;
-    // A second in which no latency was recorded (nothing completed or timed out) has no
-    // percentile: a gap, not 0 ms.
-    let latency_of = |i: &crate::record::IntervalStats, us: u64| {
-        let recorded = i.counts.completed + i.counts.errors[ErrorClass::Timeout.index()];
-        (recorded > 0).then(|| ms(us))
-    };
+    let tokens = r
+        .recorder
+        .stream
+        .as_deref()
+        .map(|st| (stream_charts(r), st));
+    let sections = [
+        latency_chart(r, s),
+        spectrum_chart(r),
+        tags_chart(r),
+        throughput_chart(r),
+        rate_limit_chart(r),
+        groups_chart(r),
+        errors_chart(r),
+        tokens.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+    ];
+    page(
+        r,
+        s,
+        verdicts,
+        &summary_table(r, s, verdicts, tokens.map(|t| t.1)),
+        &sections,
+    )
+}
+
+/// Each second's value of `f` (a `None` is a gap in the line).
+fn per_sec(
+    r: &RunResult,
+    f: impl Fn(&crate::record::IntervalStats) -> Option<f64>,
+) -> Vec<(f64, Option<f64>)> {
+    r.intervals
+        .iter()
+        .map(|i| (f64::from(i.index), f(i)))
+        .collect()
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn count(n: u64) -> Option<f64> {
+    Some(n as f64)
+}
+
+/// A second in which no latency was recorded (nothing completed or timed out) has no
+/// percentile: a gap, not 0 ms.
+fn latency_of(i: &crate::record::IntervalStats, us: u64) -> Option<f64> {
+    let recorded = i.counts.completed + i.counts.errors[ErrorClass::Timeout.index()];
+    (recorded > 0).then(|| ms(us))
+}
+
+/// The "number of nines" axis of the spectra.
+fn nines() -> Vec<(f64, String)> {
+    ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as f64, l.to_string()))
+        .collect()
+}
+
+/// Corrected latency per second (p50, p99, p99.9, max), regimes shaded in turn.
+fn latency_chart(r: &RunResult, s: &Summary) -> String {
     // Every other regime shaded, when the run was not one regime.
     let bands: Vec<(f64, f64)> = s
         .regimes
@@ -393,7 +439,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         .step_by(2)
         .map(|g| (f64::from(g.start_s) - 0.5, f64::from(g.end_s) - 0.5))
         .collect();
-    let latency = chart_with_bars(
+    chart_with_bars(
         "latency",
         if bands.is_empty() {
             "Corrected latency per second"
@@ -406,30 +452,31 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         &[
             Series {
                 name: "p50".into(),
-                points: per_sec(&|i| latency_of(i, i.p50_us)),
+                points: per_sec(r, |i| latency_of(i, i.p50_us)),
             },
             Series {
                 name: "p99".into(),
-                points: per_sec(&|i| latency_of(i, i.p99_us)),
+                points: per_sec(r, |i| latency_of(i, i.p99_us)),
             },
             Series {
                 name: "p99.9".into(),
-                points: per_sec(&|i| latency_of(i, i.p999_us)),
+                points: per_sec(r, |i| latency_of(i, i.p999_us)),
             },
             Series {
                 name: "max".into(),
-                points: per_sec(&|i| latency_of(i, i.max_us)),
+                points: per_sec(r, |i| latency_of(i, i.max_us)),
             },
         ],
         None,
         &[],
         &bands,
-    );
-    let nines: Vec<(f64, String)> = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%", "99.9999%"]
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i as f64, l.to_string()))
-        .collect();
+    )
+}
+
+/// The percentile spectrum, corrected (with its 95 % intervals) against uncorrected.
+fn spectrum_chart(r: &RunResult) -> String {
+    let rec = &r.recorder;
+    let nines = nines();
     // The corrected percentiles' 95 % intervals, as error bars.
     let bars: Vec<(f64, f64, f64)> = crate::report::json::CI_PERCENTILES
         .iter()
@@ -442,7 +489,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             ))
         })
         .collect();
-    let spectrum = chart_with_bars(
+    chart_with_bars(
         "spectrum",
         "Latency by percentile (corrected vs uncorrected, with 95 % intervals)",
         "percentile (log scale: number of nines)",
@@ -461,9 +508,14 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         Some(&nines),
         &bars,
         &[],
-    );
-    // One spectrum line per tag, when the run had several kinds of request.
-    let by_tag = if rec.tags.len() > 1 {
+    )
+}
+
+/// One spectrum line per tag, when the run had several kinds of request.
+fn tags_chart(r: &RunResult) -> String {
+    let rec = &r.recorder;
+    let nines = nines();
+    if rec.tags.len() > 1 {
         {
             let series: Vec<Series> = rec
                 .tags
@@ -485,10 +537,13 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         }
     } else {
         String::new()
-    };
-    let count = |n: u64| Some(n as f64);
-    // Rate limits: what was asked of the server each second and what it admitted.
-    let limited = if rec.total.rate_limited > 0 {
+    }
+}
+
+/// Rate limits: what was asked of the server each second and what it admitted.
+fn rate_limit_chart(r: &RunResult) -> String {
+    let rec = &r.recorder;
+    if rec.total.rate_limited > 0 {
         chart(
             "ratelimited",
             "Rate limiting per second: answered vs admitted (not 429)",
@@ -498,33 +553,37 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             &[
                 Series {
                     name: "answered".into(),
-                    points: per_sec(&|i| count(i.counts.completed)),
+                    points: per_sec(r, |i| count(i.counts.completed)),
                 },
                 Series {
                     name: "admitted".into(),
-                    points: per_sec(&|i| {
+                    points: per_sec(r, |i| {
                         count(i.counts.completed.saturating_sub(i.counts.rate_limited))
                     }),
                 },
                 Series {
                     name: "429".into(),
-                    points: per_sec(&|i| count(i.counts.rate_limited)),
+                    points: per_sec(r, |i| count(i.counts.rate_limited)),
                 },
             ],
             None,
         )
     } else {
         String::new()
-    };
-    // --group-by-header: who answered each second (a failover shows as lines crossing).
-    let groups = match &r.meta.group_by {
+    }
+}
+
+/// `--group-by-header`: who answered each second (a failover shows as lines crossing).
+fn groups_chart(r: &RunResult) -> String {
+    let rec = &r.recorder;
+    match &r.meta.group_by {
         Some(h) if !rec.groups.is_empty() => {
             let series: Vec<Series> = rec
                 .groups
                 .iter()
                 .map(|g| Series {
                     name: g.value.clone(),
-                    points: per_sec(&|i| {
+                    points: per_sec(r, |i| {
                         count(
                             i.groups
                                 .iter()
@@ -545,8 +604,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             )
         }
         _ => String::new(),
-    };
-    let throughput = chart(
+    }
+}
+
+/// Requests per second: intended, achieved (sent), completed.
+fn throughput_chart(r: &RunResult) -> String {
+    chart(
         "throughput",
         "Requests per second",
         "second of the run",
@@ -555,32 +618,37 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         &[
             Series {
                 name: "intended".into(),
-                points: per_sec(&|i| count(i.counts.scheduled)),
+                points: per_sec(r, |i| count(i.counts.scheduled)),
             },
             Series {
                 name: "achieved (sent)".into(),
-                points: per_sec(&|i| count(i.counts.sent)),
+                points: per_sec(r, |i| count(i.counts.sent)),
             },
             Series {
                 name: "completed".into(),
-                points: per_sec(&|i| count(i.counts.completed)),
+                points: per_sec(r, |i| count(i.counts.completed)),
             },
         ],
         None,
-    );
+    )
+}
+
+/// Errors per second, all and by class.
+fn errors_chart(r: &RunResult) -> String {
+    let rec = &r.recorder;
     let mut error_series = vec![Series {
         name: "all errors".into(),
-        points: per_sec(&|i| count(i.counts.error_total())),
+        points: per_sec(r, |i| count(i.counts.error_total())),
     }];
     for class in ErrorClass::ALL {
         if rec.total.errors[class.index()] > 0 {
             error_series.push(Series {
                 name: class.name().into(),
-                points: per_sec(&|i| count(i.counts.errors[class.index()])),
+                points: per_sec(r, |i| count(i.counts.errors[class.index()])),
             });
         }
     }
-    let errors = chart(
+    chart(
         "errors",
         "Errors per second",
         "second of the run",
@@ -588,36 +656,46 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
         Scale::Linear,
         &error_series,
         None,
-    );
+    )
+}
 
-    // Streams: tokens per second and TTFT per second, on charts of their own (one unit each).
-    let tokens = rec.stream.as_ref().map(|st| {
-        let per_second = chart(
-            "tokens",
-            "Streams: output tokens per second",
-            "second of the run",
-            "tokens/s",
-            Scale::Linear,
-            &[Series {
-                name: "tokens/s".into(),
-                points: per_sec(&|i| count(i.counts.tokens)),
-            }],
-            None,
-        );
-        let ttft = chart(
-            "ttft",
-            "Streams: time to first token per second (p99, corrected)",
-            "second of the run",
-            "TTFT (ms, log scale)",
-            Scale::Log,
-            &[Series {
-                name: "TTFT p99".into(),
-                points: per_sec(&|i| (i.ttft_p99_us > 0).then(|| ms(i.ttft_p99_us))),
-            }],
-            None,
-        );
-        (per_second + &ttft, st)
-    });
+/// Streams: output tokens per second and TTFT per second, on charts of their own.
+fn stream_charts(r: &RunResult) -> String {
+    let per_second = chart(
+        "tokens",
+        "Streams: output tokens per second",
+        "second of the run",
+        "tokens/s",
+        Scale::Linear,
+        &[Series {
+            name: "tokens/s".into(),
+            points: per_sec(r, |i| count(i.counts.tokens)),
+        }],
+        None,
+    );
+    let ttft = chart(
+        "ttft",
+        "Streams: time to first token per second (p99, corrected)",
+        "second of the run",
+        "TTFT (ms, log scale)",
+        Scale::Log,
+        &[Series {
+            name: "TTFT p99".into(),
+            points: per_sec(r, |i| (i.ttft_p99_us > 0).then(|| ms(i.ttft_p99_us))),
+        }],
+        None,
+    );
+    per_second + &ttft
+}
+
+/// The summary table: target, rates, accounting, percentiles, streams, thresholds.
+fn summary_table(
+    r: &RunResult,
+    s: &Summary,
+    verdicts: &[Verdict],
+    stream: Option<&crate::record::StreamRecorder>,
+) -> String {
+    let rec = &r.recorder;
     let t = &rec.total;
     let mut rows: Vec<(String, String)> = vec![
         ("Target".into(), esc(&r.meta.url)),
@@ -647,7 +725,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             ),
         ));
     }
-    if let Some((_, st)) = &tokens {
+    if let Some(st) = stream {
         rows.push((
             "Output tokens/s".into(),
             format!(
@@ -686,10 +764,19 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> String {
             ),
         ));
     }
-    let table: String = rows
-        .iter()
+    rows.iter()
         .map(|(k, v)| format!("<tr><th>{k}</th><td>{v}</td></tr>"))
-        .collect();
+        .collect()
+}
+
+/// The page: title, warnings, the summary table, the charts, the text report.
+fn page(
+    r: &RunResult,
+    s: &Summary,
+    verdicts: &[Verdict],
+    table: &str,
+    sections: &[String],
+) -> String {
     let warnings: String = s
         .warnings
         .iter()
@@ -715,19 +802,12 @@ pre {{ background: #f6f6f6; padding: 1em; font-size: 12px; width: max-content; m
 <p>{title}</p>
 {warnings}
 <table>{table}</table>
-{latency}
-{spectrum}
-{by_tag}
-{throughput}
-{limited}
-{groups}
-{errors}
-{tokens}
+{charts}
 <h2>Text report</h2>
 <pre>{report}</pre>
 </body></html>
 "#,
         title = esc(&r.meta.url),
-        tokens = tokens.map(|(t, _)| t).unwrap_or_default(),
+        charts = sections.join("\n"),
     )
 }

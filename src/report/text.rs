@@ -292,11 +292,45 @@ pub fn spectrum(h: &Hist) -> String {
 
 /// The text report after the run, with the thresholds' verdicts if any.
 pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra) -> String {
-    let rec = &r.recorder;
-    let t = &rec.total;
-    let c = &rec.corrected;
     let mut o = String::new();
+    thread_stats(&mut o, r);
+    distribution(&mut o, r, spectra);
+    judgements(&mut o, r, s);
+    uncorrected(&mut o, r);
+    // A log another HdrHistogram tool wrote has latencies only: no plan, nothing
+    // scheduled, no bytes, statuses or connections — none of those is made up for it.
+    if r.meta.threads == 0 {
+        foreign(&mut o, r, s);
+        return o;
+    }
+    totals(&mut o, r, s);
+    accounting(&mut o, r);
+    errors(&mut o, r);
+    connections(&mut o, r);
+    // Logs of other HdrHistogram tools carry latencies only: no generator to speak of.
+    let generator_known = !r.busy.is_empty();
+    lags(&mut o, r, generator_known);
+    if let Some(st) = r.recorder.stream.as_deref() {
+        streaming(&mut o, r, s, st);
+    }
+    by_tag(&mut o, r);
+    by_group(&mut o, r);
+    cost(&mut o, r);
+    if generator_known {
+        generator(&mut o, r);
+    }
+    shards(&mut o, r);
+    regimes_and_incidents(&mut o, s);
+    for w in &s.warnings {
+        let _ = writeln!(o, "WARNING: {w}");
+    }
+    thresholds(&mut o, verdicts);
+    o
+}
 
+/// wrk's Thread Stats: corrected latency, and completions per second of the load.
+fn thread_stats(o: &mut String, r: &RunResult) {
+    let c = &r.recorder.corrected;
     let _ = writeln!(o, "  Thread Stats   Avg      Stdev     Max   +/- Stdev");
     let _ = writeln!(
         o,
@@ -329,7 +363,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             within
         );
     }
+}
 
+/// The corrected distribution, each percentile with its 95 % interval; the spectra asked for.
+fn distribution(o: &mut String, r: &RunResult, spectra: Spectra) {
+    let rec = &r.recorder;
+    let c = &rec.corrected;
     let _ = writeln!(
         o,
         "  Latency Distribution (HdrHistogram - Recorded Latency)"
@@ -354,6 +393,11 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         );
         o.push_str(&spectrum(&rec.uncorrected));
     }
+}
+
+/// How far the distribution can be trusted: dependence, the arrivals on the wire, `--until`.
+fn judgements(o: &mut String, r: &RunResult, s: &Summary) {
+    let rec = &r.recorder;
     if let Some(m) = rec.dependence.measure() {
         let fade = match m.fades_after {
             Some(1) => "gone by the next request".to_string(),
@@ -392,7 +436,11 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             p.after_s
         );
     }
-    let u = &rec.uncorrected;
+}
+
+/// The uncorrected latency's line (a log of another tool may have none).
+fn uncorrected(o: &mut String, r: &RunResult) {
+    let u = &r.recorder.uncorrected;
     if r.meta.threads > 0 || !u.is_empty() {
         let _ = writeln!(
             o,
@@ -403,21 +451,24 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             na_max(u),
         );
     }
+}
 
-    // A log another HdrHistogram tool wrote has latencies only: no plan, nothing
-    // scheduled, no bytes, statuses or connections — none of those is made up for it.
-    let foreign = r.meta.threads == 0;
-    if foreign {
-        let _ = writeln!(
-            o,
-            "  {} latencies in {}s",
-            t.completed,
-            trim_decimal(s.completion_secs)
-        );
-        let _ = writeln!(o, "Requests/sec: {:>10.2}", s.completed_rate);
-        o.push_str(&after_accounting_foreign(s));
-        return o;
-    }
+/// What a log of another tool knows: its latencies and the time they took.
+fn foreign(o: &mut String, r: &RunResult, s: &Summary) {
+    let t = &r.recorder.total;
+    let _ = writeln!(
+        o,
+        "  {} latencies in {}s",
+        t.completed,
+        trim_decimal(s.completion_secs)
+    );
+    let _ = writeln!(o, "Requests/sec: {:>10.2}", s.completed_rate);
+    o.push_str(&after_accounting_foreign(s));
+}
+
+/// Requests, bytes and rates; the ramp and the common start when there were any.
+fn totals(o: &mut String, r: &RunResult, s: &Summary) {
+    let t = &r.recorder.total;
     let _ = writeln!(
         o,
         "  {} requests in {}s, {} read",
@@ -445,7 +496,7 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         s.achieved_rate
     );
     if !r.meta.stages.is_empty() {
-        ramp_series(&mut o, r);
+        ramp_series(o, r);
     }
     if let Some(at) = r.meta.start_at {
         let unix = at
@@ -457,7 +508,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             fmt_us(r.start_late.as_micros() as f64)
         );
     }
+}
 
+/// The warm-up, the accounting identity, status codes and 429s.
+fn accounting(o: &mut String, r: &RunResult) {
+    let rec = &r.recorder;
+    let t = &rec.total;
     if let Some(w) = &r.warmup {
         let _ = writeln!(
             o,
@@ -518,6 +574,12 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             }
         }
     }
+}
+
+/// Errors by class and cause, retries, pipelined requests and script errors.
+fn errors(o: &mut String, r: &RunResult) {
+    let rec = &r.recorder;
+    let t = &rec.total;
     if t.error_total() == 0 {
         let _ = writeln!(o, "Errors: none");
     } else {
@@ -559,6 +621,11 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             rec.script_messages_more
         );
     }
+}
+
+/// Connections opened, and how long opening them took.
+fn connections(o: &mut String, r: &RunResult) {
+    let rec = &r.recorder;
     let _ = writeln!(
         o,
         "Connections: {} asked, {} open at end of load, {} opened ({} reconnects){}",
@@ -591,42 +658,39 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
         }
         let _ = writeln!(o, " ({} connections opened)", rec.connects);
     }
-    // Logs of other HdrHistogram tools carry latencies only: no generator to speak of.
-    let generator_known = !r.busy.is_empty();
-    lags(&mut o, r, generator_known);
-    if let Some(st) = rec.stream.as_deref() {
-        streaming(&mut o, r, s, st);
-    }
-    by_tag(&mut o, r);
-    by_group(&mut o, r);
-    cost(&mut o, r);
-    if generator_known {
-        let busy: Vec<String> = r
-            .busy
-            .iter()
-            .map(|b| format!("{:.0}%", b * 100.0))
-            .collect();
+}
+
+/// How busy the generator's threads were, and how it paced.
+fn generator(o: &mut String, r: &RunResult) {
+    let busy: Vec<String> = r
+        .busy
+        .iter()
+        .map(|b| format!("{:.0}%", b * 100.0))
+        .collect();
+    let _ = write!(
+        o,
+        "Generator: threads busy {} of the load window",
+        busy.join(", ")
+    );
+    if let Some(p) = r.meta.precision {
         let _ = write!(
             o,
-            "Generator: threads busy {} of the load window",
-            busy.join(", ")
+            "; pacing precision {} (--precision: a request may go out up to that late)",
+            fmt_us(p.as_micros() as f64)
         );
-        if let Some(p) = r.meta.precision {
-            let _ = write!(
-                o,
-                "; pacing precision {} (--precision: a request may go out up to that late)",
-                fmt_us(p.as_micros() as f64)
-            );
-        }
-        let (waits, awake) = r.waits;
-        if awake > 0 {
-            let _ = write!(
-                o,
-                "; stayed awake for a response in {awake} of {waits} waits"
-            );
-        }
-        let _ = writeln!(o);
     }
+    let (waits, awake) = r.waits;
+    if awake > 0 {
+        let _ = write!(
+            o,
+            "; stayed awake for a response in {awake} of {waits} waits"
+        );
+    }
+    let _ = writeln!(o);
+}
+
+/// One line per shard of a merged plan.
+fn shards(o: &mut String, r: &RunResult) {
     for l in &r.shard_lines {
         let _ = writeln!(
             o,
@@ -641,10 +705,10 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             fmt_us(l.start_late_s * 1e6),
         );
     }
-    regimes_and_incidents(&mut o, s);
-    for w in &s.warnings {
-        let _ = writeln!(o, "WARNING: {w}");
-    }
+}
+
+/// Each threshold's verdict.
+fn thresholds(o: &mut String, verdicts: &[Verdict]) {
     for v in verdicts {
         let _ = writeln!(
             o,
@@ -656,7 +720,6 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
             v.unit
         );
     }
-    o
 }
 
 /// The generator's own delays: send lag (with where every scheduled request went), release
