@@ -755,8 +755,24 @@ pub struct CompareDoc {
 pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
     let mut sides: Vec<&Side> = vec![base];
     sides.extend(news);
-    let mut svg = String::new();
-    let (w, h, left, right, top, bottom) = (760.0, 320.0, 70.0, 200.0, 30.0, 45.0);
+    let svg = spectra_svg(&sides, &spectra(&sides));
+    let mut page = String::from(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ratebench compare</title>\
+         <style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em}\
+         </style></head><body><h1>ratebench compare</h1>",
+    );
+    page.push_str(&svg);
+    for t in texts {
+        let _ = write!(page, "<pre>{}</pre>", esc(t));
+    }
+    page.push_str("</body></html>\n");
+    page
+}
+
+/// Per side: (nines, centre, low, high) of each percentile all its runs have enough
+/// requests for; the centre is the runs' geometric mean, the band the widest of their
+/// intervals.
+fn spectra(sides: &[&Side]) -> Vec<Vec<(f64, f64, f64, f64)>> {
     const QS: [(&str, f64); 7] = [
         ("p50", 0.5),
         ("p75", 0.75),
@@ -773,7 +789,7 @@ pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
         k => value(p, k),
     };
     // Per side: (nines, centre, low, high) for each percentile its runs have.
-    let curves: Vec<Vec<(f64, f64, f64, f64)>> = sides
+    sides
         .iter()
         .map(|s| {
             QS.iter()
@@ -798,7 +814,13 @@ pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// The overlaid spectra as inline SVG (log latency axis, one colour per side).
+fn spectra_svg(sides: &[&Side], curves: &[Vec<(f64, f64, f64, f64)>]) -> String {
+    let mut svg = String::new();
+    let (w, h, left, right, top, bottom) = (760.0, 320.0, 70.0, 200.0, 30.0, 45.0);
     let all = curves.iter().flatten();
     let ymin = all.clone().map(|p| p.2).fold(f64::MAX, f64::min).max(1e-3);
     let ymax = all
@@ -848,7 +870,7 @@ pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
     const COLORS: [&str; 6] = [
         "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
     ];
-    for (i, (side, curve)) in sides.iter().zip(&curves).enumerate() {
+    for (i, (side, curve)) in sides.iter().zip(curves).enumerate() {
         let color = COLORS[i % COLORS.len()];
         if curve.is_empty() {
             continue;
@@ -886,17 +908,7 @@ pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
         );
     }
     svg.push_str("</svg>");
-    let mut page = String::from(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>ratebench compare</title>\
-         <style>body{font-family:sans-serif;margin:2em}pre{background:#f6f6f6;padding:1em}\
-         </style></head><body><h1>ratebench compare</h1>",
-    );
-    page.push_str(&svg);
-    for t in texts {
-        let _ = write!(page, "<pre>{}</pre>", esc(t));
-    }
-    page.push_str("</body></html>\n");
-    page
+    svg
 }
 
 #[cfg(test)]
