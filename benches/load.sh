@@ -11,6 +11,7 @@
 #   MEMORY=1 bash benches/load.sh     # also peak memory after 15 s and 60 s at 10k/s
 #   ONLY=script bash benches/load.sh  # only the scripting rows (also: ONLY=stream, ONLY=http2)
 #   DUR=5 bash benches/load.sh        # seconds per run (default 10)
+#   RB=/tmp/old/ratebench bash benches/load.sh  # another build (for an A/B)
 #
 # Missing tools are installed when possible (apt-get install wrk; cargo install oha) and
 # skipped otherwise. Nothing leaves 127.0.0.1.
@@ -37,8 +38,11 @@ if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -x, -o /dev
     PERF=perf
 fi
 
-cargo build --release -q || exit 1
-RB=target/release/ratebench
+# RB=/path/to/ratebench measures another build (an A/B against this one), built by you.
+if [ -z "${RB:-}" ]; then
+    cargo build --release -q || exit 1
+    RB=target/release/ratebench
+fi
 
 taskset -c "$TARGET_CORE" "$RB" serve --addr "127.0.0.1:$PORT" --body-size 100 >/dev/null 2>&1 &
 SERVER=$!

@@ -77,6 +77,16 @@ pub enum Error {
     /// Ctrl-C during the warm-up: nothing was measured (exit 1).
     #[error("stopped during the warm-up: nothing was measured")]
     Interrupted,
+    /// `compare --fail-if`: a change was significant and beyond its bound (exit 99).
+    #[error("{failed} of {total} --fail-if rules failed: {which}")]
+    FailIf {
+        /// How many failed.
+        failed: usize,
+        /// How many were checked (rules × comparisons).
+        total: usize,
+        /// The failed expressions.
+        which: String,
+    },
     /// One or more thresholds did not hold (exit 99).
     #[error("{failed} of {total} thresholds failed: {which}")]
     Threshold {
@@ -99,7 +109,7 @@ impl Error {
             Error::Serve(e) => e.exit_code(),
             Error::Read(e) => e.exit_code(),
             Error::Metrics(_) => crate::error::EXIT_USAGE,
-            Error::Threshold { .. } | Error::NoPassingRate => EXIT_THRESHOLD,
+            Error::Threshold { .. } | Error::FailIf { .. } | Error::NoPassingRate => EXIT_THRESHOLD,
             Error::HdrLog { .. } | Error::Done(_) | Error::Write(_) | Error::Interrupted => {
                 EXIT_RUNTIME
             }
@@ -618,7 +628,7 @@ fn compare_cmd(args: &CompareArgs) -> Result<()> {
     };
     write_compare(args, &doc, &compare::render_html(&base, &news, &texts))?;
     if !failed.is_empty() {
-        return Err(Error::Threshold {
+        return Err(Error::FailIf {
             failed: failed.len(),
             total: doc.fail_if.len(),
             which: failed.join(", "),

@@ -278,6 +278,7 @@ fn compare_command_reads_summaries_and_logs_refuses_other_plans_and_gates_a_buil
             assert!(line.ends_with("slower"), "{line}");
         }
         assert!(t.contains("fail-if p99>+5%: FAILED"), "{t}");
+        assert!(t.contains("1 of 1 --fail-if rules failed: p99>+5%"), "{t}");
         let doc: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
         let schema: serde_json::Value = serde_json::from_slice(
