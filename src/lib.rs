@@ -24,4 +24,5 @@ pub mod script;
 pub mod serve;
 pub mod stream;
 pub mod sweep;
+pub mod tokens;
 pub mod units;

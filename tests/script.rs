@@ -332,6 +332,7 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
             ttft: (Duration::from_millis(5), Duration::from_millis(5)),
             token_interval: (Duration::from_millis(1), Duration::from_millis(1)),
             tokens: (4, 4),
+            tokenizer: Default::default(),
         }
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

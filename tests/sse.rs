@@ -25,6 +25,7 @@ fn llm(ttft_ms: u64, interval_ms: u64, tokens: u64) -> LlmConfig {
         ttft: (d(ttft_ms), d(ttft_ms)),
         token_interval: (d(interval_ms), d(interval_ms)),
         tokens: (tokens, tokens),
+        tokenizer: Default::default(),
     }
 }
 
@@ -264,4 +265,74 @@ fn a_token_rule_that_never_matches_says_so_and_prints_na() {
         "{:?}",
         s.warnings
     );
+}
+
+/// POSTs `body` to `serve`'s chat endpoint (not streamed) and returns the answer's JSON.
+fn chat_once(addr: std::net::SocketAddr, body: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let json = answer.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[test]
+fn serve_counts_the_prompt_with_its_tokenizer_and_honours_max_and_min_tokens() {
+    let server = serve(|c| {
+        c.llm.ttft = (Duration::from_millis(1), Duration::from_millis(1));
+        c.llm.token_interval = (Duration::ZERO, Duration::ZERO);
+        c.llm.tokens = (50, 50);
+        c.llm.tokenizer = ratebench::tokens::Tokenizer::named("cl100k_base").unwrap();
+    });
+    let usage = |body: &str| {
+        let u = chat_once(server.addr, body)["usage"].clone();
+        (
+            u["prompt_tokens"].as_u64().unwrap(),
+            u["completion_tokens"].as_u64().unwrap(),
+            u["total_tokens"].as_u64().unwrap(),
+        )
+    };
+    // OpenAI's cookbook: "tiktoken is great!" is 6 tokens in cl100k_base; two messages'
+    // texts are counted together (joined by a newline, no chat template).
+    let msg =
+        |text: &str| format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{text}"}}]"#);
+    assert_eq!(
+        usage(&format!("{}}}", msg("tiktoken is great!"))),
+        (6, 50, 56)
+    );
+    let two = r#"{"model":"m","messages":[{"role":"system","content":"hello world"},{"role":"user","content":[{"type":"text","text":"tiktoken is great!"}]}]}"#;
+    assert_eq!(usage(two).0, 2 + 1 + 6, "hello world, a newline, the six");
+    // max_tokens cuts the natural 50; min_tokens stretches it (within max_tokens);
+    // ignore_eos makes it exactly max_tokens.
+    assert_eq!(usage(&format!("{},\"max_tokens\":5}}", msg("hi"))).1, 5);
+    assert_eq!(
+        usage(&format!("{},\"max_completion_tokens\":7}}", msg("hi"))).1,
+        7
+    );
+    assert_eq!(
+        usage(&format!(
+            "{},\"max_tokens\":100,\"min_tokens\":80}}",
+            msg("hi")
+        ))
+        .1,
+        80
+    );
+    assert_eq!(
+        usage(&format!(
+            "{},\"max_tokens\":70,\"ignore_eos\":true}}",
+            msg("hi")
+        ))
+        .1,
+        70
+    );
+    assert_eq!(usage(&format!("{},\"max_tokens\":500}}", msg("hi"))).1, 50);
 }

@@ -389,9 +389,14 @@ pub struct ServeArgs {
     /// /v1/chat/completions: gap between tokens, fixed or a range: 20ms, 10ms..30ms.
     #[arg(long = "token-interval", default_value = "20ms")]
     pub token_interval: String,
-    /// /v1/chat/completions: tokens per answer, fixed or a range: 50, 20..80.
+    /// /v1/chat/completions: tokens per answer, fixed or a range: 50, 20..80 (a request's
+    /// max_tokens cuts it; min_tokens, or ignore_eos with max_tokens, stretches it).
     #[arg(long, default_value = "50")]
     pub tokens: String,
+    /// /v1/chat/completions: the tokenizer that counts a prompt's tokens (usage.prompt_tokens):
+    /// o200k_base, cl100k_base, llama3, qwen2, deepseek_v3, mistral_v3, ….
+    #[arg(long, default_value = crate::tokens::DEFAULT)]
+    pub tokenizer: String,
     /// Answer an exact share of requests with this status instead: 429:5% (429 and 503
     /// carry Retry-After: 1). Repeatable.
     #[arg(long = "status", value_name = "CODE:SHARE%")]

@@ -873,6 +873,8 @@ impl ServeArgs {
                         BadValue::from("expected a whole number of tokens ≥ 1, e.g. 50 or 20..80")
                     })
             })?,
+            tokenizer: crate::tokens::Tokenizer::named(&self.tokenizer)
+                .map_err(|r| invalid("--tokenizer", &self.tokenizer, r))?,
         };
         let statuses = self
             .statuses
@@ -1100,6 +1102,7 @@ mod tests {
             ttft: "100ms..300ms".into(),
             token_interval: "20ms".into(),
             tokens: "50".into(),
+            tokenizer: "cl100k_base".into(),
             statuses: vec!["429:5%".into()],
             http2: false,
             max_streams: None,
@@ -1144,6 +1147,15 @@ mod tests {
             (Duration::from_millis(100), Duration::from_millis(300))
         );
         assert_eq!(c.llm.tokens, (50, 50));
+        assert_eq!(c.llm.tokenizer.name(), "cl100k_base");
+        let e = ServeArgs {
+            tokenizer: "gpt9".into(),
+            ..a.clone()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--tokenizer") && e.contains("o200k_base"), "{e}");
         assert_eq!(c.statuses, vec![(429, 0.05)]);
     }
 }

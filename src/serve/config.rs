@@ -114,8 +114,11 @@ pub struct LlmConfig {
     pub ttft: (Duration, Duration),
     /// Gap between tokens, (min, max).
     pub token_interval: (Duration, Duration),
-    /// Tokens per answer, (min, max).
+    /// Tokens per answer, (min, max): the answer's natural length, cut by a request's
+    /// `max_tokens` and stretched by its `min_tokens` (or to `max_tokens` by `ignore_eos`).
     pub tokens: (u64, u64),
+    /// `--tokenizer`: counts the prompt's tokens for `usage.prompt_tokens`.
+    pub tokenizer: crate::tokens::Tokenizer,
 }
 
 impl Default for LlmConfig {
@@ -124,6 +127,7 @@ impl Default for LlmConfig {
             ttft: (Duration::from_millis(200), Duration::from_millis(200)),
             token_interval: (Duration::from_millis(20), Duration::from_millis(20)),
             tokens: (50, 50),
+            tokenizer: Default::default(),
         }
     }
 }

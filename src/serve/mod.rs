@@ -322,6 +322,61 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The prompt as the tokenizer sees it: every message's text (a string, or the `text` of
+/// each part of an array), or a completions request's `prompt` (a string or strings),
+/// joined by newlines — no chat template around it, as vLLM's benchmark counts a prompt.
+fn prompt_text(json: &serde_json::Value) -> String {
+    let text_of = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| {
+                    p.as_str()
+                        .or_else(|| p.get("text").and_then(|t| t.as_str()))
+                        .map(str::to_string)
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut texts: Vec<String> = json
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.get("content"))
+                .flat_map(text_of)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = json.get("prompt") {
+        texts.extend(text_of(p));
+    }
+    texts.join("\n")
+}
+
+/// How many tokens an answer has: its natural length `natural` (from `--tokens`), cut by
+/// the request's `max_tokens` (or `max_completion_tokens`), stretched to its `min_tokens`,
+/// and exactly `max_tokens` with `ignore_eos` — as vLLM, SGLang and TGI honour them.
+fn answer_length(natural: u64, json: &serde_json::Value) -> u64 {
+    let field = |k: &str| json.get(k).and_then(|v| v.as_u64());
+    let max = field("max_tokens").or_else(|| field("max_completion_tokens"));
+    let ignore_eos = json
+        .get("ignore_eos")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut n = match (max, ignore_eos) {
+        (Some(m), true) => m,
+        (Some(m), false) => natural.min(m),
+        (None, _) => natural,
+    };
+    if let Some(min) = field("min_tokens") {
+        n = n.max(min.min(max.unwrap_or(u64::MAX)));
+    }
+    n.max(1)
+}
+
 /// A uniform draw in [lo, hi] from `h`.
 fn pick(lo: Duration, hi: Duration, h: u64) -> Duration {
     if hi <= lo {
@@ -468,7 +523,8 @@ impl Service {
         let h = mix(self.seed ^ n);
         let ttft = pick(llm.ttft.0, llm.ttft.1, h);
         let (lo, hi) = llm.tokens;
-        let tokens = lo + mix(h) % (hi - lo + 1);
+        let tokens = answer_length(lo + mix(h) % (hi - lo + 1), &json);
+        let prompt_tokens = llm.tokenizer.count(&prompt_text(&json));
         let mut tokens_left = None;
         if let Some(l) = &self.tokens {
             match l.take(key, tokens as f64) {
@@ -483,8 +539,8 @@ impl Service {
         let arrived = Instant::now();
         let id = format!("chatcmpl-{n}");
         let usage = format!(
-            "\"usage\":{{\"prompt_tokens\":1,\"completion_tokens\":{tokens},\"total_tokens\":{}}}",
-            tokens + 1
+            "\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"completion_tokens\":{tokens},\"total_tokens\":{}}}",
+            tokens + prompt_tokens
         );
         if !stream {
             let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i));
@@ -756,6 +812,26 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
             ),
             None => String::new(),
         }
+    );
+    let llm = config.llm;
+    let range = |(a, b): (Duration, Duration)| {
+        if a == b {
+            format!("{a:?}")
+        } else {
+            format!("{a:?}..{b:?}")
+        }
+    };
+    eprintln!(
+        "  POST /v1/chat/completions: TTFT {}, token interval {}, {} tokens an answer (a \
+         request's max_tokens, min_tokens and ignore_eos honoured), prompt tokens by {}",
+        range(llm.ttft),
+        range(llm.token_interval),
+        if llm.tokens.0 == llm.tokens.1 {
+            llm.tokens.0.to_string()
+        } else {
+            format!("{}..{}", llm.tokens.0, llm.tokens.1)
+        },
+        llm.tokenizer.name()
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
