@@ -214,6 +214,10 @@ pub struct StreamStats {
     pub content_events: u64,
     /// `usage.completion_tokens` from the stream, if it sent one.
     pub usage_tokens: Option<u64>,
+    /// The content texts' tokens by the run's tokenizer (None without one).
+    pub tokenized: Option<u64>,
+    /// That tokenizer's name.
+    pub tokenizer: Option<&'static str>,
     /// `usage.prompt_tokens` from the stream, if it sent one.
     pub prompt_tokens: Option<u64>,
     /// The longest gap between two content events.
@@ -223,8 +227,11 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
-    /// Output tokens: the server's own count when it sent one, else content events.
+    /// Output tokens: the server's own count when it sent one, else the tokenizer's, else
+    /// content events (`--tokenizer none`).
     pub fn tokens(&self) -> u64 {
-        self.usage_tokens.unwrap_or(self.content_events)
+        self.usage_tokens
+            .or(self.tokenized)
+            .unwrap_or(self.content_events)
     }
 }

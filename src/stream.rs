@@ -10,6 +10,7 @@
 //! Used by `engine::exchange` (per response), `record` (goodput targets) and tests.
 
 use crate::error::BadValue;
+use crate::tokens::Tokenizer;
 use crate::units::parse_duration;
 use serde::Deserialize;
 
@@ -77,55 +78,117 @@ impl TokenRule {
 
     /// `classify`, also reading `usage.prompt_tokens` (input tokens, for cost).
     pub fn classify_usage(&self, data: &[u8]) -> (Event, Option<u64>, Option<u64>) {
+        let c = self.classify_counted(data, None);
+        (c.event, c.usage, c.prompt)
+    }
+
+    /// `classify_usage`, and with a tokenizer, how many tokens the event's content text is
+    /// (each text the rule reads, counted on its own: a server streams whole tokens, so
+    /// the sum over a stream is the answer's count — to within a token where a server splits
+    /// one across events).
+    pub fn classify_counted(&self, data: &[u8], tokenizer: Option<&Tokenizer>) -> Classified {
         let trimmed = data.trim_ascii();
+        let mut out = Classified {
+            event: Event::Empty,
+            usage: None,
+            prompt: None,
+            tokens: 0,
+        };
         if trimmed == b"[DONE]" {
-            return (Event::Done, None, None);
+            out.event = Event::Done;
+            return out;
         }
+        let mut count = |t: &str| {
+            if let Some(tk) = tokenizer {
+                out.tokens += tk.count(t);
+            }
+        };
         match self {
-            TokenRule::AnyData => (Event::content_if(!trimmed.is_empty()), None, None),
+            TokenRule::AnyData => {
+                if !trimmed.is_empty() {
+                    count(&String::from_utf8_lossy(trimmed));
+                    out.event = Event::Content;
+                }
+            }
             TokenRule::OpenAi => match serde_json::from_slice::<Chunk>(trimmed) {
                 Ok(c) => {
-                    let content = c.choices.iter().any(|ch| {
-                        ch.text.as_deref().is_some_and(|t| !t.is_empty())
-                            || ch.delta.as_ref().is_some_and(|d| {
-                                d.content.as_deref().is_some_and(|t| !t.is_empty())
-                                    || d.tool_calls.iter().any(|tc| {
-                                        tc.function
-                                            .as_ref()
-                                            .and_then(|f| f.arguments.as_deref())
-                                            .is_some_and(|a| !a.is_empty())
-                                    })
-                            })
-                    });
+                    let mut content = false;
+                    for ch in &c.choices {
+                        let delta = ch.delta.as_ref();
+                        let texts = ch
+                            .text
+                            .iter()
+                            .chain(delta.and_then(|d| d.content.as_ref()))
+                            .chain(delta.into_iter().flat_map(|d| {
+                                d.tool_calls
+                                    .iter()
+                                    .filter_map(|tc| tc.function.as_ref()?.arguments.as_ref())
+                            }));
+                        for t in texts.filter(|t| !t.is_empty()) {
+                            content = true;
+                            count(t);
+                        }
+                    }
                     let (usage, prompt) = c
                         .usage
                         .map_or((None, None), |u| (u.completion_tokens, u.prompt_tokens));
-                    (Event::content_if(content), usage, prompt)
+                    out.event = Event::content_if(content);
+                    out.usage = usage;
+                    out.prompt = prompt;
                 }
-                Err(_) => (Event::Malformed, None, None),
+                Err(_) => out.event = Event::Malformed,
             },
             TokenRule::Path(path) => match serde_json::from_slice::<serde_json::Value>(trimmed) {
                 Ok(v) => {
-                    let usage = v
+                    out.usage = v
                         .pointer("/usage/completion_tokens")
                         .and_then(|u| u.as_u64());
-                    let prompt = v.pointer("/usage/prompt_tokens").and_then(|u| u.as_u64());
-                    let content = any_string_at(&v, path);
-                    (Event::content_if(content), usage, prompt)
+                    out.prompt = v.pointer("/usage/prompt_tokens").and_then(|u| u.as_u64());
+                    let mut content = false;
+                    strings_at(&v, path, &mut |t| {
+                        content = true;
+                        count(t);
+                    });
+                    out.event = Event::content_if(content);
                 }
-                Err(_) => (Event::Malformed, None, None),
+                Err(_) => out.event = Event::Malformed,
             },
         }
+        out
     }
 }
 
-fn any_string_at(v: &serde_json::Value, path: &[String]) -> bool {
+/// One event, classified (`TokenRule::classify_counted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classified {
+    /// What kind of event it is.
+    pub event: Event,
+    /// `usage.completion_tokens`, if it carried one.
+    pub usage: Option<u64>,
+    /// `usage.prompt_tokens`, if it carried one.
+    pub prompt: Option<u64>,
+    /// Its content text's tokens by the tokenizer (0 without one).
+    pub tokens: u64,
+}
+
+/// Calls `f` with every non-empty string at `path` (`*`: every array element).
+fn strings_at(v: &serde_json::Value, path: &[String], f: &mut impl FnMut(&str)) {
     match path.split_first() {
-        None => v.as_str().is_some_and(|s| !s.is_empty()),
-        Some((head, rest)) if head == "*" => v
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| any_string_at(x, rest))),
-        Some((head, rest)) => v.get(head.as_str()).is_some_and(|x| any_string_at(x, rest)),
+        None => {
+            if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
+                f(s)
+            }
+        }
+        Some((head, rest)) if head == "*" => {
+            for x in v.as_array().into_iter().flatten() {
+                strings_at(x, rest, f);
+            }
+        }
+        Some((head, rest)) => {
+            if let Some(x) = v.get(head.as_str()) {
+                strings_at(x, rest, f);
+            }
+        }
     }
 }
 
@@ -248,6 +311,33 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_tokenizer_counts_each_events_text() {
+        let cl = Tokenizer::named("cl100k_base").unwrap();
+        let chunk = br#"{"choices":[{"delta":{"content":"tiktoken is great!"}}]}"#;
+        let c = TokenRule::OpenAi.classify_counted(chunk, Some(&cl));
+        assert_eq!((c.event, c.tokens), (Event::Content, 6));
+        assert_eq!(TokenRule::OpenAi.classify_counted(chunk, None).tokens, 0);
+        // Tool-call arguments and a legacy completions `text` count too; a role header not.
+        let tool =
+            br#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"hello world"}}]}}]}"#;
+        assert_eq!(
+            TokenRule::OpenAi.classify_counted(tool, Some(&cl)).tokens,
+            2
+        );
+        let text = br#"{"choices":[{"text":"hello world"}]}"#;
+        assert_eq!(
+            TokenRule::OpenAi.classify_counted(text, Some(&cl)).tokens,
+            2
+        );
+        let role = br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#;
+        let r = TokenRule::OpenAi.classify_counted(role, Some(&cl));
+        assert_eq!((r.event, r.tokens), (Event::Empty, 0));
+        let path = TokenRule::parse("delta.text").unwrap();
+        let anth = br#"{"type":"content_block_delta","delta":{"text":"tiktoken is great!"}}"#;
+        assert_eq!(path.classify_counted(anth, Some(&cl)).tokens, 6);
+    }
 
     fn events(chunks: &[&[u8]]) -> Vec<String> {
         let mut p = SseParser::new();

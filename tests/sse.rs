@@ -336,3 +336,41 @@ fn serve_counts_the_prompt_with_its_tokenizer_and_honours_max_and_min_tokens() {
     );
     assert_eq!(usage(&format!("{},\"max_tokens\":500}}", msg("hi"))).1, 50);
 }
+
+#[test]
+fn without_usage_the_tokenizer_counts_the_output_and_agrees_with_the_servers_usage() {
+    // The same answers (50 tokens each), once with usage in the last chunk and once with
+    // stream_options.include_usage false: the tokenizer's count of the streamed text equals
+    // the server's usage, and the report says where each count came from.
+    let server = serve(|c| c.llm = llm(5, 1, 50));
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let run = |include: bool, tokenizer: &str| {
+        let body = format!(
+            r#"{{"model":"m","stream":true,"stream_options":{{"include_usage":{include}}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        );
+        load(&url)
+            .rate("40")
+            .duration("1s")
+            .connections(20)
+            .flag("-m", "POST")
+            .flag("--body", &body)
+            .flag("--tokenizer", tokenizer)
+            .run_json()
+            .1
+    };
+    let with = run(true, "o200k_base");
+    let without = run(false, "o200k_base");
+    let (a, b) = (&with["streaming"], &without["streaming"]);
+    assert_eq!(a["with_usage"], 40);
+    assert_eq!(a["by_tokenizer"], 0);
+    assert_eq!(b["with_usage"], 0);
+    assert_eq!(b["by_tokenizer"], 40);
+    assert_eq!(b["tokenizer"], "o200k_base");
+    assert_eq!(a["tokens"], 40 * 50);
+    assert_eq!(b["tokens"], a["tokens"], "the tokenizer agrees with usage");
+    // cl100k_base too; and --tokenizer none counts content events (one word each here).
+    assert_eq!(run(false, "cl100k_base")["streaming"]["tokens"], 2000);
+    let none = run(false, "none");
+    assert_eq!(none["streaming"]["by_tokenizer"], 0);
+    assert_eq!(none["streaming"]["tokens"], 2000);
+}

@@ -299,6 +299,10 @@ pub struct RunArgs {
     /// path with `*` for arrays, e.g. `delta.text`.
     #[arg(long = "sse-token", value_name = "RULE", default_value = "openai")]
     pub sse_token: String,
+    /// Counts streamed output tokens where the server sends no usage: o200k_base,
+    /// cl100k_base, llama3, qwen2, deepseek_v3, mistral_v3, …; none: one per content event.
+    #[arg(long = "tokenizer", value_name = "NAME", default_value = crate::tokens::DEFAULT)]
+    pub tokenizer: String,
     /// A per-request goodput target for streamed responses: ttft<500ms, itl<50ms (the
     /// longest gap), tpot<20ms, e2e<2s (repeatable; a request is good if it meets all).
     #[arg(long = "slo", value_name = "EXPR")]

@@ -651,6 +651,13 @@ impl RunArgs {
             script,
             token_rule: TokenRule::parse(&self.sse_token)
                 .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,
+            tokenizer: match self.tokenizer.trim() {
+                "none" => None,
+                name => Some(
+                    crate::tokens::Tokenizer::named(name)
+                        .map_err(|r| invalid("--tokenizer", &self.tokenizer, r))?,
+                ),
+            },
             slos: self
                 .slos
                 .iter()

@@ -66,6 +66,8 @@ pub struct Inspect {
     pub group_by: Option<hyper::header::HeaderName>,
     /// Read `usage` from JSON (non-streamed) answers: LLM runs (`--prompts`).
     pub usage: bool,
+    /// `--tokenizer`: counts streamed content where the server sends no `usage`.
+    pub tokenizer: Option<crate::tokens::Tokenizer>,
 }
 
 /// Why an exchange failed.
@@ -195,6 +197,7 @@ struct Reading<'a, G> {
     arrival: Option<&'a Cell<Option<Instant>>>,
     since: Instant,
     rule: &'a TokenRule,
+    tokenizer: Option<&'a crate::tokens::Tokenizer>,
     progress: &'a mut Progress,
     on_gap: G,
     sse: Option<SseParser>,
@@ -236,6 +239,7 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             arrival,
             since,
             rule,
+            tokenizer: inspect.tokenizer.as_ref(),
             progress,
             on_gap,
             sse,
@@ -247,6 +251,7 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             arrival,
             since,
             rule,
+            tokenizer,
             progress,
             on_gap,
             sse,
@@ -264,7 +269,9 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
         if let (Some(parser), Some(stats)) = (sse.as_mut(), progress.stream.as_mut()) {
             // (Read the time only for event streams: it is their tokens' time.)
             let now = arrived(*arrival, *since);
-            parser.feed(data, |d| on_event(rule, on_gap, d, stats, now));
+            parser.feed(data, |d| {
+                on_event((rule, *tokenizer), on_gap, d, stats, now)
+            });
         }
     }
 
@@ -273,13 +280,14 @@ impl<'a, G: FnMut(Duration)> Reading<'a, G> {
             arrival,
             since,
             rule,
+            tokenizer,
             progress,
             mut on_gap,
             sse,
         } = self;
         if let (Some(mut parser), Some(stats)) = (sse, progress.stream.as_mut()) {
             let now = arrived(arrival, since);
-            parser.finish(|d| on_event(rule, &mut on_gap, d, stats, now));
+            parser.finish(|d| on_event((rule, tokenizer), &mut on_gap, d, stats, now));
         }
         if let Some(b) = progress.usage_body.take() {
             progress.meta.usage = json_usage(&b);
@@ -354,13 +362,18 @@ fn read_meta(progress: &mut Progress, head: &impl Head, inspect: &Inspect) {
 
 /// One event of a stream: a token (its gap from the last one), usage, or a malformed one.
 fn on_event(
-    rule: &TokenRule,
+    (rule, tokenizer): (&TokenRule, Option<&crate::tokens::Tokenizer>),
     on_gap: &mut impl FnMut(Duration),
     data: &[u8],
     stats: &mut StreamStats,
     now: Instant,
 ) {
-    let (event, usage, prompt) = rule.classify_usage(data);
+    let c = rule.classify_counted(data, tokenizer);
+    let (event, usage, prompt) = (c.event, c.usage, c.prompt);
+    if let (Some(t), Event::Content) = (tokenizer, event) {
+        *stats.tokenized.get_or_insert(0) += c.tokens;
+        stats.tokenizer = Some(t.name());
+    }
     if usage.is_some() {
         stats.usage_tokens = usage;
     }

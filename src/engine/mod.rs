@@ -242,6 +242,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             inspect: exchange::Inspect {
                 group_by: config.group_by.clone(),
                 usage: config.prompts.is_some(),
+                tokenizer: config.tokenizer,
             },
             duration: config.duration,
             timeout: config.timeout,

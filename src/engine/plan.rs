@@ -181,6 +181,9 @@ pub struct Plan {
     pub script: Option<ScriptBase>,
     /// Which event-stream events count as tokens.
     pub token_rule: TokenRule,
+    /// `--tokenizer`: counts streamed output where the server sends no `usage` (None:
+    /// `--tokenizer none`, one token per content event).
+    pub tokenizer: Option<crate::tokens::Tokenizer>,
     /// Per-request goodput targets.
     pub slos: Vec<Slo>,
     /// `--targets`: the kinds of request, each with its tag and weight (empty: the URL,
@@ -231,6 +234,7 @@ impl Plan {
             start_at: None,
             script: None,
             token_rule: TokenRule::OpenAi,
+            tokenizer: Some(Default::default()),
             slos: Vec::new(),
             mix: Vec::new(),
             prompts: None,

@@ -90,6 +90,10 @@ pub struct StreamRecorder {
     pub with_usage: u64,
     /// Of those, how many disagreed with the count of content events.
     pub usage_mismatch: u64,
+    /// Streams without usage whose output the tokenizer counted.
+    pub by_tokenizer: u64,
+    /// That tokenizer.
+    pub tokenizer: Option<&'static str>,
     /// When the run started (the run's recorder only; tags' keep no batches).
     pub start: Option<std::time::Instant>,
     /// TTFT, ITL and TPOT in time slots, for their confidence intervals.
@@ -133,6 +137,9 @@ impl StreamRecorder {
             if u != st.content_events {
                 self.usage_mismatch += 1;
             }
+        } else if st.tokenized.is_some() {
+            self.by_tokenizer += 1;
+            self.tokenizer = st.tokenizer;
         }
         if let (Ok(_), Some(ft), true) = (o.result, st.first_token, tokens >= 2) {
             let tpot = o.done.saturating_duration_since(ft) / (tokens - 1) as u32;
@@ -155,6 +162,8 @@ impl StreamRecorder {
             streams: 0,
             with_usage: 0,
             usage_mismatch: 0,
+            by_tokenizer: 0,
+            tokenizer: None,
             start: None,
             batches: Default::default(),
         }
@@ -183,6 +192,8 @@ impl StreamRecorder {
         self.streams += o.streams;
         self.with_usage += o.with_usage;
         self.usage_mismatch += o.usage_mismatch;
+        self.by_tokenizer += o.by_tokenizer;
+        self.tokenizer = self.tokenizer.or(o.tokenizer);
         for (mine, theirs) in self.batches.iter_mut().zip(&o.batches) {
             mine.merge(theirs);
         }

@@ -659,6 +659,13 @@ pub struct StreamingDoc {
     pub with_usage: u64,
     /// Of those, streams whose usage differed from the count of content events.
     pub usage_mismatch: u64,
+    /// Streams without usage whose output tokens the tokenizer counted (the others without
+    /// usage: one token per content event, `--tokenizer none`).
+    #[serde(default)]
+    pub by_tokenizer: u64,
+    /// That tokenizer (null: none counted).
+    #[serde(default)]
+    pub tokenizer: Option<String>,
     /// Time to first byte from the intended send time, ms.
     pub ttfb_ms: Percentiles,
     /// Time to first token from the intended send time, ms.
@@ -1114,6 +1121,8 @@ fn streaming_doc(r: &RunResult, s: &Summary) -> StreamingDoc {
         tokens: rec.total.tokens,
         tokens_per_s: s.tokens_rate,
         with_usage: st.map_or(0, |x| x.with_usage),
+        by_tokenizer: st.map_or(0, |x| x.by_tokenizer),
+        tokenizer: st.and_then(|x| x.tokenizer).map(str::to_string),
         usage_mismatch: st.map_or(0, |x| x.usage_mismatch),
         ttfb_ms: Percentiles::of(h(|x| &x.ttfb)),
         ttft_ms: Percentiles::with_ci(h(|x| &x.ttft), b(0)),

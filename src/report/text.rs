@@ -824,7 +824,7 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
     let t = &st.tokens_per_request;
     let _ = writeln!(
         o,
-        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} of {} streams sent usage; {} disagreed with the events counted)",
+        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} of {} streams sent usage; {} disagreed with the events counted{})",
         "Output tokens/request",
         percentile(t, 50.0),
         percentile(t, 90.0),
@@ -833,7 +833,11 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
         t.max(),
         st.with_usage,
         st.streams,
-        st.usage_mismatch
+        st.usage_mismatch,
+        match (st.by_tokenizer, st.tokenizer) {
+            (0, _) | (_, None) => String::new(),
+            (n, Some(t)) => format!("; {n} counted by the tokenizer {t}"),
+        }
     );
     let _ = writeln!(o, "  Output tokens/sec:     {:.2}", s.tokens_rate);
     if !rec.slos.is_empty() {

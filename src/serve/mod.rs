@@ -377,6 +377,13 @@ fn answer_length(natural: u64, json: &serde_json::Value) -> u64 {
     n.max(1)
 }
 
+/// The answer's i-th token: a common word that is one token in every bundled tokenizer,
+/// so that a client counting the text gets `usage.completion_tokens`.
+pub fn word(i: u64) -> &'static str {
+    const WORDS: [&str; 8] = [" the", " of", " and", " to", " in", " is", " it", " for"];
+    WORDS[(i % WORDS.len() as u64) as usize]
+}
+
 /// A uniform draw in [lo, hi] from `h`.
 fn pick(lo: Duration, hi: Duration, h: u64) -> Duration {
     if hi <= lo {
@@ -525,6 +532,10 @@ impl Service {
         let (lo, hi) = llm.tokens;
         let tokens = answer_length(lo + mix(h) % (hi - lo + 1), &json);
         let prompt_tokens = llm.tokenizer.count(&prompt_text(&json));
+        let include_usage = json
+            .pointer("/stream_options/include_usage")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
         let mut tokens_left = None;
         if let Some(l) = &self.tokens {
             match l.take(key, tokens as f64) {
@@ -546,7 +557,7 @@ impl Service {
             let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i));
             sleep_until(at).await;
             self.stall().await;
-            let content: String = (0..tokens).map(|i| format!("tok{i} ")).collect();
+            let content: String = (0..tokens).map(word).collect();
             let text = format!(
                 "{{\"id\":\"{id}\",\"object\":\"chat.completion\",\"created\":0,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\
                  \"message\":{{\"role\":\"assistant\",\"content\":\"{content}\"}},\"finish_reason\":\"stop\"}}],{usage}}}"
@@ -596,14 +607,25 @@ impl Service {
                     sleep_until(at).await;
                 }
                 hold_stall(stall, started).await;
-                let token = chunk(&id, &model, &format!("\"content\":\"tok{i} \""), "null", "");
+                let token = chunk(
+                    &id,
+                    &model,
+                    &format!("\"content\":\"{}\"", word(i)),
+                    "null",
+                    "",
+                );
                 if tx.send(token).await.is_err() {
                     return; // the client went away
                 }
             }
-            let _ = tx
-                .send(chunk(&id, &model, "", "\"stop\"", &format!(",{usage}")))
-                .await;
+            // Usage in the last chunk, unless the request said stream_options.include_usage
+            // false (OpenAI's own default is to leave it out).
+            let usage = if include_usage {
+                format!(",{usage}")
+            } else {
+                String::new()
+            };
+            let _ = tx.send(chunk(&id, &model, "", "\"stop\"", &usage)).await;
             let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
         });
         let mut resp = Response::new(ChannelBody(rx).boxed());
@@ -846,6 +868,17 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serves_words_are_one_token_each_in_every_tokenizer() {
+        for name in crate::tokens::names() {
+            let t = crate::tokens::Tokenizer::named(name).unwrap();
+            for i in 0..8 {
+                let w = word(i);
+                assert_eq!(t.count(w), 1, "{name}: {w:?}");
+            }
+        }
+    }
 
     #[test]
     fn stall_windows() {
