@@ -108,8 +108,13 @@ fn site(dir: &Path) {
     std::fs::write(www.join("1m.bin"), vec![b'x'; 1 << 20]).unwrap();
     std::fs::write(www.join("10m.bin"), vec![b'y'; 10 << 20]).unwrap();
     let mut events = String::new();
+    // Words that are one token each (by the default tokenizer, which counts a stream
+    // without usage): every event delivered is every token counted.
     for i in 0..TOKENS {
-        events += &format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"t{i}\"}}}}]}}\n\n");
+        events += &format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+            ratebench::serve::word(i)
+        );
     }
     events += "data: [DONE]\n\n";
     std::fs::write(www.join("events.sse"), events).unwrap();
