@@ -170,6 +170,7 @@ fn a_streaming_report_plots_tokens_and_ttft_on_charts_of_their_own() {
             token_interval: (Duration::from_millis(5), Duration::from_millis(5)),
             tokens: (10, 10),
             tokenizer: Default::default(),
+            prefill_rate: None,
         }
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

@@ -333,6 +333,7 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
             token_interval: (Duration::from_millis(1), Duration::from_millis(1)),
             tokens: (4, 4),
             tokenizer: Default::default(),
+            prefill_rate: None,
         }
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

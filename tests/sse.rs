@@ -26,6 +26,7 @@ fn llm(ttft_ms: u64, interval_ms: u64, tokens: u64) -> LlmConfig {
         token_interval: (d(interval_ms), d(interval_ms)),
         tokens: (tokens, tokens),
         tokenizer: Default::default(),
+        prefill_rate: None,
     }
 }
 
@@ -373,4 +374,35 @@ fn without_usage_the_tokenizer_counts_the_output_and_agrees_with_the_servers_usa
     let none = run(false, "none");
     assert_eq!(none["streaming"]["by_tokenizer"], 0);
     assert_eq!(none["streaming"]["tokens"], 2000);
+}
+
+#[test]
+fn a_long_prompt_answers_later_by_the_prefill_rate() {
+    // --prefill-rate 5000 on top of a 10 ms TTFT: a prompt of 1,000 tokens (" the" is one
+    // token) is read for 200 ms before the first token; a 1-token prompt for 0.2 ms.
+    let server = serve(|c| {
+        c.llm = llm(10, 1, 5);
+        c.llm.prefill_rate = Some(5000);
+    });
+    let dir = tmpdir("prefill");
+    let ttft_p50 = |prompt: &str| {
+        let prompts = dir.join("p.jsonl");
+        std::fs::write(&prompts, format!("{{\"prompt\": \"{prompt}\"}}\n")).unwrap();
+        let (_, doc) = load(&format!("http://{}/v1/chat/completions", server.addr))
+            .rate("20")
+            .duration("1s")
+            .connections(20)
+            .flag("--prompts", prompts.to_str().unwrap())
+            .flag("--model", "m")
+            .run_json();
+        assert_eq!(doc["streaming"]["streams"], 20, "{}", doc["streaming"]);
+        doc["streaming"]["ttft_ms"]["p50"].as_f64().unwrap()
+    };
+    let long = ttft_p50(&" the".repeat(1000));
+    let short = ttft_p50("hi");
+    assert!(
+        (210.0..260.0).contains(&long),
+        "TTFT p50 {long} ms for 1,000 prompt tokens"
+    );
+    assert!((10.0..40.0).contains(&short), "TTFT p50 {short} ms for one");
 }

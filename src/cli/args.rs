@@ -401,6 +401,10 @@ pub struct ServeArgs {
     /// o200k_base, cl100k_base, llama3, qwen2, deepseek_v3, mistral_v3, ….
     #[arg(long, default_value = crate::tokens::DEFAULT)]
     pub tokenizer: String,
+    /// /v1/chat/completions: prompt tokens processed per second before the first token, on
+    /// top of --ttft (5000: a 1,000-token prompt answers 200 ms later).
+    #[arg(long = "prefill-rate", value_name = "TOKENS/S")]
+    pub prefill_rate: Option<String>,
     /// Answer an exact share of requests with this status instead: 429:5% (429 and 503
     /// carry Retry-After: 1). Repeatable.
     #[arg(long = "status", value_name = "CODE:SHARE%")]

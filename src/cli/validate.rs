@@ -882,6 +882,22 @@ impl ServeArgs {
             })?,
             tokenizer: crate::tokens::Tokenizer::named(&self.tokenizer)
                 .map_err(|r| invalid("--tokenizer", &self.tokenizer, r))?,
+            prefill_rate: match &self.prefill_rate {
+                None => None,
+                Some(r) => Some(
+                    r.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            invalid(
+                                "--prefill-rate",
+                                r,
+                                "expected prompt tokens per second, a whole number ≥ 1, e.g. 5000",
+                            )
+                        })?,
+                ),
+            },
         };
         let statuses = self
             .statuses
@@ -1110,6 +1126,7 @@ mod tests {
             token_interval: "20ms".into(),
             tokens: "50".into(),
             tokenizer: "cl100k_base".into(),
+            prefill_rate: Some("5000".into()),
             statuses: vec!["429:5%".into()],
             http2: false,
             max_streams: None,
@@ -1155,6 +1172,17 @@ mod tests {
         );
         assert_eq!(c.llm.tokens, (50, 50));
         assert_eq!(c.llm.tokenizer.name(), "cl100k_base");
+        assert_eq!(c.llm.prefill_rate, Some(5000));
+        for bad in ["0", "fast", "-5"] {
+            let e = ServeArgs {
+                prefill_rate: Some(bad.into()),
+                ..a.clone()
+            }
+            .validate()
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("--prefill-rate"), "{e}");
+        }
         let e = ServeArgs {
             tokenizer: "gpt9".into(),
             ..a.clone()

@@ -119,6 +119,9 @@ pub struct LlmConfig {
     pub tokens: (u64, u64),
     /// `--tokenizer`: counts the prompt's tokens for `usage.prompt_tokens`.
     pub tokenizer: crate::tokens::Tokenizer,
+    /// `--prefill-rate`: prompt tokens processed per second before the first token, on top
+    /// of `ttft` (a long prompt answers later, as on an inference server).
+    pub prefill_rate: Option<u64>,
 }
 
 impl Default for LlmConfig {
@@ -128,6 +131,7 @@ impl Default for LlmConfig {
             token_interval: (Duration::from_millis(20), Duration::from_millis(20)),
             tokens: (50, 50),
             tokenizer: Default::default(),
+            prefill_rate: None,
         }
     }
 }

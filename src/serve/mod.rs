@@ -532,6 +532,11 @@ impl Service {
         let (lo, hi) = llm.tokens;
         let tokens = answer_length(lo + mix(h) % (hi - lo + 1), &json);
         let prompt_tokens = llm.tokenizer.count(&prompt_text(&json));
+        // Prefill: the prompt is read at --prefill-rate tokens/s before the first token.
+        let ttft = ttft
+            + llm.prefill_rate.map_or(Duration::ZERO, |r| {
+                Duration::from_secs_f64(prompt_tokens as f64 / r as f64)
+            });
         let include_usage = json
             .pointer("/stream_options/include_usage")
             .and_then(|v| v.as_bool())
@@ -844,9 +849,12 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
     };
     eprintln!(
-        "  POST /v1/chat/completions: TTFT {}, token interval {}, {} tokens an answer (a \
+        "  POST /v1/chat/completions: TTFT {}{}, token interval {}, {} tokens an answer (a \
          request's max_tokens, min_tokens and ignore_eos honoured), prompt tokens by {}",
         range(llm.ttft),
+        llm.prefill_rate
+            .map(|r| format!(" + prompt tokens / {r} per s"))
+            .unwrap_or_default(),
         range(llm.token_interval),
         if llm.tokens.0 == llm.tokens.1 {
             llm.tokens.0.to_string()
