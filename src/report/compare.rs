@@ -27,7 +27,7 @@
 //! Used by `app::compare`; reads only `json::Document`s.
 
 use super::html::esc;
-use super::json::{Document, Percentiles};
+use super::json::{Document, Percentiles, CI_PERCENTILES};
 use crate::error::{invalid, ConfigError};
 use crate::record::batches::needed;
 use crate::units::parse_duration;
@@ -272,9 +272,12 @@ const PERCENTILES: [(&str, &str, f64); 4] = [
 fn value(p: &Percentiles, key: &str) -> f64 {
     match key {
         "p50" => p.p50,
+        "p75" => p.p75,
         "p90" => p.p90,
         "p99" => p.p99,
         "p99_9" => p.p99_9,
+        "p99_99" => p.p99_99,
+        "p99_999" => p.p99_999,
         _ => f64::NAN,
     }
 }
@@ -773,33 +776,17 @@ pub fn render_html(base: &Side, news: &[Side], texts: &[String]) -> String {
 /// requests for; the centre is the runs' geometric mean, the band the widest of their
 /// intervals.
 fn spectra(sides: &[&Side]) -> Vec<Vec<(f64, f64, f64, f64)>> {
-    const QS: [(&str, f64); 7] = [
-        ("p50", 0.5),
-        ("p75", 0.75),
-        ("p90", 0.9),
-        ("p99", 0.99),
-        ("p99_9", 0.999),
-        ("p99_99", 0.9999),
-        ("p99_999", 0.99999),
-    ];
-    let field = |p: &Percentiles, k: &str| match k {
-        "p75" => p.p75,
-        "p99_99" => p.p99_99,
-        "p99_999" => p.p99_999,
-        k => value(p, k),
-    };
-    // Per side: (nines, centre, low, high) for each percentile its runs have.
     sides
         .iter()
         .map(|s| {
-            QS.iter()
+            let ps: Vec<&Percentiles> = s.runs.iter().map(|r| &r.latency_ms.corrected).collect();
+            CI_PERCENTILES
+                .iter()
                 .filter_map(|(k, q)| {
-                    let ps: Vec<&Percentiles> =
-                        s.runs.iter().map(|r| &r.latency_ms.corrected).collect();
                     if ps.iter().any(|p| p.count < needed(*q)) {
                         return None;
                     }
-                    let c = (ps.iter().map(|p| field(p, k).max(1e-6).ln()).sum::<f64>()
+                    let c = (ps.iter().map(|p| value(p, k).max(1e-6).ln()).sum::<f64>()
                         / ps.len() as f64)
                         .exp();
                     let ci = |i: usize, f: fn(f64, f64) -> f64, init: f64| {
