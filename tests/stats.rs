@@ -87,14 +87,16 @@ fn calibration(configure: impl FnOnce(&mut ratebench::serve::ServeConfig), what:
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let server = serve(configure);
     let url = format!("http://{}/", server.addr);
-    let rs = runs(&url, 150, 5);
+    let rs = runs(&url, 200, 5);
     for (key, q) in [("p50", 0.5), ("p99", 0.99)] {
         let (share, truth) = coverage(&rs, key, q);
         eprintln!(
-            "{what}: {key} = {truth:.3} ms covered by {:.1} % of 150 intervals",
+            "{what}: {key} = {truth:.3} ms covered by {:.1} % of 200 intervals",
             share * 100.0
         );
-        // 95 % intervals: 88–99 % of 150 holds with probability > 99 % if they are right.
+        // 95 % intervals: 88–99 % of 200 holds with probability > 99.9 % if they are right
+        // (and > 98 % if they cover 96 %: a harness of five generators on two cores has
+        // start-up transients that every run shares, which the batches see as dependence).
         assert!(
             (0.88..=0.99).contains(&share),
             "{what}: the 95 % intervals of {key} held the long-run {truth:.3} ms in {:.1} % of runs",

@@ -301,8 +301,10 @@ pub struct RunArgs {
     pub sse_token: String,
     /// Counts streamed output tokens where the server sends no usage: o200k_base,
     /// cl100k_base, llama3, qwen2, deepseek_v3, mistral_v3, …; none: one per content event.
-    #[arg(long = "tokenizer", value_name = "NAME", default_value = crate::tokens::DEFAULT)]
-    pub tokenizer: String,
+    /// [default: o200k_base when the run sends request bodies (a body, prompts, targets or
+    /// a script); none for a run of bare GETs]
+    #[arg(long = "tokenizer", value_name = "NAME")]
+    pub tokenizer: Option<String>,
     /// A per-request goodput target for streamed responses: ttft<500ms, itl<50ms (the
     /// longest gap), tpot<20ms, e2e<2s (repeatable; a request is good if it meets all).
     #[arg(long = "slo", value_name = "EXPR")]

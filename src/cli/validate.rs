@@ -200,6 +200,14 @@ pub fn check_writable(flag: &'static str, path: &Path) -> Result<(), ConfigError
 
 /// A seed for random arrivals when none is given: from the clock and the process id, and
 /// printed in the report so the run can be repeated with `--seed`.
+/// Whether any request of `plan` carries a body (or may: a script builds its own).
+fn sends_bodies(plan: &Plan) -> bool {
+    !plan.body.is_empty()
+        || plan.prompts.is_some()
+        || plan.script.is_some()
+        || plan.mix.iter().any(|m| !m.body.is_empty())
+}
+
 fn random_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -651,13 +659,7 @@ impl RunArgs {
             script,
             token_rule: TokenRule::parse(&self.sse_token)
                 .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,
-            tokenizer: match self.tokenizer.trim() {
-                "none" => None,
-                name => Some(
-                    crate::tokens::Tokenizer::named(name)
-                        .map_err(|r| invalid("--tokenizer", &self.tokenizer, r))?,
-                ),
-            },
+            tokenizer: None,
             slos: self
                 .slos
                 .iter()
@@ -677,6 +679,19 @@ impl RunArgs {
                 ),
                 None => None,
             },
+        };
+        plan.tokenizer = match self.tokenizer.as_deref().map(str::trim) {
+            Some("none") => None,
+            Some(name) => Some(
+                crate::tokens::Tokenizer::named(name)
+                    .map_err(|r| invalid("--tokenizer", name, r))?,
+            ),
+            // Unnamed: the default, for a run that can ask a model anything (a body, prompts,
+            // targets, a script). A run of bare GETs does not load a vocabulary (~44 ms of
+            // CPU, which concurrent runs on one machine would feel) and counts a stream
+            // without usage by its content events, as the report says.
+            None if sends_bodies(&plan) => Some(crate::tokens::Tokenizer::default()),
+            None => None,
         };
         let tags = plan.tag_names();
         if tags.len() > MAX_TAGS {
@@ -1039,6 +1054,30 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("ratebench").chain(args.iter().copied()))
             .expect("clap accepts the shape");
         cli.run.validate().map(|c| c.plan)
+    }
+
+    #[test]
+    fn a_run_that_sends_bodies_counts_with_o200k_base_unless_told_otherwise() {
+        let name = |args: &[&str]| parse(args).unwrap().tokenizer.map(|t| t.name());
+        assert_eq!(
+            name(&["-R1", "http://h/"]),
+            None,
+            "bare GETs load no vocabulary"
+        );
+        assert_eq!(
+            name(&["-R1", "--body", "{}", "http://h/"]),
+            Some("o200k_base")
+        );
+        assert_eq!(
+            name(&["-R1", "--tokenizer", "llama3", "http://h/"]),
+            Some("llama3")
+        );
+        assert_eq!(
+            name(&["-R1", "--body", "{}", "--tokenizer", "none", "http://h/"]),
+            None
+        );
+        let e = parse(&["-R1", "--tokenizer", "gpt5", "http://h/"]).unwrap_err();
+        assert!(e.to_string().contains("--tokenizer"), "{e}");
     }
 
     #[test]

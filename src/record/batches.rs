@@ -10,7 +10,8 @@
 //! slots, weighted by their counts, gives the variance of the whole run's F(x̂) — including
 //! whatever correlation lasts shorter than a slot. The interval is the HDR histogram's
 //! values at q ∓ t·se (Student's t with slots−1 degrees of freedom), never narrower than
-//! half the binomial one (a guard against slots that happen to agree exactly). Where fewer than `needed(q)` values were recorded (too few above the
+//! half the binomial one. (A slot's coarse bucket holding x̂ is split by the share of it
+//! below x̂ in the exact histogram, and that split's binomial variance added.) (a guard against slots that happen to agree exactly). Where fewer than `needed(q)` values were recorded (too few above the
 //! percentile), there is no interval.
 //!
 //! Memory is flat in run length: past `MAX_SLOTS` slots, neighbours merge pairwise and the
@@ -143,22 +144,15 @@ impl Batches {
         (self.width * SLOT0_NS) as f64 / 1e9
     }
 
-    /// Each non-empty slot's count and its (interpolated) count of values ≤ `x`.
-    fn below(&self, x: u64) -> impl Iterator<Item = (f64, f64)> + '_ {
-        let b = bucket(x);
-        let (lo, hi) = (lower(b), lower(b + 1));
-        // The share of bucket b at or below x, as if spread evenly over it.
-        let part = if hi > lo {
-            ((x - lo + 1) as f64 / (hi - lo) as f64).min(1.0)
-        } else {
-            1.0
-        };
+    /// Each non-empty slot's count, its count of values below coarse bucket `b`, and its
+    /// count in bucket `b`.
+    fn split_at(&self, b: usize) -> impl Iterator<Item = (f64, f64, f64)> + '_ {
         self.slots
             .iter()
             .filter(|s| s.1 > 0)
             .map(move |(counts, n)| {
                 let full: u64 = counts[..b].iter().map(|&c| u64::from(c)).sum();
-                (*n as f64, full as f64 + part * f64::from(counts[b]))
+                (*n as f64, full as f64, f64::from(counts[b]))
             })
     }
 }
@@ -211,13 +205,30 @@ pub fn interval(hist: &Hist, batches: &Batches, q: f64) -> Result<(u64, u64), u6
     let x = percentile(hist, q * 100.0);
     let nf = n as f64;
     let binomial = q * (1.0 - q) / nf;
-    let slots: Vec<(f64, f64)> = batches.below(x).collect();
+    // A slot knows only how many of its values fell in x's coarse bucket, not how many of
+    // those are ≤ x; the run's exact histogram says which share of the bucket is (its
+    // bucket edges are the HDR histogram's). A slot's count at x is then estimated as its
+    // count below the bucket plus that share of its bucket, and the part of the variance
+    // this hides — which of a bucket's values lie below x, binomial given the bucket's
+    // count — is added back (without it, the p99 of uniform 10–30 ms values covered 91 %).
+    // Spreading a bucket evenly instead is right only where values are even within it.
+    let cb = bucket(x);
+    let top = lower(cb + 1).saturating_sub(1);
+    let in_bucket = hist.count_between(lower(cb), top.max(lower(cb)));
+    let share = if in_bucket == 0 {
+        0.5
+    } else {
+        (hist.count_between(lower(cb), x) as f64 / in_bucket as f64).min(1.0)
+    };
+    let slots: Vec<(f64, f64, f64)> = batches.split_at(cb).collect();
     let b = slots.len();
     let (var, t) = if b >= 5 {
         let total: f64 = slots.iter().map(|s| s.0).sum();
-        let p = slots.iter().map(|s| s.1).sum::<f64>() / total;
-        let spread: f64 = slots.iter().map(|(nb, cb)| (cb - p * nb).powi(2)).sum();
-        let var = b as f64 / (b as f64 - 1.0) * spread / (total * total);
+        let at_x = |s: &(f64, f64, f64)| s.1 + share * s.2;
+        let p = slots.iter().map(at_x).sum::<f64>() / total;
+        let spread: f64 = slots.iter().map(|s| (at_x(s) - p * s.0).powi(2)).sum();
+        let within: f64 = slots.iter().map(|s| s.2).sum::<f64>() * share * (1.0 - share);
+        let var = (b as f64 / (b as f64 - 1.0) * spread + within) / (total * total);
         // The batch estimate as it is: flooring it at the binomial variance would make
         // independent values' intervals conservative (97–99 % coverage, not 95 %). The
         // guard only keeps an interval from collapsing when few values lie above the
@@ -305,8 +316,10 @@ mod tests {
             }
             for (k, q) in [0.5, 0.99].into_iter().enumerate() {
                 let (lo, hi) = interval(&h, &b, q).unwrap();
-                // (The HDR histogram keeps 3 significant digits: compare at that precision.)
-                if lo as f64 <= truth[k] * 1.001 && truth[k] <= hi as f64 * 1.001 {
+                // (The HDR histogram keeps 3 significant digits and `percentile` gives a
+                // bucket's top: the truth is compared as the histogram would report it.)
+                let truth = h.highest_equivalent(truth[k] as u64);
+                if lo <= truth && truth <= hi {
                     hit[k] += 1;
                 }
             }
@@ -323,6 +336,24 @@ mod tests {
         eprintln!("independent: coverage p50 {:.3}, p99 {:.3}", c[0], c[1]);
         for (k, c) in c.iter().enumerate() {
             assert!((0.88..=0.99).contains(c), "p{} coverage {c}", [50, 99][k]);
+        }
+    }
+
+    #[test]
+    fn intervals_cover_the_truth_when_the_tail_ends_inside_a_coarse_bucket() {
+        // Uniform 10–30 ms, 1 s at 1000/s (as the calibration test against `serve`): the
+        // p99 (29.8 ms) lies in the coarse bucket 28.7–30.7 ms, which is empty above 30 ms.
+        // Which of a slot's bucket values lie below p99 is not known to the slot; the
+        // interval must count that uncertainty (without it: 91 %). 2,000 runs: ±1 % is two
+        // standard errors; an order-statistic interval rounds outward to whole ranks, which
+        // with ~10 values above p99 adds up to a couple of points.
+        let truth = [20_000.0, 29_800.0];
+        let c = coverage(2000, 1000, truth, true, |r, _| {
+            10_000.0 + 20_000.0 * r.unit()
+        });
+        eprintln!("uniform: coverage p50 {:.3}, p99 {:.3}", c[0], c[1]);
+        for (k, c) in c.iter().enumerate() {
+            assert!((0.93..=0.98).contains(c), "p{} coverage {c}", [50, 99][k]);
         }
     }
 

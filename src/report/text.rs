@@ -835,8 +835,12 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
         st.streams,
         st.usage_mismatch,
         match (st.by_tokenizer, st.tokenizer) {
-            (0, _) | (_, None) => String::new(),
-            (n, Some(t)) => format!("; {n} counted by the tokenizer {t}"),
+            (n, Some(t)) if n > 0 => format!("; {n} counted by the tokenizer {t}"),
+            (_, None) if st.streams > st.with_usage => format!(
+                "; {} counted one per content event: no tokenizer",
+                st.streams - st.with_usage
+            ),
+            _ => String::new(),
         }
     );
     let _ = writeln!(o, "  Output tokens/sec:     {:.2}", s.tokens_rate);
