@@ -17,6 +17,7 @@ pub mod mix;
 pub mod outcome;
 pub mod pacer;
 pub mod pem;
+pub mod prompts;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -254,82 +254,6 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// `--prompts` and `--model`: OpenAI chat-completions bodies.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prompts {
-    /// Each prompt's `"messages":[…]` JSON and its `max_tokens`, if it gave one.
-    pub messages: Vec<(String, Option<u64>)>,
-    /// Models and their weights.
-    pub models: Vec<(String, u64)>,
-    /// `"stream": true` (unless `--no-stream`), with usage asked for in the last chunk.
-    pub stream: bool,
-}
-
-impl Prompts {
-    /// The body of request k for `model`: prompt k mod P.
-    pub fn body(&self, k: u64, model: &str) -> Bytes {
-        let (messages, max_tokens) = &self.messages[(k % self.messages.len() as u64) as usize];
-        let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-        let mut b = format!("{{\"model\":{model},\"messages\":{messages}");
-        if let Some(m) = max_tokens {
-            b.push_str(&format!(",\"max_tokens\":{m}"));
-        }
-        if self.stream {
-            b.push_str(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-        } else {
-            b.push_str(",\"stream\":false");
-        }
-        b.push('}');
-        Bytes::from(b)
-    }
-}
-
-/// Reads `--prompts FILE.jsonl`: each line `{"prompt": "…"}` or `{"messages": [...]}`, with
-/// an optional `max_tokens`.
-pub fn read_prompts(path: &Path) -> Result<Vec<(String, Option<u64>)>, ConfigError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid("--prompts", &name, format!("cannot read it: {e}")))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let here = format!("{name}:{}", i + 1);
-        let bad = |why: String| invalid("--prompts", &here, why);
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        let max_tokens = match v.get("max_tokens") {
-            None => None,
-            Some(m) => Some(
-                m.as_u64()
-                    .ok_or_else(|| bad("max_tokens must be a whole number".into()))?,
-            ),
-        };
-        let messages = match (v.get("prompt"), v.get("messages")) {
-            (Some(p), None) => {
-                let p = p
-                    .as_str()
-                    .ok_or_else(|| bad("prompt must be a string".into()))?;
-                serde_json::json!([{"role": "user", "content": p}]).to_string()
-            }
-            (None, Some(m)) if m.as_array().is_some_and(|a| !a.is_empty()) => m.to_string(),
-            (None, Some(_)) => return Err(bad("messages must be a non-empty array".into())),
-            _ => {
-                return Err(bad(
-                    "expected {\"prompt\": \"…\"} or {\"messages\": [...]}, with an optional \
-                     max_tokens"
-                        .into(),
-                ))
-            }
-        };
-        out.push((messages, max_tokens));
-    }
-    if out.is_empty() {
-        return Err(invalid("--prompts", &name, "no prompts in the file"));
-    }
-    Ok(out)
-}
-
 /// Parses `--model NAME[=WEIGHT]`.
 pub fn parse_model(s: &str) -> Result<(String, u64), ConfigError> {
     let (name, weight) = match s.rsplit_once('=') {
@@ -412,17 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn prompt_bodies() {
-        let p = Prompts {
-            messages: vec![("[{\"role\":\"user\",\"content\":\"hi\"}]".into(), Some(5))],
-            models: vec![("m".into(), 1)],
-            stream: true,
-        };
-        let b = p.body(7, "m");
-        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v["model"], "m");
-        assert_eq!(v["max_tokens"], 5);
-        assert_eq!(v["stream"], true);
+    fn model_weights() {
         assert_eq!(parse_model("gpt=3").unwrap(), ("gpt".into(), 3));
         assert!(parse_model("gpt=0").is_err());
     }

@@ -201,6 +201,8 @@ pub struct ResponseMeta {
     pub remaining: [Option<u64>; 2],
     /// `usage.prompt_tokens` and `usage.completion_tokens` of a JSON (non-streamed) answer.
     pub usage: Option<(u64, u64)>,
+    /// The prompt's tokens by the run's tokenizer, as sent (`--prompts`, `--input-tokens`).
+    pub input_tokens: Option<u64>,
 }
 
 /// What a `text/event-stream` response carried, measured as it arrived.

@@ -63,6 +63,9 @@ pub struct RunMeta {
     /// `--until`: the goals as typed (`p99:±2%`) and `-d`, the least the load runs (the
     /// duration is then the most, `--max-duration`).
     pub until: Option<(String, Duration)>,
+    /// The tokenizer that sized or counted the prompts (`--prompts`, `--input-tokens`;
+    /// None otherwise, and for runs rebuilt from logs).
+    pub tokenizer: Option<String>,
 }
 
 /// `--price MODEL=IN/OUT`: USD per million input and output tokens of a model.

@@ -5,7 +5,8 @@
 //! `Tokenizer::named("o200k_base")` (the default: GPT-4o and later), `cl100k_base`,
 //! `llama3`, `qwen2`, `deepseek_v3`, `mistral_v3`, … — `names()` lists them.
 //!
-//! Used by `serve` (a prompt's `usage.prompt_tokens`) and `cli` (validating `--tokenizer`).
+//! Used by `serve` (a prompt's `usage.prompt_tokens`), `prompts` (sizing them) and `cli`
+//! (validating `--tokenizer`).
 
 use crate::error::BadValue;
 
@@ -66,6 +67,40 @@ impl Tokenizer {
     pub fn count(&self, text: &str) -> u64 {
         self.bpe.count(text) as u64
     }
+}
+
+/// The prompt as the tokenizer sees it: every message's text (a string, or the `text` of
+/// each part of an array), or a completions request's `prompt` (a string or strings),
+/// joined by newlines — no chat template around it, as vLLM's benchmark counts a prompt.
+pub fn request_text(json: &serde_json::Value) -> String {
+    let text_of = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| {
+                    p.as_str()
+                        .or_else(|| p.get("text").and_then(|t| t.as_str()))
+                        .map(str::to_string)
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut texts: Vec<String> = json
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.get("content"))
+                .flat_map(text_of)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(p) = json.get("prompt") {
+        texts.extend(text_of(p));
+    }
+    texts.join("\n")
 }
 
 #[cfg(test)]

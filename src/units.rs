@@ -226,9 +226,171 @@ pub fn parse_time(s: &str) -> Result<std::time::SystemTime, BadValue> {
     Ok(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
 }
 
+/// A number of tokens per request, fixed or drawn (`--input-tokens`, `--output-tokens`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TokenCount {
+    /// `512`.
+    Fixed(u64),
+    /// `512±64` (or `512+-64`), `uniform:256..1024`: every whole number from the low to the
+    /// high end (both included) equally likely.
+    Uniform(u64, u64),
+    /// `normal:512,64`: mean and standard deviation, rounded, at least 1.
+    Normal(f64, f64),
+}
+
+/// The tokens of request draws are limited to this (a 1 M-token prompt is a typo).
+pub const MAX_TOKENS: u64 = 1_000_000;
+
+impl TokenCount {
+    /// Parses one of the forms above.
+    pub fn parse(s: &str) -> Result<TokenCount, BadValue> {
+        const EXAMPLE: &str = "expected tokens as 512, 512±64, uniform:256..1024 or normal:512,64";
+        let whole = |t: &str| -> Result<u64, BadValue> {
+            t.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_TOKENS).contains(n))
+                .ok_or_else(|| BadValue::from(format!("{EXAMPLE} (whole numbers 1–{MAX_TOKENS})")))
+        };
+        let s = s.trim();
+        let pm = s.split_once('±').or_else(|| s.split_once("+-"));
+        let count = if let Some(r) = s.strip_prefix("uniform:") {
+            let (a, b) = r.split_once("..").ok_or_else(|| BadValue::from(EXAMPLE))?;
+            let (a, b) = (whole(a)?, whole(b)?);
+            if a > b {
+                return Err(BadValue::from(
+                    "uniform:LOW..HIGH needs LOW ≤ HIGH, e.g. uniform:256..1024",
+                ));
+            }
+            TokenCount::Uniform(a, b)
+        } else if let Some(r) = s.strip_prefix("normal:") {
+            let (m, sd) = r.split_once(',').ok_or_else(|| BadValue::from(EXAMPLE))?;
+            let m = whole(m)? as f64;
+            let sd: f64 = sd
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v >= 0.0 && *v <= m)
+                .ok_or_else(|| {
+                    BadValue::from("normal:MEAN,SD needs 0 ≤ SD ≤ MEAN, e.g. normal:512,64")
+                })?;
+            TokenCount::Normal(m, sd)
+        } else if let Some((m, w)) = pm {
+            let (m, w) = (
+                whole(m)?,
+                w.trim()
+                    .parse::<u64>()
+                    .map_err(|_| BadValue::from(EXAMPLE))?,
+            );
+            if w >= m {
+                return Err(BadValue::from(
+                    "N±W needs W < N (at least one token), e.g. 512±64",
+                ));
+            }
+            TokenCount::Uniform(m - w, m + w)
+        } else {
+            TokenCount::Fixed(whole(s)?)
+        };
+        Ok(count)
+    }
+
+    /// The draw for a request whose random bits are `h` (a hash of the run's seed and the
+    /// request's number: repeatable).
+    pub fn draw(&self, h: u64) -> u64 {
+        match *self {
+            TokenCount::Fixed(n) => n,
+            TokenCount::Uniform(a, b) => a + h % (b - a + 1),
+            TokenCount::Normal(m, sd) => {
+                // Box–Muller from the two halves of h.
+                let u1 = ((h >> 32) as f64 + 0.5) / 4_294_967_296.0;
+                let u2 = ((h & 0xffff_ffff) as f64 + 0.5) / 4_294_967_296.0;
+                let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                (m + sd * z).round().clamp(1.0, MAX_TOKENS as f64) as u64
+            }
+        }
+    }
+
+    /// The mean draw.
+    pub fn mean(&self) -> f64 {
+        match *self {
+            TokenCount::Fixed(n) => n as f64,
+            TokenCount::Uniform(a, b) => (a + b) as f64 / 2.0,
+            TokenCount::Normal(m, _) => m,
+        }
+    }
+}
+
+impl std::fmt::Display for TokenCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenCount::Fixed(n) => write!(f, "{n}"),
+            TokenCount::Uniform(a, b) => write!(f, "uniform:{a}..{b}"),
+            TokenCount::Normal(m, sd) => write!(f, "normal:{m},{sd}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_counts_fixed_and_drawn() {
+        assert_eq!(TokenCount::parse("1024"), Ok(TokenCount::Fixed(1024)));
+        assert_eq!(
+            TokenCount::parse("512±64"),
+            Ok(TokenCount::Uniform(448, 576))
+        );
+        assert_eq!(
+            TokenCount::parse("512+-64"),
+            Ok(TokenCount::Uniform(448, 576))
+        );
+        assert_eq!(
+            TokenCount::parse("uniform:256..1024"),
+            Ok(TokenCount::Uniform(256, 1024))
+        );
+        assert_eq!(
+            TokenCount::parse("normal:512,64"),
+            Ok(TokenCount::Normal(512.0, 64.0))
+        );
+        for bad in [
+            "0",
+            "-5",
+            "ten",
+            "64±64",
+            "uniform:9..3",
+            "normal:512",
+            "normal:10,20",
+            "2000000",
+        ] {
+            assert!(TokenCount::parse(bad).is_err(), "{bad}");
+        }
+        // Uniform draws cover both ends and nothing else; the normal's mean and spread are
+        // the asked ones (100,000 draws: the mean within 4 standard errors).
+        let u = TokenCount::Uniform(10, 12);
+        let mut seen = [0u32; 3];
+        let mut h = 1u64;
+        let mut next = || {
+            h = h
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            h ^ (h >> 29)
+        };
+        for _ in 0..3000 {
+            seen[(u.draw(next()) - 10) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| (900..1100).contains(&c)), "{seen:?}");
+        let n = TokenCount::Normal(512.0, 64.0);
+        let draws: Vec<f64> = (0..100_000).map(|_| n.draw(next()) as f64).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let sd =
+            (draws.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / draws.len() as f64).sqrt();
+        assert!(
+            (mean - 512.0).abs() < 4.0 * 64.0 / 100_000f64.sqrt(),
+            "{mean}"
+        );
+        assert!((sd - 64.0).abs() < 1.0, "{sd}");
+    }
 
     #[test]
     fn durations() {

@@ -485,6 +485,7 @@ fn fixed_run() -> ratebench::run::RunResult {
         prices: Vec::new(),
         group_by: None,
         http2_streams: None,
+        tokenizer: None,
         until: None,
     });
     let t0 = Instant::now();
@@ -1067,6 +1068,9 @@ fn stream_metrics_have_intervals_too() {
         Default::default(),
     );
     assert_eq!(text.matches(" 95 %: p50 [").count(), 3, "{text}");
+    // A prompts run's summary, input tokens and all, keeps to the schema.
+    assert_eq!(doc["input_tokens"]["per_request"]["count"], 80);
+    check_schema(&doc);
 }
 
 #[test]

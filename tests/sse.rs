@@ -408,3 +408,103 @@ fn a_long_prompt_answers_later_by_the_prefill_rate() {
     );
     assert!((10.0..40.0).contains(&short), "TTFT p50 {short} ms for one");
 }
+
+#[test]
+fn prompts_made_to_a_length_arrive_exactly_that_long_and_answers_are_as_long_as_asked() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // The issue's run, shortened: 1,024-token prompts, 128-token answers, Poisson at 8/s,
+    // against a server that reads prompts at 5,000 tokens/s (204.8 ms) on top of a 10 ms
+    // TTFT and would answer 20 tokens unless told otherwise.
+    let server = serve(|c| {
+        c.llm = llm(10, 1, 20);
+        c.llm.prefill_rate = Some(5000);
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let run = |exact: bool| {
+        let mut l = load(&url)
+            .rate("8")
+            .duration("3s")
+            .connections(20)
+            .flag("--arrival", "poisson")
+            .flag("--model", "m")
+            .flag("--input-tokens", "1024")
+            .flag("--output-tokens", "128");
+        if exact {
+            l = l.switch("--exact-output");
+        }
+        l.run_json()
+    };
+    let (r, doc) = run(true);
+    let t = &r.recorder.total;
+    assert!(t.completed >= 10 && t.completed == t.scheduled, "{t:?}");
+    // Input: exactly 1,024 by the tokenizer, and serve (same tokenizer) counted the same.
+    let input = &doc["input_tokens"];
+    assert_eq!(input["tokenizer"], "o200k_base");
+    assert_eq!(input["per_request"]["min"].as_f64(), Some(1024.0));
+    assert_eq!(input["per_request"]["max"].as_f64(), Some(1024.0));
+    assert_eq!(input["sent"], 1024 * t.sent);
+    assert_eq!(input["with_usage"], t.completed);
+    assert_eq!(input["usage_mismatch"], 0);
+    assert_eq!(doc["tags"]["m"]["tokens"]["prompt"], 1024 * t.completed);
+    assert_eq!(doc["tags"]["m"]["tokens"]["input_sent"], 1024 * t.sent);
+    // Output: 128 each (min_tokens and ignore_eos past serve's natural 20).
+    let st = &doc["streaming"];
+    assert_eq!(st["tokens_per_request"]["min"].as_f64(), Some(128.0));
+    assert_eq!(st["tokens_per_request"]["max"].as_f64(), Some(128.0));
+    // TTFT: 10 ms + 1,024 / 5,000 s = 214.8 ms at least; loopback and timers add little.
+    let ttft = st["ttft_ms"]["p50"].as_f64().unwrap();
+    assert!((214.0..260.0).contains(&ttft), "TTFT p50 {ttft} ms");
+    let text = ratebench::report::text::render(
+        &r,
+        &ratebench::report::Summary::of(&r),
+        &[],
+        Default::default(),
+    );
+    assert!(
+        text.contains("Prompts (input tokens as sent, counted by the tokenizer o200k_base)"),
+        "{text}"
+    );
+    // Without --exact-output the server stops at its natural 20 (max_tokens is a cap).
+    let (_, doc) = run(false);
+    assert_eq!(
+        doc["streaming"]["tokens_per_request"]["max"].as_f64(),
+        Some(20.0)
+    );
+}
+
+#[test]
+fn a_sharegpt_file_asks_the_first_human_turn_for_as_many_tokens_as_its_answer() {
+    // Answers of 6 and 2 tokens by cl100k_base ("tiktoken is great!", "hello world"); serve
+    // would say 500, and max_tokens cuts it to each reference answer's length.
+    let server = serve(|c| {
+        c.llm = llm(5, 1, 500);
+        c.llm.tokenizer = ratebench::tokens::Tokenizer::named("cl100k_base").unwrap();
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let dir = tmpdir("sharegpt");
+    let file = dir.join("sharegpt.json");
+    std::fs::write(
+        &file,
+        r#"[{"id": "a", "conversations": [{"from": "human", "value": "What is the capital of France?"},
+                                          {"from": "gpt", "value": "tiktoken is great!"}]},
+            {"id": "b", "conversations": [{"from": "human", "value": "hello world"},
+                                          {"from": "gpt", "value": "hello world"}]}]"#,
+    )
+    .unwrap();
+    let (r, doc) = load(&url)
+        .rate("20")
+        .duration("1s")
+        .connections(10)
+        .flag("--prompts", file.to_str().unwrap())
+        .flag("--model", "m")
+        .flag("--tokenizer", "cl100k_base")
+        .run_json();
+    assert_eq!(r.recorder.total.completed, 20);
+    let st = &doc["streaming"];
+    assert_eq!(st["tokens_per_request"]["min"].as_f64(), Some(2.0));
+    assert_eq!(st["tokens_per_request"]["max"].as_f64(), Some(6.0));
+    assert_eq!(st["tokens"], 10 * 6 + 10 * 2);
+    // The prompts' tokens as sent equal serve's count: 7 and 2.
+    assert_eq!(doc["input_tokens"]["sent"], 10 * 7 + 10 * 2);
+    assert_eq!(doc["input_tokens"]["usage_mismatch"], 0);
+}

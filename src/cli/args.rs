@@ -316,15 +316,34 @@ pub struct RunArgs {
     #[arg(long = "targets", value_name = "FILE")]
     pub targets: Option<PathBuf>,
     /// LLM runs without Lua: OpenAI chat-completions bodies from this JSONL file
-    /// ({"prompt": "…"} or {"messages": [...]}, optional max_tokens), taken in turn;
-    /// POSTed to the URL (e.g. http://host/v1/chat/completions). Needs --model.
+    /// ({"prompt": "…"} or {"messages": [...]}, optional max_tokens) or ShareGPT JSON list
+    /// (the first human turn; max_tokens = the answer's tokens), taken in turn; POSTed to
+    /// the URL (e.g. http://host/v1/chat/completions). Needs --model.
     #[arg(long = "prompts", value_name = "FILE")]
     pub prompts: Option<PathBuf>,
-    /// With --prompts: a model to ask, with its share of requests (repeatable); each model
-    /// is a tag.
+    /// Prompts made to a length instead of read: each request's own prompt of exactly N
+    /// tokens by --tokenizer, from the seed: 1024, 512±64, uniform:256..1024, normal:512,64.
+    /// Needs --model.
+    #[arg(long = "input-tokens", value_name = "N")]
+    pub input_tokens: Option<String>,
+    /// Each request's max_tokens (over a prompts file's): 128, 128±32, uniform:a..b,
+    /// normal:m,s.
+    #[arg(long = "output-tokens", value_name = "M")]
+    pub output_tokens: Option<String>,
+    /// With --input-tokens: the same P-token prefix before every prompt (to measure a
+    /// server's prefix cache on purpose); a request's input is then P + N tokens.
+    #[arg(long = "shared-prefix-tokens", value_name = "P")]
+    pub shared_prefix_tokens: Option<String>,
+    /// Also send min_tokens = max_tokens and ignore_eos: true (honoured by vLLM, SGLang,
+    /// TGI), so every answer is exactly max_tokens long.
+    #[arg(long = "exact-output")]
+    pub exact_output: bool,
+    /// With --prompts or --input-tokens: a model to ask, with its share of requests
+    /// (repeatable); each model is a tag.
     #[arg(long = "model", value_name = "NAME[=WEIGHT]")]
     pub models: Vec<String>,
-    /// With --prompts: ask for whole answers ("stream": false) instead of event streams.
+    /// With --prompts or --input-tokens: ask for whole answers ("stream": false) instead
+    /// of event streams.
     #[arg(long = "no-stream")]
     pub no_stream: bool,
     /// Split results by this response header's value (e.g. X-Upstream: which upstream

@@ -6,9 +6,10 @@ use super::args::{OutputArgs, RunArgs, ServeArgs, SweepArgs};
 use crate::engine::tls::{read_certs, read_key, TlsSettings};
 use crate::engine::{Plan, Target};
 use crate::error::{invalid, BadValue, ConfigError};
-use crate::mix::{parse_model, read_prompts, read_targets, Prompts, MAX_TAGS};
+use crate::mix::{parse_model, read_targets, MAX_TAGS};
 use crate::pacer::shape::parse_stages;
 use crate::pacer::{Arrival, Profile, Rate};
+use crate::prompts::{read_prompts, PromptSource, Prompts, Synthetic};
 use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
@@ -16,6 +17,7 @@ use crate::serve::config::{
     parse_limit, parse_range, parse_share, parse_status, LlmConfig, ServeConfig, Slow, Stall,
 };
 use crate::stream::{Slo, TokenRule};
+use crate::units::TokenCount;
 use crate::units::{parse_duration, parse_size, parse_time};
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
@@ -200,6 +202,117 @@ pub fn check_writable(flag: &'static str, path: &Path) -> Result<(), ConfigError
 
 /// A seed for random arrivals when none is given: from the clock and the process id, and
 /// printed in the report so the run can be repeated with `--seed`.
+impl RunArgs {
+    /// The LLM flags make sense together: prompts read or made (not both), with a model,
+    /// and the flags that shape them only with them.
+    fn check_llm_flags(&self) -> Result<(), ConfigError> {
+        let missing = |m: &str| Err(ConfigError::Missing(m.into()));
+        let made = self.input_tokens.is_some();
+        let any = made || self.prompts.is_some();
+        if made && self.prompts.is_some() {
+            return missing(
+                "--input-tokens makes prompts and --prompts reads them: use one of the two",
+            );
+        }
+        if any && self.models.is_empty() {
+            return missing("--prompts and --input-tokens need at least one --model NAME[=WEIGHT]");
+        }
+        if !any {
+            let stray = [
+                (!self.models.is_empty(), "--model"),
+                (self.no_stream, "--no-stream"),
+                (self.output_tokens.is_some(), "--output-tokens"),
+                (self.exact_output, "--exact-output"),
+            ];
+            if let Some((_, flag)) = stray.iter().find(|(on, _)| *on) {
+                return Err(ConfigError::Missing(format!(
+                    "{flag} is for LLM runs: add --prompts FILE (JSONL or ShareGPT) or \
+                     --input-tokens N (prompts made to a length), with --model"
+                )));
+            }
+        }
+        if self.shared_prefix_tokens.is_some() && !made {
+            return missing("--shared-prefix-tokens is for prompts made by --input-tokens");
+        }
+        if any && self.script.is_some() {
+            return missing(
+                "--prompts and --input-tokens build the requests: they do not combine with \
+                 -s/--script",
+            );
+        }
+        if made && self.tokenizer.as_deref().map(str::trim) == Some("none") {
+            return missing("--input-tokens sizes prompts by a tokenizer: name one, not none");
+        }
+        Ok(())
+    }
+
+    /// The prompts of an LLM run (`check_llm_flags` passed), counted or made by the plan's
+    /// tokenizer: a file's are kept up to the most requests the run can send.
+    fn prompts_of(&self, plan: &Plan) -> Result<Prompts, ConfigError> {
+        let models = self
+            .models
+            .iter()
+            .map(|m| parse_model(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, (m, _)) in models.iter().enumerate() {
+            if models[..i].iter().any(|(n, _)| n == m) {
+                return Err(invalid("--model", m, "named twice"));
+            }
+        }
+        let tokens =
+            |flag: &'static str, v: &str| TokenCount::parse(v).map_err(|r| invalid(flag, v, r));
+        let output = match &self.output_tokens {
+            Some(v) => Some(tokens("--output-tokens", v)?),
+            None => None,
+        };
+        let source = match (&self.prompts, &self.input_tokens) {
+            (Some(path), _) => {
+                let seconds = plan.duration + plan.warmup.unwrap_or_default();
+                let most = plan.rate.as_f64().max(plan_peak_rate(plan)) * seconds.as_secs_f64();
+                let limit = (most.ceil() as usize).saturating_add(1);
+                PromptSource::File(read_prompts(path, plan.tokenizer.as_ref(), limit)?)
+            }
+            (None, Some(n)) => {
+                let input = tokens("--input-tokens", n)?;
+                let prefix_tokens = match &self.shared_prefix_tokens {
+                    Some(p) => match TokenCount::parse(p) {
+                        Ok(TokenCount::Fixed(p)) => p,
+                        _ => {
+                            return Err(invalid(
+                                "--shared-prefix-tokens",
+                                p,
+                                "a whole number of tokens ≥ 1, e.g. 256",
+                            ))
+                        }
+                    },
+                    None => 0,
+                };
+                let t = plan
+                    .tokenizer
+                    .as_ref()
+                    .expect("check_llm_flags: a tokenizer");
+                PromptSource::Synthetic(
+                    Synthetic::new(input, prefix_tokens, t)
+                        .map_err(|r| invalid("--tokenizer", t.name(), r))?,
+                )
+            }
+            (None, None) => unreachable!("prompts_of is for LLM runs"),
+        };
+        Ok(Prompts {
+            source,
+            models,
+            stream: !self.no_stream,
+            output,
+            exact_output: self.exact_output,
+        })
+    }
+}
+
+/// The highest rate of a staged plan (its stages' ends), else 0.
+fn plan_peak_rate(plan: &Plan) -> f64 {
+    plan.stages.iter().map(|s| s.rate).fold(0.0, f64::max)
+}
+
 /// Whether any request of `plan` carries a body (or may: a script builds its own).
 fn sends_bodies(plan: &Plan) -> bool {
     !plan.body.is_empty()
@@ -332,45 +445,7 @@ impl RunArgs {
             Some(t) => invalid("--targets", &t.origin, e.to_string()),
             None => e,
         })?;
-        let prompts = match (&self.prompts, self.models.is_empty()) {
-            (Some(_), true) => {
-                return Err(ConfigError::Missing(
-                    "--prompts needs at least one --model NAME[=WEIGHT]".into(),
-                ))
-            }
-            (None, false) => {
-                return Err(ConfigError::Missing(
-                    "--model builds chat requests from --prompts FILE.jsonl: add it".into(),
-                ))
-            }
-            (None, true) if self.no_stream => {
-                return Err(ConfigError::Missing("--no-stream is for --prompts".into()))
-            }
-            (None, true) => None,
-            (Some(path), false) => {
-                if self.script.is_some() {
-                    return Err(ConfigError::Missing(
-                        "--prompts builds the requests: it does not combine with -s/--script"
-                            .into(),
-                    ));
-                }
-                let models = self
-                    .models
-                    .iter()
-                    .map(|m| parse_model(m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                for (i, (m, _)) in models.iter().enumerate() {
-                    if models[..i].iter().any(|(n, _)| n == m) {
-                        return Err(invalid("--model", m, "named twice"));
-                    }
-                }
-                Some(std::sync::Arc::new(Prompts {
-                    messages: read_prompts(path)?,
-                    models,
-                    stream: !self.no_stream,
-                }))
-            }
-        };
+        self.check_llm_flags()?;
         let stages = match &self.stages {
             Some(s) => parse_stages(s).map_err(|r| invalid("--stages", s, r))?,
             None => Vec::new(),
@@ -666,7 +741,7 @@ impl RunArgs {
                 .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
                 .collect::<Result<_, _>>()?,
             mix,
-            prompts,
+            prompts: None,
             prices: self
                 .prices
                 .iter()
@@ -680,6 +755,7 @@ impl RunArgs {
                 None => None,
             },
         };
+        let llm = self.prompts.is_some() || self.input_tokens.is_some();
         plan.tokenizer = match self.tokenizer.as_deref().map(str::trim) {
             Some("none") => None,
             Some(name) => Some(
@@ -690,9 +766,12 @@ impl RunArgs {
             // targets, a script). A run of bare GETs does not load a vocabulary (~44 ms of
             // CPU, which concurrent runs on one machine would feel) and counts a stream
             // without usage by its content events, as the report says.
-            None if sends_bodies(&plan) => Some(crate::tokens::Tokenizer::default()),
+            None if llm || sends_bodies(&plan) => Some(crate::tokens::Tokenizer::default()),
             None => None,
         };
+        if llm {
+            plan.prompts = Some(std::sync::Arc::new(self.prompts_of(&plan)?));
+        }
         let tags = plan.tag_names();
         if tags.len() > MAX_TAGS {
             return Err(invalid(
@@ -1078,6 +1157,105 @@ mod tests {
         );
         let e = parse(&["-R1", "--tokenizer", "gpt5", "http://h/"]).unwrap_err();
         assert!(e.to_string().contains("--tokenizer"), "{e}");
+    }
+
+    #[test]
+    fn llm_flags_that_do_not_fit_together_are_refused_before_any_traffic() {
+        let err = |args: &[&str]| parse(args).unwrap_err().to_string();
+        let u = "http://h/v1/chat/completions";
+        let ok = parse(&[
+            "-R1",
+            "--model",
+            "m",
+            "--input-tokens",
+            "512±64",
+            "--output-tokens",
+            "normal:128,16",
+            "--exact-output",
+            "--shared-prefix-tokens",
+            "256",
+            u,
+        ])
+        .unwrap();
+        let p = ok.prompts.expect("prompts made");
+        assert_eq!(p.output, Some(TokenCount::Normal(128.0, 16.0)));
+        assert!(p.exact_output);
+        match &p.source {
+            PromptSource::Synthetic(s) => {
+                assert_eq!(
+                    (s.input, s.prefix_tokens),
+                    (TokenCount::Uniform(448, 576), 256)
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        for (args, says) in [
+            (vec!["--input-tokens", "100"], "--model"),
+            (vec!["--model", "m"], "--prompts FILE"),
+            (
+                vec!["--output-tokens", "100"],
+                "--output-tokens is for LLM runs",
+            ),
+            (vec!["--exact-output"], "--exact-output is for LLM runs"),
+            (
+                vec!["--model", "m", "--input-tokens", "0"],
+                "--input-tokens",
+            ),
+            (
+                vec![
+                    "--model",
+                    "m",
+                    "--input-tokens",
+                    "9",
+                    "--output-tokens",
+                    "lots",
+                ],
+                "--output-tokens",
+            ),
+            (
+                vec![
+                    "--model",
+                    "m",
+                    "--input-tokens",
+                    "9",
+                    "--prompts",
+                    "p.jsonl",
+                ],
+                "use one of the two",
+            ),
+            (
+                vec!["--model", "m", "--input-tokens", "9", "--tokenizer", "none"],
+                "name one",
+            ),
+            (
+                vec![
+                    "--model",
+                    "m",
+                    "--prompts",
+                    "p.jsonl",
+                    "--shared-prefix-tokens",
+                    "9",
+                ],
+                "--shared-prefix-tokens is for",
+            ),
+            (
+                vec![
+                    "--model",
+                    "m",
+                    "--input-tokens",
+                    "9",
+                    "--shared-prefix-tokens",
+                    "1±1",
+                ],
+                "--shared-prefix-tokens",
+            ),
+        ] {
+            let mut a = vec!["-R1"];
+            a.extend(args.iter().copied());
+            a.push(u);
+            let e = err(&a);
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
     }
 
     #[test]

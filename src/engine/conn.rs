@@ -17,8 +17,9 @@ use super::plan::{default_tag, Plan};
 use super::stamp::{Arrival, StampedTcp};
 use super::tls::{tls_config, Stream};
 use crate::error::{invalid, ConfigError};
-use crate::mix::{swrr_order, Prompts, RequestSpec};
+use crate::mix::{swrr_order, RequestSpec};
 use crate::outcome::Cause;
+use crate::prompts::Prompts;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Uri};
@@ -162,8 +163,10 @@ struct MixTemplates {
     models: Vec<String>,
     /// One period of smooth weighted round-robin over the templates.
     order: Vec<u16>,
-    /// Bodies built per request from prompt k (`--prompts`).
+    /// Bodies built per request from prompt k (`--prompts`, `--input-tokens`).
     prompts: Option<Arc<Prompts>>,
+    /// The run's seed (prompts made per request draw from it).
+    seed: u64,
 }
 
 impl MixTemplates {
@@ -234,6 +237,7 @@ impl Connector {
                 models: p.models.iter().map(|(m, _)| m.clone()).collect(),
                 order: swrr_order(&weights).map_err(|e| invalid("--model", "", e))?,
                 prompts: Some(p.clone()),
+                seed: config.seed,
             }))
         } else if !config.mix.is_empty() {
             let mut templates = Vec::new();
@@ -247,6 +251,7 @@ impl Connector {
                 models: Vec::new(),
                 order: swrr_order(&weights).map_err(|e| invalid("--targets", "", e))?,
                 prompts: None,
+                seed: config.seed,
             }))
         } else {
             None
@@ -271,6 +276,13 @@ impl Connector {
         self.mix.as_ref().map_or(0, |m| m.tags[m.kind(seq)])
     }
 
+    /// The prompt tokens of request `seq` by the run's tokenizer (`--prompts`,
+    /// `--input-tokens`; a script's requests are its own).
+    pub fn input_tokens(&self, seq: u64) -> Option<u64> {
+        let m = self.mix.as_ref()?;
+        m.prompts.as_ref()?.input_tokens(m.seed, seq)
+    }
+
     /// The template and body of request `seq`.
     fn pick(&self, seq: u64) -> (&RequestTemplate, Bytes, u16) {
         match &self.mix {
@@ -279,7 +291,7 @@ impl Connector {
                 let i = m.kind(seq);
                 let t = &m.templates[i];
                 let body = match &m.prompts {
-                    Some(p) => p.body(seq, &m.models[i]),
+                    Some(p) => p.body(m.seed, seq, &m.models[i]),
                     None => t.body.clone(),
                 };
                 (t, body, m.tags[i])

@@ -10,8 +10,9 @@
 
 use super::tls::TlsSettings;
 use crate::error::{invalid, ConfigError};
-use crate::mix::{Prompts, RequestSpec};
+use crate::mix::RequestSpec;
 use crate::pacer::{Arrival, Profile, Rate, Schedule, Stage};
+use crate::prompts::Prompts;
 use crate::run::RunMeta;
 use crate::script::ScriptBase;
 use crate::stream::{Slo, TokenRule};
@@ -354,6 +355,11 @@ impl Plan {
                     .collect();
                 (goals.join(", "), min)
             }),
+            tokenizer: self
+                .prompts
+                .as_ref()
+                .and(self.tokenizer.as_ref())
+                .map(|t| t.name().to_string()),
         }
     }
 

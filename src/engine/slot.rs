@@ -384,7 +384,7 @@ fn script_tag(shared: &Shared, tag: Option<&str>) -> u16 {
 
 /// What the response said beyond its status, with the request's tag; the group value
 /// gets its index here.
-fn meta_of(shared: &Shared, progress: &mut Progress, tag: u16) -> ResponseMeta {
+fn meta_of(shared: &Shared, progress: &mut Progress, tag: u16, input: Option<u64>) -> ResponseMeta {
     // (A valid UTF-8 value is read in place: no allocation per response.)
     let group = progress.group.take().map(|value| {
         let name = value
@@ -395,6 +395,7 @@ fn meta_of(shared: &Shared, progress: &mut Progress, tag: u16) -> ResponseMeta {
     ResponseMeta {
         tag,
         group,
+        input_tokens: input,
         ..progress.meta
     }
 }
@@ -539,7 +540,7 @@ async fn attempt_h2(
             Err(timed_out(&progress))
         }
     };
-    let meta = meta_of(shared, &mut progress, tag);
+    let meta = meta_of(shared, &mut progress, tag, connector.input_tokens(job.seq));
     outcome(&job, sent, free, done, result, progress, meta)
 }
 
@@ -789,7 +790,7 @@ pub(super) async fn attempt(
                 Err(timed_out(&progress))
             }
         };
-        let meta = meta_of(shared, &mut progress, tag);
+        let meta = meta_of(shared, &mut progress, tag, connector.input_tokens(job.seq));
         return outcome(&job, sent, free, done, result, progress, meta);
     }
 }

@@ -275,6 +275,51 @@ pub struct Recorder {
     pub dependence: dependence::Dependence,
     /// A bounded sample of when requests were written, for the arrival process on the wire.
     pub arrivals: arrivals::Arrivals,
+    /// Prompts as sent (`--prompts`, `--input-tokens`), where the run sized them.
+    pub input: Option<Box<InputTokens>>,
+}
+
+/// The prompts' tokens as sent, by the run's tokenizer, beside what the server counted.
+#[derive(Debug, Clone)]
+pub struct InputTokens {
+    /// Each sent request's prompt tokens.
+    pub per_request: Hist,
+    /// Their sum.
+    pub sent: u64,
+    /// Answers that said `usage.prompt_tokens`.
+    pub with_usage: u64,
+    /// Of those, answers whose count differed from the one sent.
+    pub usage_mismatch: u64,
+}
+
+impl InputTokens {
+    fn new() -> InputTokens {
+        InputTokens {
+            per_request: new_hist(),
+            sent: 0,
+            with_usage: 0,
+            usage_mismatch: 0,
+        }
+    }
+
+    /// A sent request of `n` prompt tokens, of which the server said `usage` (if it did).
+    fn record(&mut self, n: u64, usage: Option<u64>) {
+        self.per_request.saturating_record(n);
+        self.sent += n;
+        if let Some(u) = usage {
+            self.with_usage += 1;
+            self.usage_mismatch += u64::from(u != n);
+        }
+    }
+
+    fn merge(&mut self, o: &InputTokens) {
+        self.per_request
+            .add(&o.per_request)
+            .expect("same HDR settings");
+        self.sent += o.sent;
+        self.with_usage += o.with_usage;
+        self.usage_mismatch += o.usage_mismatch;
+    }
 }
 
 /// How many distinct causes of one error class are kept (the rest count as `other`).
@@ -324,6 +369,7 @@ impl Recorder {
             batches: Default::default(),
             dependence: Default::default(),
             arrivals: Default::default(),
+            input: None,
         }
     }
 
@@ -477,6 +523,16 @@ impl Recorder {
         if let Some(st) = &o.stream {
             self.record_stream(o, st);
         }
+        if let (Some(n), Some(_)) = (o.meta.input_tokens, o.sent) {
+            let usage = o
+                .meta
+                .usage
+                .map(|u| u.0)
+                .or(o.stream.and_then(|s| s.prompt_tokens));
+            self.input
+                .get_or_insert_with(|| Box::new(InputTokens::new()))
+                .record(n, usage);
+        }
         if o.result.is_ok() && !self.slos.is_empty() && self.meets_slos(o) {
             self.slo_met += 1;
             if let Some(t) = self.tags.get_mut(usize::from(o.meta.tag)) {
@@ -618,6 +674,11 @@ impl Recorder {
         }
         self.dependence.merge(&other.dependence);
         self.arrivals.merge(&other.arrivals);
+        if let Some(i) = &other.input {
+            self.input
+                .get_or_insert_with(|| Box::new(InputTokens::new()))
+                .merge(i);
+        }
         for (a, b) in self.retried.iter_mut().zip(other.retried) {
             *a += b;
         }

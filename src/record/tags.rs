@@ -33,6 +33,8 @@ pub struct TagStats {
     pub remaining: [Option<u64>; 2],
     /// Input tokens, from `usage.prompt_tokens`, where the server sent it.
     pub prompt_tokens: u64,
+    /// Input tokens as sent, by the run's tokenizer (`--prompts`, `--input-tokens`).
+    pub input_sent: u64,
     /// Output tokens: `usage.completion_tokens`, else the stream's content events.
     pub completion_tokens: u64,
     /// Completed requests that met every `--slo`.
@@ -58,6 +60,7 @@ impl TagStats {
             retry_after: None,
             remaining: [None, None],
             prompt_tokens: 0,
+            input_sent: 0,
             completion_tokens: 0,
             slo_met: 0,
         }
@@ -88,6 +91,7 @@ impl TagStats {
         }
         if o.sent.is_some() {
             self.counts.sent += 1;
+            self.input_sent += m.input_tokens.unwrap_or(0);
         }
         self.counts.bytes += o.bytes;
         for (mine, seen) in self.remaining.iter_mut().zip(m.remaining) {
@@ -142,6 +146,7 @@ impl TagStats {
             }
         }
         self.prompt_tokens += o.prompt_tokens;
+        self.input_sent += o.input_sent;
         self.completion_tokens += o.completion_tokens;
         self.slo_met += o.slo_met;
     }

@@ -67,6 +67,10 @@ pub struct Document {
     pub read_lag_ms: Option<Percentiles>,
     /// Streamed (`text/event-stream`) responses: tokens, TTFT, ITL, goodput.
     pub streaming: StreamingDoc,
+    /// Prompts as sent (`--prompts`, `--input-tokens`), by the run's tokenizer (absent in
+    /// other runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<InputTokensDoc>,
     /// Per worker thread, the share of the load window it was busy (0..1).
     pub threads_busy: Vec<f64>,
     /// The report's warnings.
@@ -159,11 +163,32 @@ pub struct RemainingDoc {
     pub tokens: Option<u64>,
 }
 
+/// The prompts' tokens as sent, beside what the server counted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InputTokensDoc {
+    /// The tokenizer that sized or counted them (null: `--tokenizer none`).
+    pub tokenizer: Option<String>,
+    /// Input tokens sent, in all.
+    pub sent: u64,
+    /// Per second of the completions' span (as output tokens/s).
+    pub per_s: f64,
+    /// Per sent request (counts, not ms).
+    pub per_request: Percentiles,
+    /// Answers that said `usage.prompt_tokens`.
+    pub with_usage: u64,
+    /// Of those, answers whose count differed from the one sent (a chat template adds a
+    /// few tokens on a real server).
+    pub usage_mismatch: u64,
+}
+
 /// Token counts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokensDoc {
     /// Input tokens (`usage.prompt_tokens`, where the server sent it).
     pub prompt: u64,
+    /// Input tokens as sent, by the run's tokenizer (`--prompts`, `--input-tokens`).
+    #[serde(default)]
+    pub input_sent: u64,
     /// Output tokens (`usage.completion_tokens`, else a stream's content events).
     pub completion: u64,
 }
@@ -918,6 +943,14 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             release_lag: Percentiles::of(&rec.release_lag),
         },
         streaming: streaming_doc(r, s),
+        input_tokens: r.recorder.input.as_deref().map(|i| InputTokensDoc {
+            tokenizer: r.meta.tokenizer.clone(),
+            sent: i.sent,
+            per_s: i.sent as f64 / s.completion_secs,
+            per_request: Percentiles::of_counts(&i.per_request),
+            with_usage: i.with_usage,
+            usage_mismatch: i.usage_mismatch,
+        }),
         threads_busy: r.busy.clone(),
         warnings: s.warnings.clone(),
         dependence: rec.dependence.measure().map(|m| DependenceDoc {
@@ -1068,6 +1101,7 @@ pub fn tag_doc(tag: &crate::record::TagStats) -> TagDoc {
         latency_ms: Percentiles::with_ci(&tag.corrected, &tag.batches),
         tokens: TokensDoc {
             prompt: tag.prompt_tokens,
+            input_sent: tag.input_sent,
             completion: tag.completion_tokens,
         },
         streaming: tag.stream.as_deref().map(|st| TagStreamingDoc {

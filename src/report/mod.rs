@@ -543,6 +543,7 @@ mod tests {
             prices: Vec::new(),
             group_by: None,
             http2_streams: None,
+            tokenizer: None,
             until: None,
         });
         for _ in 0..200 {

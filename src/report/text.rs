@@ -313,6 +313,9 @@ pub fn render(r: &RunResult, s: &Summary, verdicts: &[Verdict], spectra: Spectra
     if let Some(st) = r.recorder.stream.as_deref() {
         streaming(&mut o, r, s, st);
     }
+    if let Some(i) = r.recorder.input.as_deref() {
+        prompts(&mut o, r, s, i);
+    }
     by_tag(&mut o, r);
     by_group(&mut o, r);
     cost(&mut o, r);
@@ -857,6 +860,34 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
     }
 }
 
+/// Prompts as sent (`--prompts`, `--input-tokens`): their tokens, beside the server's count.
+fn prompts(o: &mut String, r: &RunResult, s: &Summary, i: &crate::record::InputTokens) {
+    let by = match &r.meta.tokenizer {
+        Some(t) => format!("counted by the tokenizer {t}"),
+        None => "not counted: --tokenizer none".into(),
+    };
+    let _ = writeln!(o, "Prompts (input tokens as sent, {by}):");
+    let h = &i.per_request;
+    let _ = writeln!(
+        o,
+        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} sent; {} answers said usage.prompt_tokens, {} differed)",
+        "Input tokens/request",
+        percentile(h, 50.0),
+        percentile(h, 90.0),
+        percentile(h, 99.0),
+        h.min(),
+        h.max(),
+        h.len(),
+        i.with_usage,
+        i.usage_mismatch
+    );
+    let _ = writeln!(
+        o,
+        "  Input tokens/sec:      {:.2}",
+        i.sent as f64 / s.completion_secs
+    );
+}
+
 fn fmt_count(v: f64) -> String {
     if v >= 1_000_000.0 {
         format!("{:.2}M", v / 1e6)
@@ -930,7 +961,12 @@ fn by_tag(o: &mut String, r: &RunResult) {
                 na_us(&st.tpot, 50.0)
             ));
         }
-        if t.prompt_tokens + t.completion_tokens > 0 {
+        if t.input_sent > 0 {
+            extra.push(format!(
+                "tokens in {} (sent {}) out {}",
+                t.prompt_tokens, t.input_sent, t.completion_tokens
+            ));
+        } else if t.prompt_tokens + t.completion_tokens > 0 {
             extra.push(format!(
                 "tokens in {} out {}",
                 t.prompt_tokens, t.completion_tokens

@@ -322,40 +322,6 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The prompt as the tokenizer sees it: every message's text (a string, or the `text` of
-/// each part of an array), or a completions request's `prompt` (a string or strings),
-/// joined by newlines — no chat template around it, as vLLM's benchmark counts a prompt.
-fn prompt_text(json: &serde_json::Value) -> String {
-    let text_of = |v: &serde_json::Value| -> Vec<String> {
-        match v {
-            serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| {
-                    p.as_str()
-                        .or_else(|| p.get("text").and_then(|t| t.as_str()))
-                        .map(str::to_string)
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let mut texts: Vec<String> = json
-        .get("messages")
-        .and_then(|m| m.as_array())
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| m.get("content"))
-                .flat_map(text_of)
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(p) = json.get("prompt") {
-        texts.extend(text_of(p));
-    }
-    texts.join("\n")
-}
-
 /// How many tokens an answer has: its natural length `natural` (from `--tokens`), cut by
 /// the request's `max_tokens` (or `max_completion_tokens`), stretched to its `min_tokens`,
 /// and exactly `max_tokens` with `ignore_eos` — as vLLM, SGLang and TGI honour them.
@@ -531,7 +497,7 @@ impl Service {
         let ttft = pick(llm.ttft.0, llm.ttft.1, h);
         let (lo, hi) = llm.tokens;
         let tokens = answer_length(lo + mix(h) % (hi - lo + 1), &json);
-        let prompt_tokens = llm.tokenizer.count(&prompt_text(&json));
+        let prompt_tokens = llm.tokenizer.count(&crate::tokens::request_text(&json));
         // Prefill: the prompt is read at --prefill-rate tokens/s before the first token.
         let ttft = ttft
             + llm.prefill_rate.map_or(Duration::ZERO, |r| {

@@ -288,6 +288,7 @@ fn meta_of(c: &ConfigDoc) -> RunMeta {
         prices: Vec::new(),
         group_by: None,
         http2_streams: None,
+        tokenizer: None,
         until: None,
     }
 }
