@@ -13,6 +13,7 @@ fn body(c: &mut Criterion) {
     let t = Tokenizer::default();
     for n in [128u64, 1024, 8192] {
         let p = Prompts {
+            api: Default::default(),
             source: PromptSource::Synthetic(Synthetic::new(TokenCount::Fixed(n), 0, &t).unwrap()),
             models: vec![("m".into(), 1)],
             stream: true,

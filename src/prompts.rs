@@ -11,15 +11,82 @@
 //!
 //! Used by `cli` (building them, before any traffic) and `engine::conn` (a body per request).
 
-use crate::error::{invalid, ConfigError};
+use crate::error::{invalid, BadValue, ConfigError};
 use crate::tokens::{request_text, Tokenizer};
 use crate::units::TokenCount;
 use bytes::Bytes;
 use std::path::Path;
 
+/// `--api`: which request body an LLM run sends (and, in `cli`, which events are tokens).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI chat completions (`/v1/chat/completions`): `messages`.
+    #[default]
+    OpenAiChat,
+    /// OpenAI completions (`/v1/completions`): `prompt` as text.
+    OpenAiCompletions,
+    /// OpenAI Responses (`/v1/responses`): `input`, `max_output_tokens`.
+    OpenAiResponses,
+    /// Anthropic messages (`/v1/messages`): `messages` (system ones as `system`),
+    /// `max_tokens` always.
+    AnthropicMessages,
+}
+
+/// Anthropic needs `max_tokens`; without `--output-tokens` or a prompt's own, this.
+pub const ANTHROPIC_MAX_TOKENS: u64 = 1024;
+
+impl Api {
+    /// Every name, as `--api` takes them.
+    pub const NAMES: [&'static str; 4] = [
+        "openai-chat",
+        "openai-completions",
+        "openai-responses",
+        "anthropic-messages",
+    ];
+
+    /// Parses `--api`.
+    pub fn parse(s: &str) -> Result<Api, BadValue> {
+        match s.trim() {
+            "openai-chat" => Ok(Api::OpenAiChat),
+            "openai-completions" => Ok(Api::OpenAiCompletions),
+            "openai-responses" => Ok(Api::OpenAiResponses),
+            "anthropic-messages" => Ok(Api::AnthropicMessages),
+            _ => Err(format!("unknown API: use one of {}", Api::NAMES.join(", ")).into()),
+        }
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => Api::NAMES[0],
+            Api::OpenAiCompletions => Api::NAMES[1],
+            Api::OpenAiResponses => Api::NAMES[2],
+            Api::AnthropicMessages => Api::NAMES[3],
+        }
+    }
+
+    /// The path its servers answer on.
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::OpenAiChat => "/v1/chat/completions",
+            Api::OpenAiCompletions => "/v1/completions",
+            Api::OpenAiResponses => "/v1/responses",
+            Api::AnthropicMessages => "/v1/messages",
+        }
+    }
+
+    /// Whether it takes `min_tokens` and `ignore_eos` (vLLM, SGLang and TGI do on the
+    /// OpenAI chat and completions endpoints).
+    pub fn exact_output(self) -> bool {
+        matches!(self, Api::OpenAiChat | Api::OpenAiCompletions)
+    }
+}
+
 /// `--prompts`/`--input-tokens` with `--model`: one kind of request per model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompts {
+    /// The request body's shape.
+    pub api: Api,
     /// Where each prompt comes from.
     pub source: PromptSource,
     /// Models and their weights.
@@ -47,6 +114,8 @@ pub enum PromptSource {
 pub struct FilePrompt {
     /// Its `"messages":[…]` JSON.
     pub messages: String,
+    /// Its text as the tokenizer sees it (a completions request's `prompt`).
+    pub text: String,
     /// Its `max_tokens`, if it gave one (ShareGPT: the reference answer's tokens).
     pub max_tokens: Option<u64>,
     /// Its tokens by the run's tokenizer (None: `--tokenizer none`).
@@ -70,6 +139,8 @@ pub struct Synthetic {
 pub struct Ask {
     /// Its prompt as the messages JSON.
     pub messages: String,
+    /// Its prompt as text.
+    pub text: String,
     /// Its prompt's tokens by the run's tokenizer, where known.
     pub input_tokens: Option<u64>,
     /// Its `max_tokens`.
@@ -179,6 +250,7 @@ impl Prompts {
                 let p = &ps[(k % ps.len() as u64) as usize];
                 Ask {
                     messages: p.messages.clone(),
+                    text: p.text.clone(),
                     input_tokens: p.tokens,
                     max_tokens: drawn.or(p.max_tokens),
                 }
@@ -187,6 +259,7 @@ impl Prompts {
                 let text = s.text(seed, k);
                 Ask {
                     messages: serde_json::json!([{"role": "user", "content": text}]).to_string(),
+                    text,
                     input_tokens: Some(s.prefix_tokens + s.own_tokens(seed, k)),
                     max_tokens: drawn,
                 }
@@ -202,25 +275,74 @@ impl Prompts {
         }
     }
 
-    /// The body of request k for `model` (OpenAI chat completions).
+    /// The body of request k for `model`, in the run's API.
     pub fn body(&self, seed: u64, k: u64, model: &str) -> Bytes {
         let ask = self.ask(seed, k);
         let model = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-        let mut b = format!("{{\"model\":{model},\"messages\":{}", ask.messages);
-        if let Some(m) = ask.max_tokens {
-            b.push_str(&format!(",\"max_tokens\":{m}"));
-            if self.exact_output {
+        let text = || serde_json::to_string(&ask.text).unwrap_or_else(|_| "\"\"".into());
+        let mut b = format!("{{\"model\":{model}");
+        let max = match self.api {
+            Api::OpenAiChat => {
+                b.push_str(&format!(",\"messages\":{}", ask.messages));
+                ask.max_tokens.map(|m| format!(",\"max_tokens\":{m}"))
+            }
+            Api::OpenAiCompletions => {
+                b.push_str(&format!(",\"prompt\":{}", text()));
+                ask.max_tokens.map(|m| format!(",\"max_tokens\":{m}"))
+            }
+            Api::OpenAiResponses => {
+                b.push_str(&format!(",\"input\":{}", ask.messages));
+                ask.max_tokens
+                    .map(|m| format!(",\"max_output_tokens\":{m}"))
+            }
+            Api::AnthropicMessages => {
+                let (system, messages) = anthropic_messages(&ask.messages);
+                if let Some(sys) = system {
+                    b.push_str(&format!(",\"system\":{sys}"));
+                }
+                b.push_str(&format!(",\"messages\":{messages}"));
+                let m = ask.max_tokens.unwrap_or(ANTHROPIC_MAX_TOKENS);
+                Some(format!(",\"max_tokens\":{m}"))
+            }
+        };
+        if let Some(max) = max {
+            b.push_str(&max);
+            if let (true, Some(m)) = (self.exact_output, ask.max_tokens) {
                 b.push_str(&format!(",\"min_tokens\":{m},\"ignore_eos\":true"));
             }
         }
-        if self.stream {
-            b.push_str(",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
-        } else {
-            b.push_str(",\"stream\":false");
+        match (self.stream, self.api) {
+            (true, Api::OpenAiChat | Api::OpenAiCompletions) => {
+                b.push_str(",\"stream\":true,\"stream_options\":{\"include_usage\":true}")
+            }
+            (true, _) => b.push_str(",\"stream\":true"),
+            (false, _) => b.push_str(",\"stream\":false"),
         }
         b.push('}');
         Bytes::from(b)
     }
+}
+
+/// Anthropic takes system prompts apart from the messages: a messages JSON array with
+/// `"role": "system"` entries becomes the `system` text (JSON) and the other messages.
+fn anthropic_messages(messages: &str) -> (Option<String>, String) {
+    if !messages.contains("\"system\"") {
+        return (None, messages.to_string());
+    }
+    let Ok(serde_json::Value::Array(all)) = serde_json::from_str(messages) else {
+        return (None, messages.to_string());
+    };
+    let (system, rest): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|m| m.get("role").and_then(|r| r.as_str()) == Some("system"));
+    let text: Vec<String> = system
+        .iter()
+        .map(|m| request_text(&serde_json::json!({"messages": [m]})))
+        .collect();
+    (
+        Some(serde_json::Value::from(text.join("\n")).to_string()),
+        serde_json::Value::Array(rest).to_string(),
+    )
 }
 
 /// Reads `--prompts FILE`: JSONL (each line `{"prompt": "…"}` or `{"messages": [...]}`, with
@@ -244,13 +366,12 @@ pub fn read_prompts(
     if out.is_empty() {
         return Err(invalid("--prompts", &name, "no prompts in the file"));
     }
-    if let Some(t) = tokenizer {
-        for p in &mut out {
-            let v: serde_json::Value =
-                serde_json::from_str(&format!("{{\"messages\":{}}}", p.messages))
-                    .expect("messages we wrote are JSON");
-            p.tokens = Some(t.count(&request_text(&v)));
-        }
+    for p in &mut out {
+        let v: serde_json::Value =
+            serde_json::from_str(&format!("{{\"messages\":{}}}", p.messages))
+                .expect("messages we wrote are JSON");
+        p.text = request_text(&v);
+        p.tokens = tokenizer.map(|t| t.count(&p.text));
     }
     Ok(out)
 }
@@ -293,6 +414,7 @@ fn read_jsonl(text: &str, name: &str, limit: usize) -> Result<Vec<FilePrompt>, C
         };
         out.push(FilePrompt {
             messages,
+            text: String::new(),
             max_tokens,
             tokens: None,
         });
@@ -342,6 +464,7 @@ fn read_sharegpt(
         };
         out.push(FilePrompt {
             messages: serde_json::json!([{"role": "user", "content": turns[i].value}]).to_string(),
+            text: String::new(),
             max_tokens: tokenizer.map(|t| t.count(&answer.value).max(1)),
             tokens: None,
         });
@@ -363,6 +486,7 @@ mod tests {
     fn file(messages: &str, max_tokens: Option<u64>) -> PromptSource {
         PromptSource::File(vec![FilePrompt {
             messages: messages.into(),
+            text: "hi".into(),
             max_tokens,
             tokens: Some(1),
         }])
@@ -371,6 +495,7 @@ mod tests {
     #[test]
     fn prompt_bodies() {
         let mut p = Prompts {
+            api: Api::OpenAiChat,
             source: file("[{\"role\":\"user\",\"content\":\"hi\"}]", Some(5)),
             models: vec![("m".into(), 1)],
             stream: true,
@@ -390,6 +515,38 @@ mod tests {
             (&v["max_tokens"], &v["min_tokens"], &v["ignore_eos"]),
             (&128.into(), &128.into(), &true.into())
         );
+    }
+
+    #[test]
+    fn each_api_gets_its_own_body() {
+        let body = |api: Api, messages: &str, max: Option<u64>| {
+            let p = Prompts {
+                api,
+                source: file(messages, max),
+                models: vec![("m".into(), 1)],
+                stream: true,
+                output: None,
+                exact_output: false,
+            };
+            serde_json::from_slice::<serde_json::Value>(&p.body(0, 0, "m")).unwrap()
+        };
+        let user = r#"[{"role":"user","content":"hi"}]"#;
+        let v = body(Api::OpenAiCompletions, user, Some(5));
+        assert_eq!((&v["prompt"], &v["max_tokens"]), (&"hi".into(), &5.into()));
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert!(v.get("messages").is_none());
+        let v = body(Api::OpenAiResponses, user, Some(5));
+        assert_eq!(v["input"][0]["content"], "hi");
+        assert_eq!(v["max_output_tokens"], 5);
+        assert!(v.get("max_tokens").is_none() && v.get("stream_options").is_none());
+        // Anthropic: system messages travel apart; max_tokens is required.
+        let with_system =
+            r#"[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]"#;
+        let v = body(Api::AnthropicMessages, with_system, None);
+        assert_eq!(v["system"], "be brief");
+        assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+        assert_eq!(v["max_tokens"], ANTHROPIC_MAX_TOKENS);
+        assert_eq!(v["stream"], true);
     }
 
     #[test]

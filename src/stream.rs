@@ -42,6 +42,13 @@ impl Event {
 pub enum TokenRule {
     /// OpenAI-compatible chat and completions chunks.
     OpenAi,
+    /// OpenAI's Responses API: `response.output_text.delta` (and refusal and function-call
+    /// argument deltas) carry content; usage comes in `response.completed`.
+    Responses,
+    /// Anthropic's messages: `content_block_delta` (`delta.text`, or a tool's
+    /// `delta.partial_json`) carries content; input tokens come in `message_start`, output
+    /// tokens in `message_delta`.
+    Anthropic,
     /// Any `data:` event other than `[DONE]` (for APIs that stream plain text).
     AnyData,
     /// A JSON path with `*` for "every array element", e.g. `choices.*.delta.content`;
@@ -50,10 +57,13 @@ pub enum TokenRule {
 }
 
 impl TokenRule {
-    /// Parses `--sse-token`: `openai`, `any`, or a dotted JSON path with `*`.
+    /// Parses `--sse-token`: `openai`, `responses`, `anthropic`, `any`, or a dotted JSON
+    /// path with `*`.
     pub fn parse(s: &str) -> Result<TokenRule, BadValue> {
         match s.trim() {
             "openai" => Ok(TokenRule::OpenAi),
+            "responses" => Ok(TokenRule::Responses),
+            "anthropic" => Ok(TokenRule::Anthropic),
             "any" => Ok(TokenRule::AnyData),
             "" => Err(
                 "empty rule: use openai, any, or a JSON path like choices.*.delta.content".into(),
@@ -138,6 +148,23 @@ impl TokenRule {
                 }
                 Err(_) => out.event = Event::Malformed,
             },
+            TokenRule::Responses | TokenRule::Anthropic => {
+                match serde_json::from_slice::<Typed>(trimmed) {
+                    Ok(t) => {
+                        let responses = *self == TokenRule::Responses;
+                        let texts = t.content(responses);
+                        let content = texts.iter().any(|x| !x.is_empty());
+                        for x in texts.iter().filter(|x| !x.is_empty()) {
+                            count(x);
+                        }
+                        let (usage, prompt) = t.usage(responses);
+                        out.event = Event::content_if(content);
+                        out.usage = usage;
+                        out.prompt = prompt;
+                    }
+                    Err(_) => out.event = Event::Malformed,
+                }
+            }
             TokenRule::Path(path) => match serde_json::from_slice::<serde_json::Value>(trimmed) {
                 Ok(v) => {
                     out.usage = v
@@ -237,6 +264,102 @@ struct Usage {
     prompt_tokens: Option<u64>,
 }
 
+// The subset of a Responses or Anthropic event that matters: its `type`, a delta (a string
+// for Responses, an object for Anthropic), and usage where it travels.
+#[derive(Deserialize)]
+struct Typed<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    delta: Option<TypedDelta<'a>>,
+    #[serde(default)]
+    usage: Option<NamedUsage>,
+    #[serde(default)]
+    response: Option<WithUsage>,
+    #[serde(default)]
+    message: Option<WithUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TypedDelta<'a> {
+    Text(#[serde(borrow)] std::borrow::Cow<'a, str>),
+    Block {
+        #[serde(default, borrow)]
+        text: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default, borrow)]
+        partial_json: Option<std::borrow::Cow<'a, str>>,
+    },
+}
+
+#[derive(Deserialize)]
+struct WithUsage {
+    #[serde(default)]
+    usage: Option<NamedUsage>,
+}
+
+#[derive(Deserialize)]
+struct NamedUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+impl Typed<'_> {
+    /// The output text the event carries.
+    fn content(&self, responses: bool) -> Vec<&str> {
+        let delta = self.delta.as_ref();
+        let kind = self.kind.as_ref();
+        match (responses, delta) {
+            (true, Some(TypedDelta::Text(t)))
+                if matches!(
+                    kind,
+                    "response.output_text.delta"
+                        | "response.refusal.delta"
+                        | "response.function_call_arguments.delta"
+                ) =>
+            {
+                vec![t.as_ref()]
+            }
+            (false, Some(TypedDelta::Block { text, partial_json }))
+                if kind == "content_block_delta" =>
+            {
+                text.iter()
+                    .chain(partial_json)
+                    .map(|t| t.as_ref())
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Output and input tokens, where the event says them (Anthropic's `message_start`
+    /// says a placeholder output count, not the answer's: only its input is read).
+    fn usage(&self, responses: bool) -> (Option<u64>, Option<u64>) {
+        let named = |u: &NamedUsage| (u.output_tokens, u.input_tokens);
+        if responses {
+            return match (self.kind.as_ref(), &self.response) {
+                ("response.completed" | "response.incomplete", Some(r)) => {
+                    r.usage.as_ref().map_or((None, None), named)
+                }
+                _ => (None, None),
+            };
+        }
+        match self.kind.as_ref() {
+            "message_start" => (
+                None,
+                self.message
+                    .as_ref()
+                    .and_then(|m| m.usage.as_ref())
+                    .and_then(|u| u.input_tokens),
+            ),
+            "message_delta" => self.usage.as_ref().map_or((None, None), named),
+            _ => (None, None),
+        }
+    }
+}
+
 /// An incremental SSE parser: feed it body chunks, it hands back complete events' data.
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -311,6 +434,72 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a rule makes of a recorded stream: the index of the first event with content,
+    /// content events, the last usage and prompt counts said, and the tokenizer's sum.
+    fn replay(
+        rule: &TokenRule,
+        stream: &str,
+    ) -> (Option<usize>, u64, Option<u64>, Option<u64>, u64) {
+        let t = Tokenizer::default();
+        let mut p = SseParser::new();
+        let (mut first, mut content, mut usage, mut prompt, mut tokens, mut i) =
+            (None, 0, None, None, 0, 0);
+        p.feed(stream.as_bytes(), |data| {
+            let c = rule.classify_counted(data, Some(&t));
+            assert_ne!(
+                c.event,
+                Event::Malformed,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+            if c.event == Event::Content {
+                first.get_or_insert(i);
+                content += 1;
+            }
+            usage = c.usage.or(usage);
+            prompt = c.prompt.or(prompt);
+            tokens += c.tokens;
+            i += 1;
+        });
+        (first, content, usage, prompt, tokens)
+    }
+
+    #[test]
+    fn each_api_s_documented_stream_gives_its_first_token_and_usage() {
+        // Hand-typed from each API's public documentation (tests/fixtures/sse). The first
+        // event with output text is where TTFT ends; usage is read where each API puts it.
+        let fixture = |name: &str| {
+            std::fs::read_to_string(format!(
+                "{}/tests/fixtures/sse/{name}.txt",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap()
+        };
+        // OpenAI chat: a role chunk first (no content), usage in a last chunk without choices.
+        let chat = replay(&TokenRule::OpenAi, &fixture("openai-chat"));
+        assert_eq!(chat, (Some(1), 3, Some(9), Some(9), 9));
+        // OpenAI completions: text from the first chunk on.
+        let completions = replay(&TokenRule::OpenAi, &fixture("openai-completions"));
+        assert_eq!(completions, (Some(0), 3, Some(5), Some(5), 5));
+        // Responses: four events before the first output_text.delta; usage in
+        // response.completed (input_tokens, output_tokens).
+        let responses = replay(&TokenRule::Responses, &fixture("openai-responses"));
+        assert_eq!(responses, (Some(4), 3, Some(11), Some(37), 3));
+        // Anthropic: message_start (input 25, a placeholder output of 1 that is not the
+        // answer's), a ping, then text deltas; output tokens in message_delta.
+        let anthropic = replay(&TokenRule::Anthropic, &fixture("anthropic-messages"));
+        assert_eq!(anthropic, (Some(3), 2, Some(15), Some(25), 2));
+        // A rule for another API finds no content in them.
+        assert_eq!(
+            replay(&TokenRule::OpenAi, &fixture("anthropic-messages")).1,
+            0
+        );
+        assert_eq!(
+            replay(&TokenRule::Anthropic, &fixture("openai-responses")).1,
+            0
+        );
+    }
 
     #[test]
     fn the_tokenizer_counts_each_events_text() {

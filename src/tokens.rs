@@ -69,36 +69,46 @@ impl Tokenizer {
     }
 }
 
-/// The prompt as the tokenizer sees it: every message's text (a string, or the `text` of
-/// each part of an array), or a completions request's `prompt` (a string or strings),
+/// The prompt as the tokenizer sees it: an Anthropic `system` prompt, every message's text
+/// (a string, or the `text` of each part of an array), a completions request's `prompt` (a
+/// string or strings) and a Responses request's `input` (a string, or messages as above),
 /// joined by newlines — no chat template around it, as vLLM's benchmark counts a prompt.
 pub fn request_text(json: &serde_json::Value) -> String {
-    let text_of = |v: &serde_json::Value| -> Vec<String> {
+    fn text_of(v: &serde_json::Value, out: &mut Vec<String>) {
         match v {
-            serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| {
-                    p.as_str()
-                        .or_else(|| p.get("text").and_then(|t| t.as_str()))
-                        .map(str::to_string)
-                })
-                .collect(),
-            _ => Vec::new(),
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(parts) => {
+                for p in parts {
+                    match (p.as_str(), p.get("text"), p.get("content")) {
+                        (Some(s), _, _) => out.push(s.to_string()),
+                        (None, Some(t), _) => text_of(t, out),
+                        // A message in a list (Responses `input`).
+                        (None, None, Some(c)) => text_of(c, out),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
         }
-    };
-    let mut texts: Vec<String> = json
+    }
+    let mut texts = Vec::new();
+    if let Some(s) = json.get("system") {
+        text_of(s, &mut texts);
+    }
+    for m in json
         .get("messages")
         .and_then(|m| m.as_array())
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| m.get("content"))
-                .flat_map(text_of)
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(p) = json.get("prompt") {
-        texts.extend(text_of(p));
+        .into_iter()
+        .flatten()
+    {
+        if let Some(c) = m.get("content") {
+            text_of(c, &mut texts);
+        }
+    }
+    for key in ["prompt", "input"] {
+        if let Some(p) = json.get(key) {
+            text_of(p, &mut texts);
+        }
     }
     texts.join("\n")
 }
@@ -106,6 +116,23 @@ pub fn request_text(json: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_prompt_of_every_api_is_its_text_without_a_template() {
+        let chat = serde_json::json!({"messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "hello world"}]}]});
+        assert_eq!(request_text(&chat), "be brief\nhello world");
+        let completions = serde_json::json!({"prompt": "hello world"});
+        assert_eq!(request_text(&completions), "hello world");
+        let responses = serde_json::json!({"input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "hello world"}]}]});
+        assert_eq!(request_text(&responses), "hello world");
+        assert_eq!(request_text(&serde_json::json!({"input": "hi"})), "hi");
+        let anthropic = serde_json::json!({"system": "be brief",
+            "messages": [{"role": "user", "content": "hello world"}]});
+        assert_eq!(request_text(&anthropic), "be brief\nhello world");
+    }
 
     #[test]
     fn counts_match_the_published_examples() {

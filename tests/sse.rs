@@ -508,3 +508,56 @@ fn a_sharegpt_file_asks_the_first_human_turn_for_as_many_tokens_as_its_answer() 
     assert_eq!(doc["input_tokens"]["sent"], 10 * 7 + 10 * 2);
     assert_eq!(doc["input_tokens"]["usage_mismatch"], 0);
 }
+
+#[test]
+fn every_api_reports_the_same_tokens_for_the_same_answers() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // serve would answer 50 words, one token each, 10 ms to the first and 1 ms apart;
+    // max_tokens (max_output_tokens for Responses) cuts every answer to 30. Each API's body
+    // and events differ; the counts and the TTFT must not.
+    let server = serve(|c| c.llm = llm(10, 1, 50));
+    for api in ratebench::prompts::Api::NAMES {
+        let path = ratebench::prompts::Api::parse(api).unwrap().path();
+        let url = format!("http://{}{path}", server.addr);
+        for stream in [true, false] {
+            let mut l = load(&url)
+                .rate("40")
+                .duration("1s")
+                .connections(20)
+                .flag("--api", api)
+                .flag("--model", "m")
+                .flag("--input-tokens", "64")
+                .flag("--output-tokens", "30");
+            if !stream {
+                l = l.switch("--no-stream");
+            }
+            let (r, doc) = l.run_json();
+            let t = &r.recorder.total;
+            assert_eq!((t.completed, t.scheduled), (40, 40), "{api}: {t:?}");
+            let tokens = &doc["tags"]["m"]["tokens"];
+            assert_eq!(
+                tokens["completion"],
+                40 * 30,
+                "{api} stream {stream}: {tokens}"
+            );
+            assert_eq!(tokens["prompt"], 40 * 64, "{api} stream {stream}: {tokens}");
+            assert_eq!(doc["input_tokens"]["usage_mismatch"], 0, "{api}");
+            if stream {
+                let st = &doc["streaming"];
+                assert_eq!(st["streams"], 40, "{api}");
+                assert_eq!(
+                    st["with_usage"], 40,
+                    "{api}: usage read where the API puts it"
+                );
+                assert_eq!(st["usage_mismatch"], 0, "{api}: one event per token");
+                // TTFT: 10 ms plus loopback and timers; TPOT: the 1 ms gaps.
+                let ttft = st["ttft_ms"]["p50"].as_f64().unwrap();
+                assert!((10.0..20.0).contains(&ttft), "{api}: TTFT p50 {ttft} ms");
+                let tpot = st["tpot_ms"]["p50"].as_f64().unwrap();
+                assert!((0.9..1.5).contains(&tpot), "{api}: TPOT p50 {tpot} ms");
+            } else {
+                assert_eq!(doc["streaming"]["streams"], 0, "{api}");
+            }
+        }
+    }
+}

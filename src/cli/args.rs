@@ -295,10 +295,27 @@ pub struct RunArgs {
     #[arg(last = true, value_name = "ARGS", index = 2)]
     pub script_args: Vec<String>,
     /// Which events of a text/event-stream response are tokens: `openai` (choices[].delta
-    /// .content, tool-call arguments, choices[].text), `any` (every data event), or a JSON
-    /// path with `*` for arrays, e.g. `delta.text`.
-    #[arg(long = "sse-token", value_name = "RULE", default_value = "openai")]
-    pub sse_token: String,
+    /// .content, tool-call arguments, choices[].text), `responses` (OpenAI Responses
+    /// output_text deltas), `anthropic` (content_block_delta), `any` (every data event), or
+    /// a JSON path with `*` for arrays, e.g. `delta.text`. [default: the --api's]
+    #[arg(long = "sse-token", value_name = "RULE")]
+    pub sse_token: Option<String>,
+    /// The LLM API spoken: openai-chat, openai-completions, openai-responses,
+    /// anthropic-messages. Sets the body --prompts and --input-tokens build, which events
+    /// are tokens, and (anthropic) the anthropic-version header.
+    #[arg(long = "api", value_name = "NAME", default_value = "openai-chat")]
+    pub api: String,
+    /// The API key: sent as `Authorization: Bearer KEY` (OpenAI) or `x-api-key: KEY`
+    /// (Anthropic), unless -H gives that header.
+    #[arg(long = "api-key", value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// With --api anthropic-messages: the anthropic-version header, unless -H gives it.
+    #[arg(
+        long = "anthropic-version",
+        value_name = "V",
+        default_value = "2023-06-01"
+    )]
+    pub anthropic_version: String,
     /// Counts streamed output tokens where the server sends no usage: o200k_base,
     /// cl100k_base, llama3, qwen2, deepseek_v3, mistral_v3, …; none: one per content event.
     /// [default: o200k_base when the run sends request bodies (a body, prompts, targets or

@@ -9,7 +9,7 @@ use crate::error::{invalid, BadValue, ConfigError};
 use crate::mix::{parse_model, read_targets, MAX_TAGS};
 use crate::pacer::shape::parse_stages;
 use crate::pacer::{Arrival, Profile, Rate};
-use crate::prompts::{read_prompts, PromptSource, Prompts, Synthetic};
+use crate::prompts::{read_prompts, Api, PromptSource, Prompts, Synthetic};
 use crate::report::text::Spectra;
 use crate::report::threshold::Threshold;
 use crate::script::{ScriptBase, WrkTarget};
@@ -240,8 +240,63 @@ impl RunArgs {
                  -s/--script",
             );
         }
+        let api = self.api()?;
+        if self.exact_output && !api.exact_output() {
+            return Err(invalid(
+                "--exact-output",
+                api.name(),
+                "min_tokens and ignore_eos are for openai-chat and openai-completions \
+                 (vLLM, SGLang, TGI); this API has no way to ask for an exact length",
+            ));
+        }
         if made && self.tokenizer.as_deref().map(str::trim) == Some("none") {
             return missing("--input-tokens sizes prompts by a tokenizer: name one, not none");
+        }
+        Ok(())
+    }
+
+    /// `--api`.
+    fn api(&self) -> Result<Api, ConfigError> {
+        Api::parse(&self.api).map_err(|r| invalid("--api", &self.api, r))
+    }
+
+    /// `--sse-token`, else the `--api`'s rule.
+    fn token_rule(&self) -> Result<TokenRule, ConfigError> {
+        match &self.sse_token {
+            Some(r) => TokenRule::parse(r).map_err(|e| invalid("--sse-token", r, e)),
+            None => Ok(match self.api()? {
+                Api::OpenAiChat | Api::OpenAiCompletions => TokenRule::OpenAi,
+                Api::OpenAiResponses => TokenRule::Responses,
+                Api::AnthropicMessages => TokenRule::Anthropic,
+            }),
+        }
+    }
+
+    /// The headers `--api` and `--api-key` add to `-H`'s (which win).
+    fn api_headers(&self, headers: &mut Vec<(HeaderName, HeaderValue)>) -> Result<(), ConfigError> {
+        let api = self.api()?;
+        let mut add = |name: &'static str, value: String, flag: &'static str| {
+            let name = HeaderName::from_static(name);
+            if headers.iter().any(|(n, _)| *n == name) {
+                return Ok(());
+            }
+            let v = HeaderValue::from_str(&value)
+                .map_err(|_| invalid(flag, &value, "not a valid header value"))?;
+            headers.push((name, v));
+            Ok::<(), ConfigError>(())
+        };
+        if api == Api::AnthropicMessages {
+            add(
+                "anthropic-version",
+                self.anthropic_version.trim().to_string(),
+                "--anthropic-version",
+            )?;
+        }
+        if let Some(k) = &self.api_key {
+            match api {
+                Api::AnthropicMessages => add("x-api-key", k.trim().to_string(), "--api-key")?,
+                _ => add("authorization", format!("Bearer {}", k.trim()), "--api-key")?,
+            }
         }
         Ok(())
     }
@@ -299,6 +354,7 @@ impl RunArgs {
             (None, None) => unreachable!("prompts_of is for LLM runs"),
         };
         Ok(Prompts {
+            api: self.api()?,
             source,
             models,
             stream: !self.no_stream,
@@ -608,11 +664,12 @@ impl RunArgs {
         if spin > Duration::from_millis(10) {
             return Err(invalid("--spin", &self.spin, "at most 10ms, e.g. 50us"));
         }
-        let headers = self
+        let mut headers = self
             .headers
             .iter()
             .map(|h| parse_header(h))
             .collect::<Result<Vec<_>, _>>()?;
+        self.api_headers(&mut headers)?;
         let method = Method::from_bytes(self.method.as_bytes())
             .map_err(|_| invalid("-m/--method", &self.method, "not an HTTP method, e.g. POST"))?;
         let body = match (&self.body, &self.body_file) {
@@ -732,8 +789,7 @@ impl RunArgs {
             shards,
             start_at,
             script,
-            token_rule: TokenRule::parse(&self.sse_token)
-                .map_err(|r| invalid("--sse-token", &self.sse_token, r))?,
+            token_rule: self.token_rule()?,
             tokenizer: None,
             slos: self
                 .slos
@@ -1256,6 +1312,70 @@ mod tests {
             let e = err(&a);
             assert!(e.contains(says), "{args:?}: {e}");
         }
+    }
+
+    #[test]
+    fn the_api_sets_the_token_rule_and_its_headers() {
+        let u = "http://h/v1/messages";
+        let p = parse(&["-R1", "--api", "anthropic-messages", "--api-key", "sk-1", u]).unwrap();
+        assert_eq!(p.token_rule, TokenRule::Anthropic);
+        let header = |p: &Plan, n: &str| {
+            p.headers
+                .iter()
+                .find(|(k, _)| k.as_str() == n)
+                .map(|(_, v)| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(
+            header(&p, "anthropic-version").as_deref(),
+            Some("2023-06-01")
+        );
+        assert_eq!(header(&p, "x-api-key").as_deref(), Some("sk-1"));
+        assert_eq!(header(&p, "authorization"), None);
+        // -H wins; --sse-token overrides the API's rule.
+        let p = parse(&[
+            "-R1",
+            "--api",
+            "anthropic-messages",
+            "-H",
+            "anthropic-version: 2024-01-01",
+            "--sse-token",
+            "any",
+            u,
+        ])
+        .unwrap();
+        assert_eq!(
+            header(&p, "anthropic-version").as_deref(),
+            Some("2024-01-01")
+        );
+        assert_eq!(p.token_rule, TokenRule::AnyData);
+        let p = parse(&["-R1", "--api-key", "sk-2", u]).unwrap();
+        assert_eq!(header(&p, "authorization").as_deref(), Some("Bearer sk-2"));
+        assert_eq!(p.token_rule, TokenRule::OpenAi);
+        let p = parse(&["-R1", "--api", "openai-responses", u]).unwrap();
+        assert_eq!(p.token_rule, TokenRule::Responses);
+        let e = parse(&["-R1", "--api", "gemini", u])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--api") && e.contains("anthropic-messages"),
+            "{e}"
+        );
+        let e = parse(&[
+            "-R1",
+            "--api",
+            "anthropic-messages",
+            "--model",
+            "m",
+            "--input-tokens",
+            "9",
+            "--output-tokens",
+            "9",
+            "--exact-output",
+            u,
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--exact-output"), "{e}");
     }
 
     #[test]

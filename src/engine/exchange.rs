@@ -307,7 +307,8 @@ pub fn arrived(arrival: Option<&Cell<Option<Instant>>>, since: Instant) -> Insta
 /// The most of a JSON answer kept to read its `usage`.
 const USAGE_BODY_MAX: usize = 1 << 20;
 
-/// `usage.prompt_tokens` and `usage.completion_tokens` of a JSON answer.
+/// `usage.prompt_tokens` and `usage.completion_tokens` of a JSON answer (OpenAI's chat and
+/// completions; the Responses API and Anthropic name them `input_tokens`, `output_tokens`).
 fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
     #[derive(serde::Deserialize)]
     struct Answer {
@@ -315,9 +316,9 @@ fn json_usage(body: &[u8]) -> Option<(u64, u64)> {
     }
     #[derive(serde::Deserialize)]
     struct Usage {
-        #[serde(default)]
+        #[serde(default, alias = "input_tokens")]
         prompt_tokens: u64,
-        #[serde(default)]
+        #[serde(default, alias = "output_tokens")]
         completion_tokens: u64,
     }
     let a: Answer = serde_json::from_slice(body).ok()?;

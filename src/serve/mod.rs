@@ -11,6 +11,7 @@
 //! on port 0 with `spawn`.
 
 pub mod config;
+pub mod llm;
 
 use crate::clock::{set_thread_timer_slack_min, sleep_until, Timer};
 use bytes::Bytes;
@@ -323,11 +324,14 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// How many tokens an answer has: its natural length `natural` (from `--tokens`), cut by
-/// the request's `max_tokens` (or `max_completion_tokens`), stretched to its `min_tokens`,
+/// the request's `max_tokens` (or `max_completion_tokens`, or the Responses API's
+/// `max_output_tokens`), stretched to its `min_tokens`,
 /// and exactly `max_tokens` with `ignore_eos` — as vLLM, SGLang and TGI honour them.
 fn answer_length(natural: u64, json: &serde_json::Value) -> u64 {
     let field = |k: &str| json.get(k).and_then(|v| v.as_u64());
-    let max = field("max_tokens").or_else(|| field("max_completion_tokens"));
+    let max = field("max_tokens")
+        .or_else(|| field("max_completion_tokens"))
+        .or_else(|| field("max_output_tokens"));
     let ignore_eos = json
         .get("ignore_eos")
         .and_then(|v| v.as_bool())
@@ -356,14 +360,6 @@ fn pick(lo: Duration, hi: Duration, h: u64) -> Duration {
         return lo;
     }
     lo + (hi - lo).mul_f64((h >> 11) as f64 / (1u64 << 53) as f64)
-}
-
-/// One OpenAI chat-completion chunk as an SSE event.
-fn chunk(id: &str, model: &str, delta: &str, finish: &str, usage: &str) -> Bytes {
-    Bytes::from(format!(
-        "data: {{\"id\":\"{id}\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"{model}\",\
-         \"choices\":[{{\"index\":0,\"delta\":{{{delta}}},\"finish_reason\":{finish}}}]{usage}}}\n\n"
-    ))
 }
 
 impl Service {
@@ -446,8 +442,10 @@ impl Service {
             let retry = (code == 429 || code == 503).then_some(1);
             return error_answer(status, &format!("status {code} (--status)"), retry);
         }
-        if req.method() == hyper::Method::POST && req.uri().path() == "/v1/chat/completions" {
-            return self.chat(req, n, key).await;
+        if req.method() == hyper::Method::POST {
+            if let Some(format) = llm::Format::of_path(req.uri().path()) {
+                return self.llm(req, n, key, format).await;
+            }
         }
         if !self.config.delay.is_zero() || self.config.delay_max.is_some() {
             let mut delay = match self.config.delay_max {
@@ -471,9 +469,15 @@ impl Service {
         resp
     }
 
-    /// The OpenAI-compatible chat endpoint: streamed (SSE) when the request says
-    /// `"stream": true`, else one JSON completion once the whole answer is ready.
-    async fn chat(&self, req: Request<Incoming>, n: u64, key: &str) -> Response<Body> {
+    /// The LLM endpoints (`llm::Format`): streamed (SSE) when the request says
+    /// `"stream": true`, else one JSON answer once the whole answer is ready.
+    async fn llm(
+        &self,
+        req: Request<Incoming>,
+        n: u64,
+        key: &str,
+        format: llm::Format,
+    ) -> Response<Body> {
         let body = req
             .into_body()
             .collect()
@@ -503,10 +507,7 @@ impl Service {
             + llm.prefill_rate.map_or(Duration::ZERO, |r| {
                 Duration::from_secs_f64(prompt_tokens as f64 / r as f64)
             });
-        let include_usage = json
-            .pointer("/stream_options/include_usage")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(true);
+        let include_usage = format.include_usage(&json);
         let mut tokens_left = None;
         if let Some(l) = &self.tokens {
             match l.take(key, tokens as f64) {
@@ -519,20 +520,19 @@ impl Service {
         }
         let gap = move |i: u64| pick(llm.token_interval.0, llm.token_interval.1, mix(h ^ i));
         let arrived = Instant::now();
-        let id = format!("chatcmpl-{n}");
-        let usage = format!(
-            "\"usage\":{{\"prompt_tokens\":{prompt_tokens},\"completion_tokens\":{tokens},\"total_tokens\":{}}}",
-            tokens + prompt_tokens
-        );
+        let id = format!("ans-{n}");
         if !stream {
             let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i));
             sleep_until(at).await;
             self.stall().await;
             let content: String = (0..tokens).map(word).collect();
-            let text = format!(
-                "{{\"id\":\"{id}\",\"object\":\"chat.completion\",\"created\":0,\"model\":\"{model}\",\"choices\":[{{\"index\":0,\
-                 \"message\":{{\"role\":\"assistant\",\"content\":\"{content}\"}},\"finish_reason\":\"stop\"}}],{usage}}}"
-            );
+            let answer = llm::Answer {
+                id: &id,
+                model: &model,
+                prompt_tokens,
+                tokens,
+            };
+            let text = format.whole(&answer, &content);
             let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
@@ -551,16 +551,16 @@ impl Service {
             .filter(|_| self.config.upstreams.is_empty());
         let started = self.started;
         tokio::spawn(async move {
-            // The role comes first and carries no content, as OpenAI's does.
-            let role = chunk(
-                &id,
-                &model,
-                "\"role\":\"assistant\",\"content\":\"\"",
-                "null",
-                "",
-            );
-            if tx.send(role).await.is_err() {
-                return;
+            let answer = llm::Answer {
+                id: &id,
+                model: &model,
+                prompt_tokens,
+                tokens,
+            };
+            for e in format.opening(&answer) {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
             }
             // One timer for the whole stream: a timerfd per token would cost the target a
             // descriptor's creation, registration and close per token.
@@ -578,26 +578,18 @@ impl Service {
                     sleep_until(at).await;
                 }
                 hold_stall(stall, started).await;
-                let token = chunk(
-                    &id,
-                    &model,
-                    &format!("\"content\":\"{}\"", word(i)),
-                    "null",
-                    "",
-                );
-                if tx.send(token).await.is_err() {
+                if tx.send(format.token(&answer, word(i))).await.is_err() {
                     return; // the client went away
                 }
             }
-            // Usage in the last chunk, unless the request said stream_options.include_usage
+            // Usage at the end, unless an OpenAI request said stream_options.include_usage
             // false (OpenAI's own default is to leave it out).
-            let usage = if include_usage {
-                format!(",{usage}")
-            } else {
-                String::new()
-            };
-            let _ = tx.send(chunk(&id, &model, "", "\"stop\"", &usage)).await;
-            let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
+            let text: String = (0..tokens).map(word).collect();
+            for e in format.closing(&answer, &text, include_usage) {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
         });
         let mut resp = Response::new(ChannelBody(rx).boxed());
         let hd = resp.headers_mut();
