@@ -171,6 +171,7 @@ fn a_streaming_report_plots_tokens_and_ttft_on_charts_of_their_own() {
             tokens: (10, 10),
             tokenizer: Default::default(),
             prefill_rate: None,
+            ..Default::default()
         }
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

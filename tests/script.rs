@@ -334,6 +334,7 @@ fn openai_chat_lua_builds_a_weighted_json_mix() {
             tokens: (4, 4),
             tokenizer: Default::default(),
             prefill_rate: None,
+            ..Default::default()
         }
     });
     let url = format!("http://{}/v1/chat/completions", server.addr);

@@ -27,6 +27,7 @@ fn llm(ttft_ms: u64, interval_ms: u64, tokens: u64) -> LlmConfig {
         tokens: (tokens, tokens),
         tokenizer: Default::default(),
         prefill_rate: None,
+        ..Default::default()
     }
 }
 
@@ -560,4 +561,153 @@ fn every_api_reports_the_same_tokens_for_the_same_answers() {
             }
         }
     }
+}
+
+#[test]
+fn decode_slowdown_follows_the_answers_in_flight_as_littles_law_says() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // 10 ms to the first token, then 19 more 2 ms apart, each interval 10 % longer per other
+    // answer in flight. At 100/s, by Little's law L = 100/s × T, with T = 10 ms + 38 ms ×
+    // (1 + 0.1 (L − 1)): L = 4.42 / 0.62 = 7.13 answers in flight and TPOT 2 ms × (1 + 0.1 ×
+    // 6.13) = 3.23 ms. Alone (at 5/s, L ≈ 0.24), TPOT stays 2 ms.
+    let server = serve(|c| {
+        c.llm = llm(10, 2, 20);
+        c.llm.decode_slowdown_ppm = 100_000;
+    });
+    let url = format!("http://{}/v1/chat/completions", server.addr);
+    let tpot = |rate: &str| {
+        let (r, doc) = load(&url)
+            .rate(rate)
+            .duration("3s")
+            .connections(40)
+            .flag("-m", "POST")
+            .flag("--body", STREAM_BODY)
+            .run_json();
+        assert_eq!(r.recorder.total.completed, r.recorder.total.scheduled);
+        doc["streaming"]["tpot_ms"]["mean"].as_f64().unwrap()
+    };
+    let alone = tpot("5");
+    assert!((1.9..2.3).contains(&alone), "TPOT alone {alone} ms");
+    let busy = tpot("100");
+    assert!(
+        (3.23 * 0.85..3.23 * 1.15).contains(&busy),
+        "TPOT at 100/s {busy} ms, Little's law says 3.23"
+    );
+    // The server's own count agrees that answers overlapped as predicted (at most a few
+    // more than the mean of 7).
+    let most = server
+        .stats
+        .max_generating
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!((7..=12).contains(&most), "at most {most} answers at once");
+}
+
+#[test]
+fn a_full_server_queues_or_turns_away_beyond_its_batch() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // Answers take 100 ms (one token after 100 ms); the server takes 4 at once: 40 a second.
+    // 60 requests in one second ask for 6 at once.
+    let full = |reject: bool| {
+        serve(move |c| {
+            c.llm = llm(100, 1, 1);
+            c.llm.max_concurrency = Some(4);
+            c.llm.reject_when_full = reject;
+        })
+    };
+    let run = |server: &ratebench::serve::ServerHandle| {
+        load(&format!("http://{}/v1/chat/completions", server.addr))
+            .rate("60")
+            .duration("1s")
+            .connections(60)
+            .flag("-m", "POST")
+            .flag("--body", STREAM_BODY)
+            .run_json()
+    };
+    // Queued: all 60 are answered, 40 a second, so the last waits ~0.5 s before its 100 ms.
+    let queued = full(false);
+    let (r, doc) = run(&queued);
+    let ordering = std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(r.recorder.total.completed, 60);
+    assert_eq!(queued.stats.max_generating.load(ordering), 4);
+    assert!(queued.stats.queued.load(ordering) > 0);
+    let p99 = doc["streaming"]["ttft_ms"]["p99"].as_f64().unwrap();
+    assert!(
+        (450.0..800.0).contains(&p99),
+        "TTFT p99 {p99} ms with a queue"
+    );
+    // Turned away: what finds 4 answers in flight gets a 429 at once. Admitted ones end
+    // 100 ms after they start, so about 40 of the 60 are answered and the rest refused.
+    let rejecting = full(true);
+    let (r, _) = run(&rejecting);
+    let t = &r.recorder.total;
+    assert_eq!(t.completed, 60);
+    let turned = rejecting.stats.rejected.load(ordering);
+    assert_eq!(t.rate_limited, turned);
+    assert!((12..=28).contains(&turned), "{turned} turned away of 60");
+    assert_eq!(rejecting.stats.max_generating.load(ordering), 4);
+}
+
+#[test]
+fn serve_says_what_it_served_when_it_stops() {
+    // The real binary, stopped by TERM as a container would be.
+    use std::io::{BufRead, BufReader};
+    /// Ends the server if the test fails before it does.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Stop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_ratebench"))
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--ttft",
+                "1ms",
+                "--token-interval",
+                "1ms",
+                "--tokens",
+                "3",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut err = BufReader::new(child.0.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    // "ratebench serve: listening on http://127.0.0.1:PORT/ (…)"
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let r = load(&format!("http://{addr}/v1/chat/completions"))
+        .rate("20")
+        .duration("1s")
+        .connections(5)
+        .flag("-m", "POST")
+        .flag("--body", STREAM_BODY)
+        .run();
+    assert_eq!(r.recorder.total.completed, 20);
+    let pid = child.0.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.0.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    // (The generator may open a connection more than -c: its first, to check the target.)
+    assert!(
+        rest.contains("ratebench serve: served 20 requests on "),
+        "{first}{rest}"
+    );
+    assert!(rest.contains("; 20 LLM answers, at most "), "{first}{rest}");
 }

@@ -443,6 +443,17 @@ pub struct ServeArgs {
     /// top of --ttft (5000: a 1,000-token prompt answers 200 ms later).
     #[arg(long = "prefill-rate", value_name = "TOKENS/S")]
     pub prefill_rate: Option<String>,
+    /// LLM endpoints: each token interval grows by this share per other answer in flight
+    /// (1%: with 50 answers at once, tokens come 49 % slower), as a batching server's do.
+    #[arg(long = "decode-slowdown", value_name = "PCT%")]
+    pub decode_slowdown: Option<String>,
+    /// LLM endpoints: at most N answers at once (an inference server's batch); the rest
+    /// wait their turn (the wait is part of their TTFT), or with --reject-when-full get 429.
+    #[arg(long = "max-concurrency", value_name = "N")]
+    pub max_concurrency: Option<String>,
+    /// With --max-concurrency: answer 429 (Retry-After: 1) instead of queueing.
+    #[arg(long = "reject-when-full")]
+    pub reject_when_full: bool,
     /// Answer an exact share of requests with this status instead: 429:5% (429 and 503
     /// carry Retry-After: 1). Repeatable.
     #[arg(long = "status", value_name = "CODE:SHARE%")]

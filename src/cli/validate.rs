@@ -1048,6 +1048,32 @@ impl ServeArgs {
                         })?,
                 ),
             },
+            decode_slowdown_ppm: match &self.decode_slowdown {
+                None => 0,
+                Some(p) => p
+                    .trim()
+                    .strip_suffix('%')
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .filter(|v| v.is_finite() && (0.0..=1000.0).contains(v))
+                    .map(|v| (v * 10_000.0).round() as u64)
+                    .ok_or_else(|| {
+                        invalid(
+                            "--decode-slowdown",
+                            p,
+                            "a share per answer in flight, 0–1000 %, e.g. 1%",
+                        )
+                    })?,
+            },
+            max_concurrency: match &self.max_concurrency {
+                None if self.reject_when_full => {
+                    return Err(ConfigError::Missing(
+                        "--reject-when-full needs --max-concurrency N".into(),
+                    ))
+                }
+                None => None,
+                Some(n) => Some(parse_count("--max-concurrency", n)?),
+            },
+            reject_when_full: self.reject_when_full,
         };
         let statuses = self
             .statuses
@@ -1464,6 +1490,9 @@ mod tests {
             tokens: "50".into(),
             tokenizer: "cl100k_base".into(),
             prefill_rate: Some("5000".into()),
+            decode_slowdown: Some("1%".into()),
+            max_concurrency: Some("64".into()),
+            reject_when_full: true,
             statuses: vec!["429:5%".into()],
             http2: false,
             max_streams: None,
@@ -1510,6 +1539,14 @@ mod tests {
         assert_eq!(c.llm.tokens, (50, 50));
         assert_eq!(c.llm.tokenizer.name(), "cl100k_base");
         assert_eq!(c.llm.prefill_rate, Some(5000));
+        assert_eq!(
+            (
+                c.llm.decode_slowdown_ppm,
+                c.llm.max_concurrency,
+                c.llm.reject_when_full
+            ),
+            (10_000, Some(64), true)
+        );
         for bad in ["0", "fast", "-5"] {
             let e = ServeArgs {
                 prefill_rate: Some(bad.into()),

@@ -122,6 +122,13 @@ pub struct LlmConfig {
     /// `--prefill-rate`: prompt tokens processed per second before the first token, on top
     /// of `ttft` (a long prompt answers later, as on an inference server).
     pub prefill_rate: Option<u64>,
+    /// `--decode-slowdown`: each token interval grows by this share, parts per million
+    /// (10,000 = 1 %), per other answer in flight.
+    pub decode_slowdown_ppm: u64,
+    /// `--max-concurrency`: at most this many answers at once.
+    pub max_concurrency: Option<usize>,
+    /// `--reject-when-full`: beyond `max_concurrency`, 429 instead of a queue.
+    pub reject_when_full: bool,
 }
 
 impl Default for LlmConfig {
@@ -132,6 +139,9 @@ impl Default for LlmConfig {
             tokens: (50, 50),
             tokenizer: Default::default(),
             prefill_rate: None,
+            decode_slowdown_ppm: 0,
+            max_concurrency: None,
+            reject_when_full: false,
         }
     }
 }

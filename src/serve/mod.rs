@@ -83,6 +83,40 @@ pub struct ServerStats {
     pub goaways: AtomicU64,
     /// Requests answered 429 by `--key-limit` or `--key-token-limit`.
     pub limited: AtomicU64,
+    /// LLM answers begun (admitted).
+    pub answers: AtomicU64,
+    /// LLM answers being generated right now (admitted, not finished).
+    pub generating: AtomicU64,
+    /// The most LLM answers ever generated at once.
+    pub max_generating: AtomicU64,
+    /// LLM requests that waited for `--max-concurrency`.
+    pub queued: AtomicU64,
+    /// LLM requests answered 429 by `--reject-when-full`.
+    pub rejected: AtomicU64,
+}
+
+/// Counts an LLM answer as being generated while it lives (moved into a stream's task).
+struct Generating(Arc<ServerStats>);
+
+impl Generating {
+    fn new(stats: &Arc<ServerStats>) -> Generating {
+        stats.answers.fetch_add(1, Ordering::Relaxed);
+        let now = stats.generating.fetch_add(1, Ordering::Relaxed) + 1;
+        stats.max_generating.fetch_max(now, Ordering::Relaxed);
+        Generating(stats.clone())
+    }
+
+    /// How much slower a token interval is now: 1 + slowdown × (other answers in flight).
+    fn slowdown(&self, ppm: u64) -> f64 {
+        let others = self.0.generating.load(Ordering::Relaxed).saturating_sub(1);
+        1.0 + (ppm * others) as f64 / 1e6
+    }
+}
+
+impl Drop for Generating {
+    fn drop(&mut self) {
+        self.0.generating.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A request reset instead of answered (`--reset`): hyper turns a service error into
@@ -221,6 +255,8 @@ struct Service {
     requests: Option<Limiter>,
     /// `--key-token-limit`: output tokens per key.
     tokens: Option<Limiter>,
+    /// `--max-concurrency`: one permit per answer at once.
+    batch: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Token buckets, one per distinct `Authorization` value: N tokens, refilled over PERIOD.
@@ -518,11 +554,41 @@ impl Service {
                 }
             }
         }
-        let gap = move |i: u64| pick(llm.token_interval.0, llm.token_interval.1, mix(h ^ i));
+        // Admission: at most --max-concurrency answers at once; the others wait their turn
+        // (the wait is part of their TTFT, as in a server's queue) or are turned away.
+        let permit = match &self.batch {
+            None => None,
+            Some(b) => match b.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) if llm.reject_when_full => {
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                    return error_answer(
+                        hyper::StatusCode::TOO_MANY_REQUESTS,
+                        "the server is full (--max-concurrency, --reject-when-full)",
+                        Some(1),
+                    );
+                }
+                Err(_) => {
+                    self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    Some(
+                        b.clone()
+                            .acquire_owned()
+                            .await
+                            .expect("the batch is never closed"),
+                    )
+                }
+            },
+        };
+        let generating = Generating::new(&self.stats);
+        let slowdown = llm.decode_slowdown_ppm;
+        let gap = move |i: u64, g: &Generating| {
+            pick(llm.token_interval.0, llm.token_interval.1, mix(h ^ i))
+                .mul_f64(g.slowdown(slowdown))
+        };
         let arrived = Instant::now();
         let id = format!("ans-{n}");
         if !stream {
-            let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i));
+            let at = (1..tokens).fold(arrived + ttft, |at, i| at + gap(i, &generating));
             sleep_until(at).await;
             self.stall().await;
             let content: String = (0..tokens).map(word).collect();
@@ -551,6 +617,8 @@ impl Service {
             .filter(|_| self.config.upstreams.is_empty());
         let started = self.started;
         tokio::spawn(async move {
+            // Held until the answer is done: its place in the batch, and its count.
+            let _permit = permit;
             let answer = llm::Answer {
                 id: &id,
                 model: &model,
@@ -568,7 +636,7 @@ impl Service {
             let mut at = arrived + ttft;
             for i in 0..tokens {
                 if i > 0 {
-                    at += gap(i);
+                    at += gap(i, &generating);
                 }
                 let waited = match timer.as_mut() {
                     Some(t) => t.wait_until(at).await.is_ok(),
@@ -638,6 +706,10 @@ async fn serve_on(
             .map_or(0, |d| d.as_nanos() as u64)),
         requests: config.key_limit.map(Limiter::new),
         tokens: config.key_token_limit.map(Limiter::new),
+        batch: config
+            .llm
+            .max_concurrency
+            .map(|n| Arc::new(tokio::sync::Semaphore::new(n))),
         config,
     });
     loop {
@@ -807,28 +879,80 @@ pub fn run(config: ServeConfig) -> Result<(), ServeError> {
         }
     };
     eprintln!(
-        "  POST /v1/chat/completions: TTFT {}{}, token interval {}, {} tokens an answer (a \
-         request's max_tokens, min_tokens and ignore_eos honoured), prompt tokens by {}",
+        "  POST /v1/chat/completions, /v1/completions, /v1/responses, /v1/messages: TTFT {}{}, \
+         token interval {}{}, {} tokens an answer (a request's max_tokens, min_tokens and \
+         ignore_eos honoured), prompt tokens by {}{}",
         range(llm.ttft),
         llm.prefill_rate
             .map(|r| format!(" + prompt tokens / {r} per s"))
             .unwrap_or_default(),
         range(llm.token_interval),
+        if llm.decode_slowdown_ppm > 0 {
+            format!(
+                " (+{}% per other answer in flight)",
+                crate::units::trim_decimal(llm.decode_slowdown_ppm as f64 / 1e4)
+            )
+        } else {
+            String::new()
+        },
         if llm.tokens.0 == llm.tokens.1 {
             llm.tokens.0.to_string()
         } else {
             format!("{}..{}", llm.tokens.0, llm.tokens.1)
         },
-        llm.tokenizer.name()
+        llm.tokenizer.name(),
+        match (llm.max_concurrency, llm.reject_when_full) {
+            (Some(n), false) => format!("; at most {n} answers at once, the rest queued"),
+            (Some(n), true) => format!("; at most {n} answers at once, the rest answered 429"),
+            (None, _) => String::new(),
+        }
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C, or a TERM (kill, a container stopping): either way, say what was served.
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => {}
+        }
     });
+    eprintln!("{}", served(&handle.stats));
     drop(handle);
     Ok(())
+}
+
+/// What a server did, as it says on exit.
+pub fn served(s: &ServerStats) -> String {
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = format!(
+        "ratebench serve: served {} requests on {} connections",
+        n(&s.requests),
+        n(&s.connections)
+    );
+    if n(&s.answers) > 0 || n(&s.rejected) > 0 {
+        out.push_str(&format!(
+            "; {} LLM answers, at most {} at once, {} queued, {} turned away (429) when full",
+            n(&s.answers),
+            n(&s.max_generating),
+            n(&s.queued),
+            n(&s.rejected)
+        ));
+    }
+    if n(&s.limited) > 0 {
+        out.push_str(&format!("; {} rate-limited (429)", n(&s.limited)));
+    }
+    if n(&s.resets) > 0 {
+        out.push_str(&format!("; {} reset", n(&s.resets)));
+    }
+    out
 }
 
 #[cfg(test)]
