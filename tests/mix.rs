@@ -258,7 +258,31 @@ fn tokens_and_cost_per_model_from_the_servers_usage() {
         );
         assert!((usd(&cost["total_usd"]) - 3410e-6).abs() < 1e-12, "{cost}");
         assert_eq!(doc["streaming"]["streams"], if stream { 40 } else { 0 });
+        assert!(
+            !doc["warnings"].to_string().contains("price"),
+            "{}",
+            doc["warnings"]
+        );
     }
+    // A price for a model the run never asked (a typo: m3) and a model without one (m2):
+    // both said, not a silent $0.
+    let (_, doc) = load(&url)
+        .rate("40")
+        .duration("1s")
+        .connections(4)
+        .flag("--prompts", prompts.to_str().unwrap())
+        .flag("--model", "m1")
+        .flag("--model", "m2=3")
+        .flag("--price", "m1=1/2")
+        .flag("--price", "m3=10/20")
+        .run_json();
+    let w = doc["warnings"].to_string();
+    assert!(
+        w.contains("--price m3: no request of the run was for that model"),
+        "{w}"
+    );
+    assert!(w.contains("m2 used 180 tokens but has no --price"), "{w}");
+    assert!(!w.contains("m1 used"), "{w}");
 }
 
 #[test]

@@ -1068,8 +1068,20 @@ fn stream_metrics_have_intervals_too() {
         Default::default(),
     );
     assert_eq!(text.matches(" 95 %: p50 [").count(), 3, "{text}");
-    // A prompts run's summary, input tokens and all, keeps to the schema.
+    // A prompts run's summary, input tokens and vLLM-named keys and all, keeps to the
+    // schema; the vLLM keys are the run's own numbers under other names.
     assert_eq!(doc["input_tokens"]["per_request"]["count"], 80);
+    let v = &doc["vllm"]["all"];
+    assert_eq!(v["completed"], 80);
+    assert_eq!(v["failed"], 0);
+    assert_eq!(v["total_output_tokens"], 80 * 20);
+    assert_eq!(v["median_ttft_ms"], st["ttft_ms"]["p50"]);
+    assert_eq!(v["p99_itl_ms"], st["itl_ms"]["p99"]);
+    assert_eq!(v["p99.9_e2el_ms"], doc["latency_ms"]["corrected"]["p99_9"]);
+    assert_eq!(
+        doc["vllm"]["models"]["m"]["total_input_tokens"],
+        v["total_input_tokens"]
+    );
     check_schema(&doc);
 }
 

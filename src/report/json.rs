@@ -71,6 +71,11 @@ pub struct Document {
     /// other runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<InputTokensDoc>,
+    /// An LLM run's numbers under the names `vllm bench serve` writes in its result JSON,
+    /// for the whole run and per model (absent when no answer was a stream and no prompt
+    /// was sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vllm: Option<VllmDoc>,
     /// Per worker thread, the share of the load window it was busy (0..1).
     pub threads_busy: Vec<f64>,
     /// The report's warnings.
@@ -161,6 +166,121 @@ pub struct RemainingDoc {
     pub requests: Option<u64>,
     /// `x-ratelimit-remaining-tokens`.
     pub tokens: Option<u64>,
+}
+
+/// `vllm bench serve`'s result keys (`duration`, `completed`, `failed`,
+/// `total_input_tokens`, `total_output_tokens`, `request_throughput`, `output_throughput`,
+/// `total_token_throughput`, and `mean_`/`median_`/`std_`/`pNN_` of `ttft`, `tpot`, `itl`,
+/// `e2el` in ms), for the run and per model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VllmDoc {
+    /// The whole run.
+    pub all: BTreeMap<String, serde_json::Value>,
+    /// Per model (tag).
+    pub models: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+}
+
+/// The percentiles written besides mean, median and std (vLLM's `--metric-percentiles`).
+pub const VLLM_PERCENTILES: [f64; 4] = [90.0, 95.0, 99.0, 99.9];
+
+/// One set of vLLM-named numbers: requests scheduled and answered 2xx, their tokens in and out, the
+/// seconds throughput divides by, and the TTFT, TPOT, ITL and end-to-end histograms (µs).
+fn vllm_keys(
+    (scheduled, ok): (u64, u64),
+    (input, output): (u64, u64),
+    secs: f64,
+    hists: [Option<&Hist>; 4],
+) -> BTreeMap<String, serde_json::Value> {
+    let mut m = BTreeMap::new();
+    let mut put = |k: String, v: serde_json::Value| {
+        m.insert(k, v);
+    };
+    put("duration".into(), secs.into());
+    put("completed".into(), ok.into());
+    put("failed".into(), scheduled.saturating_sub(ok).into());
+    put("total_input_tokens".into(), input.into());
+    put("total_output_tokens".into(), output.into());
+    put("request_throughput".into(), (ok as f64 / secs).into());
+    put("output_throughput".into(), (output as f64 / secs).into());
+    put(
+        "total_token_throughput".into(),
+        ((input + output) as f64 / secs).into(),
+    );
+    for (name, h) in ["ttft", "tpot", "itl", "e2el"].iter().zip(hists) {
+        let Some(h) = h.filter(|h| !h.is_empty()) else {
+            continue;
+        };
+        let ms = |us: f64| us / 1000.0;
+        put(format!("mean_{name}_ms"), ms(h.mean()).into());
+        put(
+            format!("median_{name}_ms"),
+            ms(percentile(h, 50.0) as f64).into(),
+        );
+        put(format!("std_{name}_ms"), ms(h.stdev()).into());
+        for p in VLLM_PERCENTILES {
+            let word = if p.fract() == 0.0 {
+                format!("{p:.0}")
+            } else {
+                format!("{p}")
+            };
+            put(
+                format!("p{word}_{name}_ms"),
+                ms(percentile(h, p) as f64).into(),
+            );
+        }
+    }
+    m
+}
+
+/// The vLLM-named document of an LLM run (None for other runs). Input tokens are those
+/// sent by the tokenizer where known (as vLLM counts them), else the server's usage.
+fn vllm_doc(r: &RunResult, s: &Summary) -> Option<VllmDoc> {
+    let rec = &r.recorder;
+    if rec.stream.is_none() && rec.input.is_none() {
+        return None;
+    }
+    let secs = s.completion_secs;
+    let input_of = |sent: u64, usage: u64| if sent > 0 { sent } else { usage };
+    let st = rec.stream.as_deref();
+    let all_input = rec
+        .tags
+        .iter()
+        .map(|t| input_of(t.input_sent, t.prompt_tokens))
+        .sum();
+    let all_output = rec.tags.iter().map(|t| t.completion_tokens).sum();
+    let ok: u64 = rec.status.get(200..300).map_or(0, |c| c.iter().sum());
+    let all = vllm_keys(
+        (rec.total.scheduled, ok),
+        (all_input, all_output),
+        secs,
+        [
+            st.map(|x| &x.ttft),
+            st.map(|x| &x.tpot),
+            st.map(|x| &x.itl),
+            Some(&rec.corrected),
+        ],
+    );
+    let models = rec
+        .tags
+        .iter()
+        .filter(|t| t.counts.scheduled > 0)
+        .map(|t| {
+            let st = t.stream.as_deref();
+            let keys = vllm_keys(
+                (t.counts.scheduled, t.counts.status_classes[1]),
+                (input_of(t.input_sent, t.prompt_tokens), t.completion_tokens),
+                secs,
+                [
+                    st.map(|x| &x.ttft),
+                    st.map(|x| &x.tpot),
+                    st.map(|x| &x.itl),
+                    Some(&t.corrected),
+                ],
+            );
+            (t.name.clone(), keys)
+        })
+        .collect();
+    Some(VllmDoc { all, models })
 }
 
 /// The prompts' tokens as sent, beside what the server counted.
@@ -943,6 +1063,7 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             release_lag: Percentiles::of(&rec.release_lag),
         },
         streaming: streaming_doc(r, s),
+        vllm: vllm_doc(r, s),
         input_tokens: r.recorder.input.as_deref().map(|i| InputTokensDoc {
             tokenizer: r.meta.tokenizer.clone(),
             sent: i.sent,

@@ -353,6 +353,7 @@ impl Summary {
                 "partial merge (--allow-partial): {why}; these numbers are not the whole plan's"
             ));
         }
+        warnings.extend(price_warnings(r));
         if r.start_late > Duration::from_millis(10) {
             warnings.push(format!(
                 "this process started {} after --start-at: its first requests went out late \
@@ -513,6 +514,42 @@ pub fn precision_achieved(r: &RunResult) -> Vec<(String, f64, Option<f64>)> {
         .collect()
 }
 
+/// `--price` that does not fit the run: a price for a model no request asked (its cost is
+/// $0, likely a typo), and models that used tokens without a price (left out of the
+/// estimate) — both silent otherwise.
+fn price_warnings(r: &RunResult) -> Vec<String> {
+    let prices = &r.meta.prices;
+    if prices.is_empty() {
+        return Vec::new();
+    }
+    let tags = &r.recorder.tags;
+    let used: Vec<&str> = tags
+        .iter()
+        .filter(|t| t.counts.scheduled > 0)
+        .map(|t| t.name.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for p in prices {
+        if !used.contains(&p.model.as_str()) {
+            out.push(format!(
+                "--price {}: no request of the run was for that model, so it adds nothing to \
+                 the estimated cost (the run's models: {})",
+                p.model,
+                used.join(", ")
+            ));
+        }
+    }
+    for t in tags {
+        let tokens = t.prompt_tokens.max(t.input_sent) + t.completion_tokens;
+        if tokens > 0 && !prices.iter().any(|p| p.model == t.name) {
+            out.push(format!(
+                "{} used {tokens} tokens but has no --price: it is not in the estimated cost",
+                t.name
+            ));
+        }
+    }
+    out
+}
 #[cfg(test)]
 mod tests {
     use super::*;
