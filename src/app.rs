@@ -191,6 +191,8 @@ struct Progress {
     tty: bool,
     total: Duration,
     running: Hist,
+    /// What the line is about, before the seconds (a sweep's step: `step 89/s `).
+    label: String,
 }
 
 impl Progress {
@@ -199,6 +201,7 @@ impl Progress {
             tty: std::io::stderr().is_terminal(),
             total,
             running: new_hist(),
+            label: String::new(),
         }
     }
 
@@ -210,7 +213,8 @@ impl Progress {
         let mut e = std::io::stderr();
         let _ = write!(
             e,
-            "\r\x1b[K[{:>4}s/{}s] sent {} req/s, {} errors, p99 {} this second, {} so far",
+            "\r\x1b[K[{}{:>4}s/{}s] sent {} req/s, {} errors, p99 {} this second, {} so far",
+            self.label,
             s.index + 1,
             self.total.as_secs_f64().ceil(),
             s.counts.sent,
@@ -786,11 +790,15 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
         let mut plan = base.plan.clone();
         plan.rate = crate::pacer::Rate::new((rate * 1000.0).round() as u128, 1000);
         plan.start_rate = Some(plan.rate);
+        // The step's progress, a line a second on a terminal, as a single run's.
+        let mut progress = Progress::new(plan.duration);
+        progress.label = format!("{phase} {}/s ", crate::units::trim_decimal(rate));
         let r = engine::run(
             &plan,
             RunOptions {
                 handle_sigint: true,
                 thread_setups: script.as_ref().map(|s| s.thread_setups()),
+                on_interval: Box::new(|iv, s| progress.second(iv, s)),
                 ..RunOptions::default()
             },
         )
@@ -798,6 +806,7 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
             url: plan.target.url.clone(),
             source,
         })?;
+        progress.clear();
         interrupted.set(interrupted.get() || r.interrupted);
         let s = Summary::of(&r);
         let verdicts: Vec<Verdict> = base

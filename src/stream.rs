@@ -623,6 +623,14 @@ impl Slo {
             "e2e" => SloMetric::E2e,
             other => return Err(format!("unknown metric {other:?}; {hint}").into()),
         };
+        // A bare number would be seconds to the duration parser: `ttft<150` means 150 ms to
+        // nearly everyone who types it. Refused, as --threshold refuses it.
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(BadValue(format!(
+                "limit {value:?} has no unit: write it with one, e.g. {name}<{value}ms or \
+                 {name}<{value}s"
+            )));
+        }
         let limit = parse_duration(value).map_err(|r| BadValue(format!("{value:?}: {r}")))?;
         Ok(Slo {
             expr: s.trim().to_string(),
@@ -646,6 +654,11 @@ mod slo_tests {
         assert_eq!(Slo::parse("itl<50ms").unwrap().metric, SloMetric::Itl);
         for bad in ["ttft>1s", "latency<1s", "ttft<soon", "ttft"] {
             assert!(Slo::parse(bad).is_err(), "{bad}");
+        }
+        // A bare number is refused with the fix in the message (it used to mean seconds).
+        for bare in ["ttft<150", "itl<0.05", "e2e<2"] {
+            let e = Slo::parse(bare).expect_err(bare).to_string();
+            assert!(e.contains("no unit") && e.contains("ms"), "{bare}: {e}");
         }
     }
 }

@@ -33,6 +33,38 @@ fn bad_input_exits_2_naming_the_flag_and_sends_nothing() {
             "unexpected argument '--frobnicate'",
         ),
         (vec!["-R", "-5", &url], "-R/--rate \"-5\""),
+        // A port past 65535 is not port 80 (the URL parser reads it as no port at all).
+        (
+            vec!["-R1000", "http://127.0.0.1:99999/"],
+            "port 99999 out of range",
+        ),
+        (vec!["-R1000", "http://127.0.0.1:0/"], "port 0"),
+        // A scheme with its punctuation wrong gets the URL meant, not http://http//…
+        (
+            vec!["-R1000", "http//127.0.0.1:8080/x"],
+            "did you mean http://127.0.0.1:8080/x",
+        ),
+        (vec!["-R1000", "https:/host/"], "did you mean https://host/"),
+        // Unit-less SLO limits are refused as unit-less thresholds are (150 meant seconds).
+        (vec!["-R1000", "--slo", "ttft<150", &url], "has no unit"),
+        // Goodput without an SLO would be 0 % whatever the server did.
+        (
+            vec!["-R1000", "--threshold", "goodput>95%", &url],
+            "add one, e.g. --slo",
+        ),
+        // A missing argument is named, with the subcommand's help.
+        (
+            vec!["sweep", "--from", "10", &url],
+            "missing --to <R1> (see ratebench sweep --help)",
+        ),
+        (
+            vec!["report"],
+            "missing <FILE.hlog>... (see ratebench report --help)",
+        ),
+        (
+            vec!["serve", "--tls", "--cert", "c.pem"],
+            "missing --key <FILE> (see ratebench serve --help)",
+        ),
     ];
     for (args, flag) in &cases {
         let out = run_bin(args, Duration::from_secs(10));
@@ -346,4 +378,52 @@ fn the_open_file_limit_is_raised_or_named_before_traffic() {
         "{stderr}"
     );
     assert_eq!(target.accepted.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn sweep_shows_each_steps_progress_on_a_terminal_and_none_in_a_pipe() {
+    // Under `script` (a pseudo-terminal, as a user's shell): a progress line a second per
+    // step, labelled with the step's rate. Through a pipe (CI): none.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let sweep = format!(
+        "{} sweep --from 10 --to 20 --steps 2 --refine 0 -d2s -c2 --threshold 'p99<1s' {url}",
+        env!("CARGO_BIN_EXE_ratebench")
+    );
+    let dir = tmpdir("sweep-tty");
+    let typescript = dir.join("typescript");
+    let status = std::process::Command::new("script")
+        .args(["-qec", &sweep, typescript.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script(1) from bsdutils (.ci/run installs it)");
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    for line in [
+        "[step 10/s    1s/2s] sent 10 req/s",
+        "[step 20/s    2s/2s] sent 20 req/s",
+    ] {
+        assert!(seen.contains(line), "{line} not in {seen}");
+    }
+    let out = run_bin(
+        &[
+            "sweep",
+            "--from",
+            "10",
+            "--to",
+            "20",
+            "--steps",
+            "2",
+            "--refine",
+            "0",
+            "-d2s",
+            "-c2",
+            "--threshold",
+            "p99<1s",
+            &url,
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("[step "));
 }

@@ -400,6 +400,19 @@ fn group_by_header_splits_results_by_upstream_and_shows_a_failover() {
     let g = doc["groups"]["x-upstream"].as_object().unwrap();
     assert_eq!(g.keys().collect::<Vec<_>>(), ["b"]);
     assert_eq!(g["b"]["requests"], 100);
+    assert!(!doc["warnings"].to_string().contains("--group-by-header"));
+    // A header no answer carries (a typo): every result under (none), and a warning says so.
+    let (_, doc) = load(&url)
+        .rate("50")
+        .duration("1s")
+        .flag("--group-by-header", "X-Upstreem")
+        .run_json();
+    assert_eq!(doc["groups"]["x-upstreem"]["(none)"]["requests"], 50);
+    let w = doc["warnings"].to_string();
+    assert!(
+        w.contains("--group-by-header x-upstreem: none of the 50 answers carried that header"),
+        "{w}"
+    );
 }
 
 #[test]

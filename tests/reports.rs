@@ -299,6 +299,10 @@ fn thresholds_pass_and_fail_with_exit_99() {
         ("errors>0", false),
         ("rate>190", true),
         ("rate>250", false),
+        // No response was an event stream: a gate on TTFT or ITL fails (it used to pass
+        // with "actual 0.000 ms"), so a CI gate cannot go green when streaming breaks.
+        ("ttft_p99<2s", false),
+        ("itl_p99<1s", false),
     ];
     let mut args: Vec<String> = ["-R200", "-d1s", "-c4", "-t1"]
         .iter()
@@ -321,7 +325,11 @@ fn thresholds_pass_and_fail_with_exit_99() {
         assert_eq!(line.contains(": pass"), *pass, "{line}");
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("5 of 13 thresholds failed"), "{stderr}");
+    assert!(stderr.contains("7 of 15 thresholds failed"), "{stderr}");
+    assert!(
+        stdout.contains("Threshold ttft_p99<2s: FAIL (actual 0.000 (no event streams to measure))"),
+        "{stdout}"
+    );
 
     // All passing: exit 0.
     let out = run_bin(

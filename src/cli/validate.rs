@@ -857,6 +857,22 @@ impl RunArgs {
             None => None,
         };
         let outputs = self.output.validate()?;
+        // Goodput is the share that met every --slo: without one it would be 0 % (or, with
+        // goodput<…, pass) whatever the server did.
+        if plan.slos.is_empty() {
+            if let Some(t) = outputs
+                .thresholds
+                .iter()
+                .find(|t| t.metric == crate::report::threshold::Metric::Goodput)
+            {
+                return Err(invalid(
+                    "--threshold",
+                    &t.expr,
+                    "goodput is the share of requests that met every --slo: add one, e.g. \
+                     --slo ttft<500ms",
+                ));
+            }
+        }
         // A threshold on a tag the run does not have is a typo (a script's tags are only
         // known as it runs).
         if plan.script.is_none() {

@@ -46,6 +46,20 @@ impl Target {
         // `localhost:8080` parses as scheme "localhost", `127.0.0.1:8080/` not at all: both
         // miss the scheme, and both get the same hint, with the URL they probably meant.
         if !url.contains("://") {
+            // `http//host/`, `https:/host/`: a scheme typed with its punctuation wrong.
+            for scheme in ["https", "http"] {
+                if let Some(rest) = url.strip_prefix(scheme) {
+                    let rest = rest.trim_start_matches([':', '/']);
+                    if rest.len() + scheme.len() < url.len() && !rest.is_empty() {
+                        let path = if rest.contains('/') { "" } else { "/" };
+                        return Err(invalid(
+                            "URL",
+                            url,
+                            format!("malformed scheme: did you mean {scheme}://{rest}{path} ?"),
+                        ));
+                    }
+                }
+            }
             let path = if url.contains('/') { "" } else { "/" };
             return Err(invalid(
                 "URL",
@@ -83,7 +97,35 @@ impl Target {
         if host.is_empty() {
             return Err(invalid("URL", url, format!("missing host; {example}")));
         }
-        let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        // (http's parser reads a port past 65535 as no port at all: port 80 would be tested.)
+        let port = match auth.port() {
+            None => {
+                if tls {
+                    443
+                } else {
+                    80
+                }
+            }
+            Some(p) => p.as_u16(),
+        };
+        if let Some(typed) = auth.as_str().rsplit_once(':').map(|(_, p)| p) {
+            let is_port =
+                !auth.as_str().ends_with(']') && typed.bytes().all(|b| b.is_ascii_digit());
+            if is_port && !typed.is_empty() && typed.parse::<u16>().is_err() {
+                return Err(invalid(
+                    "URL",
+                    url,
+                    format!("port {typed} out of range (1–65535); {example}"),
+                ));
+            }
+        }
+        if auth.port().is_some() && port == 0 {
+            return Err(invalid(
+                "URL",
+                url,
+                format!("port 0 cannot be load-tested; {example}"),
+            ));
+        }
         let authority = auth
             .as_str()
             .rsplit('@')

@@ -368,8 +368,27 @@ impl Summary {
                 warnings.push(format!(
                     "{} event streams came back but no event in them matched the token rule: \
                      TTFT, inter-token latency and tokens/s are empty; check --sse-token \
-                     (openai, any, or a JSON path such as choices.*.delta.content)",
+                     (openai, responses, anthropic, any, or a JSON path such as \
+                     choices.*.delta.content) or --api",
                     st.streams
+                ));
+            }
+        }
+        // --group-by-header with a header no answer carried: every result is under
+        // "(none)", which is a typo in the name far more often than a finding.
+        if let Some(h) = &r.meta.group_by {
+            let completed = r.recorder.total.completed;
+            let none = r
+                .recorder
+                .groups
+                .iter()
+                .filter(|g| g.value == "(none)")
+                .map(|g| g.requests)
+                .sum::<u64>();
+            if completed > 0 && none == r.recorder.groups.iter().map(|g| g.requests).sum::<u64>() {
+                warnings.push(format!(
+                    "--group-by-header {h}: none of the {completed} answers carried that header, \
+                     so every result is under (none); check its name"
                 ));
             }
         }

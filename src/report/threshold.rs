@@ -291,6 +291,26 @@ impl Threshold {
                 100.0 * n / t.scheduled as f64
             }
         };
+        // A stream metric of a run without streams fails: a CI gate on TTFT must not go
+        // green because streaming broke and nothing was measured.
+        let streamed = match self.metric {
+            Metric::Ttft(_) => stream.map(|x| &x.ttft),
+            Metric::Itl(_) => stream.map(|x| &x.itl),
+            Metric::Tpot(_) => stream.map(|x| &x.tpot),
+            _ => None,
+        };
+        if matches!(
+            self.metric,
+            Metric::Ttft(_) | Metric::Itl(_) | Metric::Tpot(_)
+        ) && streamed.is_none_or(|h| h.is_empty())
+        {
+            return Verdict {
+                expr: self.expr.clone(),
+                actual: 0.0,
+                unit: "(no event streams to measure)",
+                pass: false,
+            };
+        }
         let stream_q = |h: Option<&crate::record::histogram::Hist>, q: f64| {
             let v = h.map_or(0, |h| percentile(h, q)) as f64;
             (v, v / 1000.0, "ms")
