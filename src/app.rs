@@ -463,6 +463,9 @@ fn finish(
     if let Some(p) = &o.html {
         write(p, Ok(report::html::render(r, s, &verdicts).into_bytes()));
     }
+    if let Some(p) = &o.junit {
+        write(p, Ok(report::junit::render(r, s, &verdicts).into_bytes()));
+    }
     if !failures.is_empty() {
         return Err(Error::Write(failures.join("; ")));
     }

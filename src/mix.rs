@@ -46,9 +46,18 @@ pub struct RequestSpec {
 
 /// Reads a targets file, Vegeta `http` or JSONL; every error names `file:line`.
 pub fn read_targets(path: &Path) -> Result<Vec<RequestSpec>, ConfigError> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid("--targets", &name, format!("cannot read it: {e}")))?;
+    // `-`: standard input, as Vegeta's `-targets` defaults to (`… | ratebench --targets -`).
+    let (name, text) = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| invalid("--targets", "-", format!("cannot read standard input: {e}")))?;
+        ("stdin".to_string(), text)
+    } else {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid("--targets", &name, format!("cannot read it: {e}")))?;
+        (name, text)
+    };
     let jsonl = text.trim_start().starts_with('{');
     let targets = if jsonl {
         parse_jsonl(&text, &name)?
@@ -65,6 +74,18 @@ fn at(file: &str, line: usize, why: impl std::fmt::Display) -> ConfigError {
     invalid("--targets", &format!("{file}:{line}"), why)
 }
 
+/// Whether `line` is `METHOD http(s)://…` (a method in capitals, then a URL).
+fn starts_target(line: &str) -> bool {
+    line.split_once(char::is_whitespace)
+        .is_some_and(|(m, rest)| {
+            !m.is_empty()
+                && m.bytes().all(|b| b.is_ascii_uppercase())
+                && ["http://", "https://"]
+                    .iter()
+                    .any(|s| rest.trim_start().starts_with(s))
+        })
+}
+
 /// Vegeta's `http` format.
 pub fn parse_http(text: &str, file: &str) -> Result<Vec<RequestSpec>, ConfigError> {
     let mut out: Vec<RequestSpec> = Vec::new();
@@ -78,6 +99,11 @@ pub fn parse_http(text: &str, file: &str) -> Result<Vec<RequestSpec>, ConfigErro
         if line.is_empty() {
             out.extend(current.take());
             continue;
+        }
+        // `GET http://…` right after a target's lines starts the next one, as Vegeta's
+        // parser reads its one-target-per-line form (no blank line between).
+        if current.is_some() && starts_target(line) {
+            out.extend(current.take());
         }
         match current.as_mut() {
             None => {
@@ -315,6 +341,17 @@ mod tests {
         );
         let e = parse_http("GET http://h/\nnot a header\n", "f.txt").unwrap_err();
         assert!(e.to_string().contains("f.txt:2"), "{e}");
+        // One target per line, no blank lines between (Vegeta reads it so), headers still
+        // attached to the line above them.
+        let t = parse_http(
+            "GET http://h/a\nGET http://h/b\nX-K: 1\nPOST https://h/c\n",
+            "t",
+        )
+        .unwrap();
+        let urls: Vec<&str> = t.iter().map(|x| x.url.as_str()).collect();
+        assert_eq!(urls, ["http://h/a", "http://h/b", "https://h/c"]);
+        assert_eq!(t[1].headers, vec![("X-K".into(), "1".into())]);
+        assert!(t[0].headers.is_empty() && t[2].headers.is_empty());
     }
 
     #[test]

@@ -427,3 +427,47 @@ fn sweep_shows_each_steps_progress_on_a_terminal_and_none_in_a_pipe() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("[step "));
 }
+
+#[test]
+fn n_sends_exactly_n_requests_at_the_rate() {
+    // oha's -n: exactly N, every thread's share together, whatever N/R comes to (10/7 s is
+    // not a whole number of nanoseconds).
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    for (n, rate, threads) in [(137u64, "100", 2usize), (10, "7", 3), (1, "1000", 1)] {
+        let r = load(&url)
+            .rate(rate)
+            .threads(threads)
+            .connections(6)
+            .flag("-n", &n.to_string())
+            .run();
+        let t = &r.recorder.total;
+        assert_eq!(
+            (t.scheduled, t.sent, t.completed),
+            (n, n, n),
+            "-n {n} -R {rate} -t {threads}"
+        );
+    }
+    assert_eq!(server.stats.requests.load(Ordering::SeqCst), 137 + 10 + 1);
+    // -n with -d, random arrivals or a sweep: refused before any traffic.
+    for (args, says) in [
+        (
+            vec!["-R10", "-n", "5", "-d", "2s", url.as_str()],
+            "give one",
+        ),
+        (
+            vec!["-R10", "-n", "5", "--arrival", "poisson", url.as_str()],
+            "random arrivals",
+        ),
+        (
+            vec!["sweep", "--from", "1", "--to", "2", "-n", "5", url.as_str()],
+            "give -d",
+        ),
+        (vec!["-R10", "-n", "0", url.as_str()], "-n/--requests"),
+    ] {
+        let out = run_bin(&args, Duration::from_secs(10));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

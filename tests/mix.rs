@@ -616,3 +616,35 @@ fn a_tokens_per_minute_limit_answers_429_with_the_wait_for_enough_tokens() {
     }
     assert_eq!(t["tokens"]["completion"], 20);
 }
+
+#[test]
+fn targets_from_standard_input_one_per_line() {
+    // `… | ratebench --targets -`, Vegeta's one-target-per-line form: 20 requests, the two
+    // targets in turn, 10 each (tags are METHOD path).
+    use std::io::Write;
+    let server = serve(|_| {});
+    let targets = format!("GET http://{0}/a\nGET http://{0}/b\n", server.addr);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ratebench"))
+        .args(["-R20", "-n", "20", "-c2", "--targets", "-", "--json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(targets.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["tags"]["GET /a"]["completed"], 10);
+    assert_eq!(doc["tags"]["GET /b"]["completed"], 10);
+}

@@ -1133,3 +1133,68 @@ fn until_precise_works_for_time_to_first_token() {
     );
     assert_eq!(doc["precision"]["reached"], half <= 10.0);
 }
+
+#[test]
+fn junit_has_a_test_case_per_threshold_and_fails_the_ones_that_did_not_hold() {
+    // Read with an XML parser as a CI system would: one suite, a case per threshold, a
+    // failure (with the measured value) for each that failed; exit 99 as without --junit.
+    let server = serve(|c| c.delay = Duration::from_millis(2));
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("junit");
+    let path = dir.join("thresholds.xml");
+    let out = run_bin(
+        &[
+            "-R100",
+            "-d1s",
+            "-c2",
+            "-t1",
+            "--threshold",
+            "p99<1s",
+            "--threshold",
+            "p50<1ms",
+            "--threshold",
+            "errors<1%",
+            "--junit",
+            path.to_str().unwrap(),
+            &url,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(99));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("well-formed XML");
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "testsuites");
+    assert_eq!(
+        (root.attribute("tests"), root.attribute("failures")),
+        (Some("3"), Some("1"))
+    );
+    let suite = root
+        .children()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    assert_eq!(
+        suite.attribute("name"),
+        Some(format!("ratebench GET {url}").as_str())
+    );
+    let cases: Vec<_> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let names: Vec<_> = cases.iter().map(|c| c.attribute("name").unwrap()).collect();
+    assert_eq!(names, ["p99<1s", "p50<1ms", "errors<1%"]);
+    let failed: Vec<_> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failed, ["p50<1ms"]);
+    let failure = cases[1]
+        .children()
+        .find(|n| n.has_tag_name("failure"))
+        .unwrap();
+    assert!(failure
+        .attribute("message")
+        .unwrap()
+        .starts_with("p50<1ms did not hold: actual 2."));
+}

@@ -76,6 +76,9 @@ pub struct OutputArgs {
     /// Write a self-contained HTML report with plots.
     #[arg(long = "html", value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Write the thresholds as JUnit XML (a test case each), for CI systems.
+    #[arg(long = "junit", value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Fail the run (exit 99) unless this holds: p99<250ms, p99.9<1s, max<2s, mean<10ms,
     /// errors<1%, errors<=5, rate>990 (repeatable).
     #[arg(long = "threshold", value_name = "EXPR")]
@@ -176,6 +179,9 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub duration: Option<String>,
+    /// Exactly N requests at the rate (the load lasts N/R), as oha's -n; instead of -d.
+    #[arg(short = 'n', long = "requests", value_name = "N")]
+    pub requests: Option<String>,
     /// How arrivals are spaced: constant (one every 1/R), poisson (exponential gaps, mean
     /// 1/R), or gamma:K (gamma gaps, mean 1/R; K < 1 burstier than Poisson).
     #[arg(long = "arrival", value_name = "KIND", default_value = "constant")]

@@ -51,6 +51,13 @@ impl SweepArgs {
                 "a sweep sets each step's rate itself: use --from and --to",
             ));
         }
+        if let Some(n) = &self.run.requests {
+            return Err(invalid(
+                "-n/--requests",
+                n,
+                "a sweep's steps each last -d at their own rate: give -d",
+            ));
+        }
         let from = Rate::parse(&self.from).map_err(|r| invalid("--from", &self.from, r))?;
         let to = Rate::parse(&self.to).map_err(|r| invalid("--to", &self.to, r))?;
         if from.as_f64() >= to.as_f64() {
@@ -134,6 +141,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// HTML report.
     pub html: Option<PathBuf>,
+    /// Thresholds as JUnit XML.
+    pub junit: Option<PathBuf>,
     /// Conditions that must hold.
     pub thresholds: Vec<Threshold>,
 }
@@ -159,6 +168,7 @@ impl OutputArgs {
             ("--csv-timeseries", &self.csv_timeseries),
             ("--json", &self.json),
             ("--html", &self.html),
+            ("--junit", &self.junit),
         ] {
             if let Some(p) = path {
                 if p.as_os_str() != "-" || flag != "--json" {
@@ -171,6 +181,7 @@ impl OutputArgs {
             csv_timeseries: self.csv_timeseries.clone(),
             json: self.json.clone(),
             html: self.html.clone(),
+            junit: self.junit.clone(),
             thresholds,
         })
     }
@@ -253,6 +264,43 @@ impl RunArgs {
             return missing("--input-tokens sizes prompts by a tokenizer: name one, not none");
         }
         Ok(())
+    }
+
+    /// `-n N`: the window in which a constant-rate schedule has exactly N due times — up to
+    /// the N-th's (excluded), `Rate::due_ns(N)`.
+    fn duration_of_requests(
+        &self,
+        n: &str,
+        rate: Option<Rate>,
+        stages: &[crate::pacer::Stage],
+    ) -> Result<Duration, ConfigError> {
+        let flag = "-n/--requests";
+        let count = parse_count(flag, n)? as u64;
+        if let Some(d) = &self.duration {
+            return Err(invalid(
+                flag,
+                n,
+                format!("-n and -d ({d}) both say how long: give one"),
+            ));
+        }
+        if !stages.is_empty() || !self.until.is_empty() {
+            return Err(invalid(
+                flag,
+                n,
+                "-n is for a constant rate: leave out --stages and --until",
+            ));
+        }
+        if self.arrival.trim() != "constant" {
+            return Err(invalid(
+                flag,
+                n,
+                "random arrivals send a random number of requests in a window: give -d (or \
+                 --arrival constant)",
+            ));
+        }
+        let rate = rate.expect("-R is required without --stages");
+        let ns = u64::try_from(rate.due_ns(count)).unwrap_or(u64::MAX);
+        Ok(Duration::from_nanos(ns))
     }
 
     /// `--api`.
@@ -533,6 +581,10 @@ impl RunArgs {
                     "with --stages the duration is the sum of the stages: leave -d out",
                 ))
             }
+        };
+        let duration = match &self.requests {
+            None => duration,
+            Some(n) => self.duration_of_requests(n, given_rate, &stages)?,
         };
         let until = self
             .until

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod hdr;
 pub mod html;
 pub mod json;
+pub mod junit;
 pub mod regimes;
 pub mod text;
 pub mod threshold;
