@@ -141,6 +141,8 @@ pub struct RunResult {
     pub warmup: Option<Warmup>,
     /// `--until`: the precision asked for and what the run reached (None without it).
     pub precision: Option<Precision>,
+    /// `--requests-log`: the first write that failed (the log is then incomplete).
+    pub requests_log_error: Option<String>,
 }
 
 /// One shard of a merged run, as its own log told it.
@@ -205,6 +207,7 @@ impl RunResult {
             streams_per_connection: 1,
             shard_lines: Vec::new(),
             incomplete: None,
+            requests_log_error: None,
             precision: None,
         }
     }

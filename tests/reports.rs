@@ -1198,3 +1198,93 @@ fn junit_has_a_test_case_per_threshold_and_fails_the_ones_that_did_not_hold() {
         .unwrap()
         .starts_with("p50<1ms did not hold: actual 2."));
 }
+
+#[test]
+fn the_requests_log_has_a_line_per_request_that_agrees_with_the_report() {
+    // 300 requests at 200/s over two threads: 300 lines; the intended times are exactly the
+    // schedule's (k × 5 ms); done − intended is the corrected latency the report counts (its
+    // max agrees to the histogram's precision); every line names its thread and connection.
+    let server = serve(|c| c.delay = Duration::from_millis(2));
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("requests-log");
+    let path = dir.join("requests.tsv");
+    let r = load(&url)
+        .rate("200")
+        .threads(2)
+        .connections(4)
+        .flag("-n", "300")
+        .flag("--requests-log", path.to_str().unwrap())
+        .run();
+    assert_eq!(r.recorder.total.completed, 300);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("# ratebench requests log"));
+    assert_eq!(
+        lines.next().unwrap(),
+        "intended_s\tsent_s\tfirst_byte_s\tdone_s\tstatus\tbytes\terror\ttag\tconnection"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 300);
+    let us = |s: &str| (s.parse::<f64>().unwrap() * 1e6).round() as u64;
+    let mut intended: Vec<u64> = rows.iter().map(|f| us(f[0])).collect();
+    intended.sort_unstable();
+    assert_eq!(intended, (0..300).map(|k| k * 5000).collect::<Vec<_>>());
+    let max = rows.iter().map(|f| us(f[3]) - us(f[0])).max().unwrap();
+    let reported = r.recorder.corrected.max();
+    assert!(
+        max.abs_diff(reported) <= reported / 500 + 2,
+        "log max {max} µs, report max {reported} µs"
+    );
+    for f in &rows {
+        assert_eq!((f[4], f[6], f[7]), ("200", "-", "GET /"), "{f:?}");
+        assert!(
+            us(f[1]) >= us(f[0]) && us(f[3]) >= us(f[2]) && us(f[2]) >= us(f[1]),
+            "{f:?}"
+        );
+        let (t, c) = f[8].split_once('.').unwrap();
+        assert!(t == "0" || t == "1", "{f:?}");
+        assert!(c.parse::<usize>().unwrap() < 2, "{f:?}");
+    }
+    // Failed requests are lines too: no status, their error class.
+    let garbage = raw_server(Behaviour::Garbage);
+    let r = load(&format!("http://{}/", garbage.addr))
+        .rate("50")
+        .flag("-n", "20")
+        .flag("--requests-log", path.to_str().unwrap())
+        .run();
+    assert_eq!(r.recorder.total.error_total(), 20);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let errors: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .map(|l| l.split('\t').nth(6).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 20);
+    assert!(errors.iter().all(|e| *e != "-"), "{errors:?}");
+    // `ratebench report` draws a log as a scatter (and says it needs --html).
+    let html = dir.join("requests.html");
+    let out = run_bin(
+        &[
+            "report",
+            path.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("20 requests: 0 answered 1xx–3xx (blue), 0 answered 4xx/5xx (orange), 20 failed (red); 20 drawn."), "{page}");
+    assert_eq!(page.matches("<circle").count(), 20);
+    let out = run_bin(&["report", path.to_str().unwrap()], Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --html FILE"));
+}

@@ -381,6 +381,10 @@ pub struct RunArgs {
     /// `uncorrected`), readable by HdrHistogram tools and `ratebench report`.
     #[arg(long = "hdr-log", value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
+    /// Write one line per request (TSV: intended, sent, first byte and done, seconds from
+    /// the start; status, bytes, error, tag, connection), streamed in constant memory.
+    #[arg(long = "requests-log", value_name = "FILE")]
+    pub requests_log: Option<PathBuf>,
     /// Outputs and thresholds.
     #[command(flatten)]
     pub output: OutputArgs,

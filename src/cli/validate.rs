@@ -850,6 +850,13 @@ impl RunArgs {
                 .collect::<Result<_, _>>()?,
             mix,
             prompts: None,
+            requests_log: match &self.requests_log {
+                Some(p) => {
+                    check_writable("--requests-log", p)?;
+                    Some(p.clone())
+                }
+                None => None,
+            },
             prices: self
                 .prices
                 .iter()

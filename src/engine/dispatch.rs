@@ -191,6 +191,8 @@ pub(super) struct Shared {
     pub(super) stamped: Cell<bool>,
     /// The end of the load window (set at the start).
     pub(super) window_end: Cell<Option<Instant>>,
+    /// `--requests-log`: this thread's writer.
+    pub(super) log: Option<super::requests_log::ThreadLog>,
     /// Requests written before the end of the load window (for the achieved rate).
     pub(super) sent_in_window: Cell<u64>,
     /// Requests completed (any status) before the end of the load window.
@@ -346,8 +348,17 @@ impl Shared {
         conn.room.notify_one();
     }
 
-    pub(super) fn finish(&self, outcome: &Outcome) {
+    /// Records `outcome`, which went over this thread's connection `conn`.
+    pub(super) fn finish(&self, outcome: &Outcome, conn: usize) {
         self.recorder.borrow_mut().record(outcome);
+        if let Some(log) = &self.log {
+            let rec = self.recorder.borrow();
+            let tag = rec
+                .tags
+                .get(usize::from(outcome.meta.tag))
+                .map_or("", |t| t.name.as_str());
+            log.line(outcome, self.queue.start.get(), tag, conn);
+        }
         if outcome.result.is_ok() {
             if self.window_end.get().is_some_and(|end| outcome.done < end) {
                 self.completed_in_window

@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod h1;
 pub mod http2;
 pub mod plan;
+pub mod requests_log;
 pub mod slot;
 pub mod stamp;
 pub mod tls;
@@ -230,10 +231,20 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut starts = Vec::with_capacity(threads);
     let mut handles = Vec::with_capacity(threads);
+    let requests_log = match &config.requests_log {
+        Some(p) => Some(std::sync::Arc::new(
+            requests_log::RequestsLog::create(p)
+                .map_err(|e| RunError::Setup(format!("--requests-log {}: {e}", p.display())))?,
+        )),
+        None => None,
+    };
     for t in 0..threads {
         let (start_tx, start_rx) = oneshot::channel();
         starts.push(start_tx);
         let spec = worker::WorkerSpec {
+            log: requests_log
+                .as_ref()
+                .map(|l| requests_log::ThreadLog::new(l.clone(), t)),
             schedule: config.schedule(t),
             connections: config.connections / threads
                 + usize::from(t < config.connections % threads),
@@ -480,5 +491,6 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         },
         shard_lines: Vec::new(),
         incomplete: None,
+        requests_log_error: requests_log.and_then(|l| l.failure()),
     })
 }

@@ -238,6 +238,8 @@ pub struct Plan {
     pub group_by: Option<HeaderName>,
     /// `--price`: token prices per model, for the reports' estimated cost.
     pub prices: Vec<crate::run::Price>,
+    /// `--requests-log`: a line per request to this file.
+    pub requests_log: Option<std::path::PathBuf>,
 }
 
 impl Plan {
@@ -283,6 +285,7 @@ impl Plan {
             prompts: None,
             group_by: None,
             prices: Vec::new(),
+            requests_log: None,
         }
     }
 

@@ -51,7 +51,7 @@ pub(super) async fn connection(
     let mut deadline = Deadline::new(timeout);
     while let Some(job) = shared.next_job(id).await {
         let outcome = attempt(&shared, &mut sender, job, &connector, &mut deadline).await;
-        shared.finish(&outcome);
+        shared.finish(&outcome, shared.slots[id].conn);
         shared.release(id);
         think(&shared).await;
     }
@@ -253,7 +253,7 @@ async fn streams(shared: Rc<Shared>, id: usize, connector: Arc<Connector>, timeo
     let mut deadline = Deadline::new(timeout);
     while let Some(job) = shared.next_job(id).await {
         let outcome = attempt_h2(&shared, conn, job, &connector, &mut deadline).await;
-        shared.finish(&outcome);
+        shared.finish(&outcome, shared.slots[id].conn);
         shared.release(id);
         think(&shared).await;
     }

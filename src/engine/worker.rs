@@ -77,6 +77,8 @@ pub struct WorkerSpec {
     pub ready: std::sync::mpsc::Sender<Result<(), ScriptError>>,
     /// The run's common start time, from the coordinator.
     pub start: oneshot::Receiver<Instant>,
+    /// `--requests-log`: this thread's writer.
+    pub log: Option<super::requests_log::ThreadLog>,
 }
 
 /// What a worker thread hands back at the end.
@@ -171,6 +173,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         intervals,
         ready,
         start,
+        log,
     } = spec;
     // The script's state lives on this thread; init() runs before any connection opens.
     let (script, connector) = match script {
@@ -237,6 +240,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         may_spin: !spin.is_zero(),
         stamped: Cell::new(false),
         window_end: Cell::new(None),
+        log,
         sent_in_window: Cell::new(0),
         completed_in_window: Cell::new(0),
         completions: Cell::new(None),

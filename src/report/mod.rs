@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod junit;
 pub mod regimes;
+pub mod scatter;
 pub mod text;
 pub mod threshold;
 
@@ -355,6 +356,12 @@ impl Summary {
             ));
         }
         warnings.extend(price_warnings(r));
+        if let Some(e) = &r.requests_log_error {
+            warnings.push(format!(
+                "the requests log (--requests-log) is incomplete: a write failed ({e}); the \
+                 numbers here are whole"
+            ));
+        }
         if r.start_late > Duration::from_millis(10) {
             warnings.push(format!(
                 "this process started {} after --start-at: its first requests went out late \

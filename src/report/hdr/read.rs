@@ -630,5 +630,6 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
         shard_lines,
         incomplete: partial,
         precision: None,
+        requests_log_error: None,
     })
 }
