@@ -360,12 +360,28 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
     let header = report::text::header(&config.meta());
     let grace = config.grace;
     let mut progress = Progress::new(config.duration);
+    // The live view, on a terminal (both streams: the report goes to stdout after it), not
+    // when stdout carries JSON or a log, and not with --no-tui. It takes the screen when the
+    // run starts (after the header) and gives it back before the report.
+    let tui = !command.no_tui
+        && !to_stderr
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    if tui {
+        progress.tty = false;
+    }
+    let live: std::cell::RefCell<Option<crate::live::LiveView>> = std::cell::RefCell::new(None);
+    let live_title = format!("{} {}", config.method, config.target.url);
+    let (live_total, live_rate) = (config.duration, config.rate.as_f64());
     let result = engine::run(
         config,
         RunOptions {
             handle_sigint: true,
             on_interval: Box::new(|iv, s| {
                 progress.second(iv, s);
+                if let Some(v) = live.borrow_mut().as_mut() {
+                    v.second(iv, s);
+                }
                 if let Some(m) = &metrics {
                     if let Ok(mut m) = m.lock() {
                         m.second(iv, s);
@@ -376,8 +392,22 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
                 }
             }),
             thread_setups: script.as_ref().map(|s| s.thread_setups()),
-            on_start: Some(Box::new(|| out(to_stderr, &header))),
-            on_stop: Some(Box::new(move |stop| {
+            on_start: Some(Box::new(|| {
+                out(to_stderr, &header);
+                if tui {
+                    *live.borrow_mut() =
+                        crate::live::LiveView::start(live_title, live_total, live_rate).ok();
+                }
+            })),
+            on_stop: Some(Box::new(|stop| {
+                if let Some(v) = live.borrow_mut().as_mut() {
+                    v.stopping(if stop == Stop::Hard {
+                        "second Ctrl-C: not waiting any longer".into()
+                    } else {
+                        format!("Ctrl-C: no new requests; waiting up to {grace:?} for those in flight (Ctrl-C again to stop now)")
+                    });
+                    return;
+                }
                 progress_clear_line();
                 if stop == Stop::Hard {
                     eprintln!(
@@ -407,6 +437,9 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         }
     })?;
     progress.clear();
+    if let Some(mut v) = live.borrow_mut().take() {
+        v.close();
+    }
     let result = RunResult { warmup, ..result };
     let summary = Summary::of(&result);
     let mut failures = Vec::new();

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod engine;
 pub mod error;
+pub mod live;
 pub mod metrics;
 pub mod mix;
 pub mod outcome;

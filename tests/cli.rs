@@ -264,8 +264,8 @@ fn progress_only_on_a_terminal() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Under a pseudo-terminal (util-linux `script`, which `.ci/run` installs), one progress
-    // line per second.
+    // Under a pseudo-terminal (util-linux `script`, which `.ci/run` installs), with
+    // --no-tui (the live view is the default there), one progress line per second.
     assert!(
         std::process::Command::new("script")
             .arg("--version")
@@ -274,7 +274,7 @@ fn progress_only_on_a_terminal() {
         "`script` (util-linux, Debian package bsdutils) is needed for the terminal half"
     );
     let cmd = format!(
-        "{} -R100 -d2s -c2 -t1 {url}",
+        "{} -R100 -d2s -c2 -t1 --no-tui {url}",
         env!("CARGO_BIN_EXE_ratebench")
     );
     let child = std::process::Command::new("script")
@@ -470,4 +470,80 @@ fn n_sends_exactly_n_requests_at_the_rate() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn the_live_view_shows_on_a_terminal_and_not_in_a_pipe() {
+    // Under `script` (a pseudo-terminal): the alternate screen is taken and given back, the
+    // view's words are drawn in it (ratatui moves the cursor over blank cells, so words, not
+    // whole lines), and the report prints after it, on the ordinary screen. Through a pipe,
+    // and with --no-tui, no escape sequence at all.
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("tui");
+    let typescript = dir.join("typescript");
+    let run = format!(
+        "stty cols 100 rows 30; {} -R200 -d2s -c4 {url}",
+        env!("CARGO_BIN_EXE_ratebench")
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &run, typescript.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("script(1) from bsdutils (.ci/run installs it)");
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let (enter, leave) = ("\x1b[?1049h", "\x1b[?1049l");
+    assert_eq!(
+        (seen.matches(enter).count(), seen.matches(leave).count()),
+        (1, 1)
+    );
+    let (before, after) = seen.split_once(leave).unwrap();
+    let view = before.split_once(enter).unwrap().1;
+    for word in [
+        "ratebench",
+        "target",
+        "200/s",
+        "latency",
+        "p99.9",
+        "answers",
+        "2xx",
+        "errors",
+        "timeout",
+        "lag",
+        "each",
+        "Ctrl-C",
+    ] {
+        assert!(view.contains(word), "{word} not in the view");
+    }
+    assert!(
+        after.contains("Latency Distribution"),
+        "the report after the view: {after}"
+    );
+    for args in [
+        vec!["-R200", "-d1s", "-c4", url.as_str()],
+        vec!["-R200", "-d1s", "-c4", "--no-tui", url.as_str()],
+    ] {
+        let out = run_bin(&args, Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(0));
+        let all = [out.stdout, out.stderr].concat();
+        assert!(
+            !all.contains(&0x1b),
+            "{args:?}: an escape sequence in a pipe"
+        );
+    }
+    // --no-tui on a terminal: the one-line progress, no alternate screen.
+    let run = format!(
+        "{} -R200 -d2s -c4 --no-tui {url}",
+        env!("CARGO_BIN_EXE_ratebench")
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &run, typescript.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(!seen.contains(enter));
+    assert!(seen.contains("s/2s] sent 200 req/s"), "{seen}");
 }

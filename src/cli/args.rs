@@ -385,6 +385,10 @@ pub struct RunArgs {
     /// the start; status, bytes, error, tag, connection), streamed in constant memory.
     #[arg(long = "requests-log", value_name = "FILE")]
     pub requests_log: Option<PathBuf>,
+    /// No live view: the one-line progress a second, even on a terminal (the live view is
+    /// never drawn when stdout or stderr is not a terminal).
+    #[arg(long = "no-tui")]
+    pub no_tui: bool,
     /// Outputs and thresholds.
     #[command(flatten)]
     pub output: OutputArgs,

@@ -128,6 +128,8 @@ pub struct RunCommand {
     pub hdr_log: Option<PathBuf>,
     /// Where to serve live Prometheus metrics.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `--no-tui`: the one-line progress even on a terminal.
+    pub no_tui: bool,
 }
 
 /// Validated report outputs and thresholds.
@@ -948,6 +950,7 @@ impl RunArgs {
             }
         }
         Ok(RunCommand {
+            no_tui: self.no_tui,
             metrics_addr,
             plan,
             spectra: Spectra {
