@@ -355,6 +355,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readmes_gateway_example_file_parses() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gateway-keys.jsonl");
+        let t = read_targets(&path).unwrap();
+        let tags: Vec<_> = t.iter().map(|x| x.tag.as_deref().unwrap()).collect();
+        assert_eq!(tags, ["key-a", "key-b"]);
+        assert!(t
+            .iter()
+            .all(|x| x.url == "http://127.0.0.1:8080/v1/chat/completions"));
+    }
+
+    #[test]
     fn jsonl_format() {
         let t = parse_jsonl(
             "{\"url\":\"http://h/a\",\"tag\":\"a\",\"weight\":3,\"header\":{\"K\":[\"1\",\"2\"]},\"body\":\"hi\"}\n\n\
