@@ -67,3 +67,31 @@ fn every_runnable_readme_example_runs() {
         assert!(took < Duration::from_secs(25), "{c} took {took:?}");
     }
 }
+
+#[test]
+fn the_readmes_sample_report_is_the_golden_one() {
+    // tests/reports.rs checks the golden file against the code's layout; this checks the
+    // README shows that file, so its sample cannot go stale.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let golden = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/report.txt"
+    ))
+    .unwrap();
+    let block: Vec<String> = golden
+        .trim_end()
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("    {l}")
+            }
+        })
+        .collect();
+    assert!(
+        readme.contains(&block.join("\n")),
+        "README's sample report differs from tests/golden/report.txt"
+    );
+}
