@@ -5,7 +5,7 @@
 //!
 //! Why not hyper's client connection: it costs a task, two channels and a request/response
 //! object per request, and re-encodes a head that never changes — about a fifth of the
-//! generator's CPU at high rates (see the README's performance section). A load generator
+//! generator's CPU at high rates (see docs/performance.md). A load generator
 //! needs one request at a time per connection and exact bytes on the wire, nothing more.
 //!
 //! A connection is kept while the server keeps it: a response saying `Connection: close`
