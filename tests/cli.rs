@@ -61,6 +61,37 @@ fn bad_input_exits_2_naming_the_flag_and_sends_nothing() {
             vec!["report"],
             "missing <FILE.hlog>... (see ratebench report --help)",
         ),
+        // What a sweep would not write is refused, not dropped.
+        (
+            vec![
+                "sweep",
+                "--from",
+                "10",
+                "--to",
+                "20",
+                "--threshold",
+                "p99<1s",
+                "--junit",
+                "j.xml",
+                &url,
+            ],
+            "--junit is for a single run",
+        ),
+        (
+            vec![
+                "sweep",
+                "--from",
+                "10",
+                "--to",
+                "20",
+                "--threshold",
+                "p99<1s",
+                "--requests-log",
+                "r.tsv",
+                &url,
+            ],
+            "--requests-log is for a single run",
+        ),
         (
             vec!["serve", "--tls", "--cert", "c.pem"],
             "missing --key <FILE> (see ratebench serve --help)",

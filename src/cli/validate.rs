@@ -103,6 +103,23 @@ impl SweepArgs {
                     .into(),
             ));
         }
+        // What a sweep would silently not write (each step would truncate the file of the
+        // one before): said before any traffic.
+        let o = &self.run.output;
+        let single_run_only = [
+            (o.csv.is_some(), "--csv"),
+            (o.csv_timeseries.is_some(), "--csv-timeseries"),
+            (o.junit.is_some(), "--junit"),
+            (self.run.hdr_log.is_some(), "--hdr-log"),
+            (self.run.requests_log.is_some(), "--requests-log"),
+            (self.run.metrics_addr.is_some(), "--metrics-addr"),
+        ];
+        if let Some((_, flag)) = single_run_only.iter().find(|(on, _)| *on) {
+            return Err(ConfigError::Missing(format!(
+                "{flag} is for a single run: a sweep writes its steps' table with --json and \
+                 --html (run the rate you want to look at on its own for {flag})"
+            )));
+        }
         let mut run = self.run.clone();
         run.rate = Some(self.from.clone());
         Ok(SweepCommand {
