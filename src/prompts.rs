@@ -15,6 +15,7 @@ use crate::error::{invalid, BadValue, ConfigError};
 use crate::tokens::{request_text, Tokenizer};
 use crate::units::TokenCount;
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::path::Path;
 
 /// `--api`: which request body an LLM run sends (and, in `cli`, which events are tokens).
@@ -136,11 +137,11 @@ pub struct Synthetic {
 
 /// What request k asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Ask {
-    /// Its prompt as the messages JSON.
-    pub messages: String,
+pub struct Ask<'a> {
+    /// Its prompt as the messages JSON (a file's, borrowed: no copy per request).
+    pub messages: Cow<'a, str>,
     /// Its prompt as text.
-    pub text: String,
+    pub text: Cow<'a, str>,
     /// Its prompt's tokens by the run's tokenizer, where known.
     pub input_tokens: Option<u64>,
     /// Its `max_tokens`.
@@ -243,14 +244,14 @@ impl Synthetic {
 
 impl Prompts {
     /// What request k asks for, with the run's `seed`.
-    pub fn ask(&self, seed: u64, k: u64) -> Ask {
+    pub fn ask(&self, seed: u64, k: u64) -> Ask<'_> {
         let drawn = self.output.map(|o| o.draw(mix(seed ^ mix(k ^ OUTPUT))));
         match &self.source {
             PromptSource::File(ps) => {
                 let p = &ps[(k % ps.len() as u64) as usize];
                 Ask {
-                    messages: p.messages.clone(),
-                    text: p.text.clone(),
+                    messages: Cow::Borrowed(&p.messages),
+                    text: Cow::Borrowed(&p.text),
                     input_tokens: p.tokens,
                     max_tokens: drawn.or(p.max_tokens),
                 }
@@ -258,8 +259,10 @@ impl Prompts {
             PromptSource::Synthetic(s) => {
                 let text = s.text(seed, k);
                 Ask {
-                    messages: serde_json::json!([{"role": "user", "content": text}]).to_string(),
-                    text,
+                    messages: Cow::Owned(
+                        serde_json::json!([{"role": "user", "content": text}]).to_string(),
+                    ),
+                    text: Cow::Owned(text),
                     input_tokens: Some(s.prefix_tokens + s.own_tokens(seed, k)),
                     max_tokens: drawn,
                 }

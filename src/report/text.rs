@@ -824,16 +824,8 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
     dist_ci(o, &st.itl, &st.batches[1]);
     dist(o, "Time per output token", &st.tpot);
     dist_ci(o, &st.tpot, &st.batches[2]);
-    let t = &st.tokens_per_request;
-    let _ = writeln!(
-        o,
-        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} of {} streams sent usage; {} disagreed with the events counted{})",
-        "Output tokens/request",
-        percentile(t, 50.0),
-        percentile(t, 90.0),
-        percentile(t, 99.0),
-        t.min(),
-        t.max(),
+    let source = format!(
+        "{} of {} streams sent usage; {} disagreed with the events counted{}",
         st.with_usage,
         st.streams,
         st.usage_mismatch,
@@ -846,6 +838,7 @@ fn streaming(o: &mut String, r: &RunResult, s: &Summary, st: &crate::record::Str
             _ => String::new(),
         }
     );
+    counts_line(o, "Output tokens/request", &st.tokens_per_request, &source);
     let _ = writeln!(o, "  Output tokens/sec:     {:.2}", s.tokens_rate);
     if !rec.slos.is_empty() {
         let slos: Vec<&str> = rec.slos.iter().map(|x| x.expr.as_str()).collect();
@@ -868,23 +861,31 @@ fn prompts(o: &mut String, r: &RunResult, s: &Summary, i: &crate::record::InputT
     };
     let _ = writeln!(o, "Prompts (input tokens as sent, {by}):");
     let h = &i.per_request;
+    let source = format!(
+        "{} sent; {} answers said usage.prompt_tokens, {} differed",
+        h.len(),
+        i.with_usage,
+        i.usage_mismatch
+    );
+    counts_line(o, "Input tokens/request", h, &source);
     let _ = writeln!(
         o,
-        "  {:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({} sent; {} answers said usage.prompt_tokens, {} differed)",
-        "Input tokens/request",
+        "  Input tokens/sec:      {:.2}",
+        i.sent as f64 / s.completion_secs
+    );
+}
+
+/// A distribution of counts (tokens per request): p50, p90, p99, min, max, and where the
+/// counts came from.
+fn counts_line(o: &mut String, label: &str, h: &Hist, source: &str) {
+    let _ = writeln!(
+        o,
+        "  {label:<22} p50 {:>9}  p90 {:>9}  p99 {:>9}  min {:>9}  max {:>9}  ({source})",
         percentile(h, 50.0),
         percentile(h, 90.0),
         percentile(h, 99.0),
         h.min(),
         h.max(),
-        h.len(),
-        i.with_usage,
-        i.usage_mismatch
-    );
-    let _ = writeln!(
-        o,
-        "  Input tokens/sec:      {:.2}",
-        i.sent as f64 / s.completion_secs
     );
 }
 
