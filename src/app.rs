@@ -858,7 +858,28 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
         config.thresholds.join(", ")
     );
     text.push_str(&sweep::table_header());
-    out(to_stderr, &text);
+    // On a terminal, the live view of each step with the table growing below it; the sweep's
+    // text prints when the view closes. Otherwise a progress line a second and the rows as
+    // they come.
+    let tui = !base.no_tui
+        && !to_stderr
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
+    let live: std::cell::RefCell<Option<crate::live::LiveView>> = std::cell::RefCell::new(None);
+    if tui {
+        *live.borrow_mut() = crate::live::LiveView::start(
+            format!("sweep {}", config.url),
+            base.plan.duration,
+            command.from,
+        )
+        .ok();
+        if let Some(v) = live.borrow_mut().as_mut() {
+            v.table_line(&sweep::table_header());
+        }
+    }
+    if live.borrow().is_none() {
+        out(to_stderr, &text);
+    }
     let mut steps: Vec<Step> = Vec::new();
     // Ctrl-C ends the sweep after the step it interrupted (whose numbers are partial).
     let interrupted = std::cell::Cell::new(false);
@@ -870,12 +891,29 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
         // The step's progress, a line a second on a terminal, as a single run's.
         let mut progress = Progress::new(plan.duration);
         progress.label = format!("{phase} {}/s ", crate::units::trim_decimal(rate));
+        if let Some(v) = live.borrow_mut().as_mut() {
+            progress.tty = false;
+            v.step(
+                format!(
+                    "sweep {}: {phase} {}/s",
+                    config.url,
+                    crate::units::trim_decimal(rate)
+                ),
+                plan.duration,
+                rate,
+            );
+        }
         let r = engine::run(
             &plan,
             RunOptions {
                 handle_sigint: true,
                 thread_setups: script.as_ref().map(|s| s.thread_setups()),
-                on_interval: Box::new(|iv, s| progress.second(iv, s)),
+                on_interval: Box::new(|iv, s| {
+                    progress.second(iv, s);
+                    if let Some(v) = live.borrow_mut().as_mut() {
+                        v.second(iv, s);
+                    }
+                }),
                 ..RunOptions::default()
             },
         )
@@ -894,7 +932,10 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
             .collect();
         let step = sweep::judge(rate, &r, &s, &verdicts, phase);
         let row = sweep::table_row(&step);
-        out(to_stderr, &row);
+        match live.borrow_mut().as_mut() {
+            Some(v) => v.table_line(&row),
+            None => out(to_stderr, &row),
+        }
         text.push_str(&row);
         let pass = step.pass;
         steps.push(step);
@@ -930,6 +971,10 @@ fn sweep_cmd(command: &SweepCommand) -> Result<()> {
         }
     }
     let highest = sweep::highest_passing(&steps);
+    if let Some(mut v) = live.borrow_mut().take() {
+        v.close();
+        out(to_stderr, &text);
+    }
     let answer = match highest {
         Some(r) => format!("Highest rate meeting all thresholds: {r} req/s\n"),
         None => format!(

@@ -1,7 +1,8 @@
 //! The live view: on a terminal, a full screen of the run as it goes — elapsed against the
 //! duration, the rate asked for against the rate sent, corrected p50/p99/p99.9 of the last
 //! second and so far, the p99 of every second as a sparkline, status classes and error
-//! classes, send lag, and for event streams TTFT and tokens/s.
+//! classes, send lag, and for event streams TTFT, ITL and tokens/s. For `sweep`, the same
+//! view of the step that is running, and below it the steps' table as it grows.
 //!
 //! It is drawn by the coordinator, once for each second's merged snapshot (so at most once a
 //! second, far under 10 frames/s): the worker threads never see it. The terminal is left in
@@ -36,11 +37,15 @@ pub struct LiveView {
     target_rate: f64,
     so_far: Hist,
     ttft_so_far: Option<Hist>,
+    /// ITL p50 and p99 of the last second, µs, when it had token gaps.
+    itl_last: Option<(u64, u64)>,
     counts: Counts,
     p99s: Vec<u64>,
     last: Option<(IntervalStats, u64)>,
     /// What a Ctrl-C made of the run, when one came.
     stopping: Option<String>,
+    /// A sweep's table so far: its header line, then a row per finished step.
+    table: Vec<String>,
     closed: bool,
 }
 
@@ -69,10 +74,12 @@ impl LiveView {
             target_rate,
             so_far: new_hist(),
             ttft_so_far: None,
+            itl_last: None,
             counts: Counts::default(),
             p99s: Vec::new(),
             last: None,
             stopping: None,
+            table: Vec::new(),
             closed: false,
         };
         view.draw();
@@ -85,12 +92,37 @@ impl LiveView {
         if let Some(t) = &iv.ttft {
             let _ = self.ttft_so_far.get_or_insert_with(new_hist).add(t);
         }
+        self.itl_last = iv
+            .itl
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| (percentile(h, 50.0), percentile(h, 99.0)));
         self.counts.add(&s.counts);
         if self.p99s.len() == SPARK_KEEP {
             self.p99s.remove(0);
         }
         self.p99s.push(s.p99_us);
         self.last = Some((s.clone(), percentile(&iv.send_lag, 99.0)));
+        self.draw();
+    }
+
+    /// A sweep's next step begins: the view starts over for it (the table stays).
+    pub fn step(&mut self, title: String, total: Duration, target_rate: f64) {
+        self.title = title;
+        self.total = total;
+        self.target_rate = target_rate;
+        self.so_far = new_hist();
+        self.ttft_so_far = None;
+        self.itl_last = None;
+        self.counts = Counts::default();
+        self.p99s.clear();
+        self.last = None;
+        self.draw();
+    }
+
+    /// A sweep's table line (its header first, then a row per finished step).
+    pub fn table_line(&mut self, line: &str) {
+        self.table.push(line.trim_end().to_string());
         self.draw();
     }
 
@@ -178,8 +210,11 @@ impl LiveView {
         if let Some(t) = &self.ttft_so_far {
             let ttft_last = self.last.as_ref().map_or(0, |(s, _)| s.ttft_p99_us);
             let tokens = self.last.as_ref().map_or(0, |(s, _)| s.counts.tokens);
+            let itl = self.itl_last.map_or("n/a".to_string(), |(p50, p99)| {
+                format!("p50 {} p99 {}", us(p50), us(p99))
+            });
             out.push(Line::from(format!(
-                "streams   TTFT p99 {} last second, {} so far   tokens {tokens}/s",
+                "streams   TTFT p99 {} last second, {} so far   ITL {itl}   tokens {tokens}/s",
                 us(ttft_last),
                 q(t, 99.0)
             )));
@@ -210,10 +245,17 @@ impl LiveView {
         let height = lines.len() as u16 + 2;
         let title = self.title.clone();
         let spark: Vec<u64> = self.p99s.clone();
+        let table: Vec<Line<'static>> = self.table.iter().map(|l| Line::from(l.clone())).collect();
+        let table_height = if table.is_empty() {
+            0
+        } else {
+            table.len() as u16 + 2
+        };
         let _ = self.term.draw(|f| {
-            let [gauge, text, chart] = Layout::vertical([
+            let [gauge, text, steps, chart] = Layout::vertical([
                 Constraint::Length(3),
                 Constraint::Length(height),
+                Constraint::Length(table_height),
                 Constraint::Min(5),
             ])
             .areas(f.area());
@@ -226,6 +268,17 @@ impl LiveView {
                 gauge,
             );
             f.render_widget(Paragraph::new(lines).block(Block::bordered()), text);
+            if !table.is_empty() {
+                // The newest rows when the table outgrows its room.
+                let room = steps.height.saturating_sub(2) as usize;
+                let first = table.len().saturating_sub(room).max(1);
+                let mut shown = vec![table[0].clone()];
+                shown.extend(table[first..].iter().cloned());
+                f.render_widget(
+                    Paragraph::new(shown).block(Block::bordered().title(" sweep steps ")),
+                    steps,
+                );
+            }
             let width = chart.width.saturating_sub(2) as usize;
             let shown = &spark[spark.len().saturating_sub(width)..];
             let top = shown.iter().copied().max().unwrap_or(0);

@@ -413,12 +413,15 @@ fn the_open_file_limit_is_raised_or_named_before_traffic() {
 
 #[test]
 fn sweep_shows_each_steps_progress_on_a_terminal_and_none_in_a_pipe() {
-    // Under `script` (a pseudo-terminal, as a user's shell): a progress line a second per
-    // step, labelled with the step's rate. Through a pipe (CI): none.
+    // Under `script` (a pseudo-terminal, as a user's shell): the live view of each step, with
+    // the steps' table growing below it, then the sweep's text on the ordinary screen; with
+    // --no-tui a progress line a second per step, labelled with the step's rate. Through a
+    // pipe (CI): neither.
     let server = serve(|_| {});
     let url = format!("http://{}/", server.addr);
     let sweep = format!(
-        "{} sweep --from 10 --to 20 --steps 2 --refine 0 -d2s -c2 --threshold 'p99<1s' {url}",
+        "stty cols 110 rows 35; {} sweep --from 10 --to 20 --steps 2 --refine 0 -d2s -c2 \
+         --threshold 'p99<1s' {url}",
         env!("CARGO_BIN_EXE_ratebench")
     );
     let dir = tmpdir("sweep-tty");
@@ -430,6 +433,45 @@ fn sweep_shows_each_steps_progress_on_a_terminal_and_none_in_a_pipe() {
         .expect("script(1) from bsdutils (.ci/run installs it)");
     assert!(status.success());
     let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let (enter, leave) = ("\x1b[?1049h", "\x1b[?1049l");
+    assert_eq!(
+        (seen.matches(enter).count(), seen.matches(leave).count()),
+        (1, 1),
+        "one view for the whole sweep"
+    );
+    let (view, after) = seen.split_once(leave).unwrap();
+    // (ratatui redraws only the cells that change: the second step's title is a digit.)
+    for word in [
+        "sweep steps",
+        "asked/s",
+        "step 10/s",
+        "10.0",
+        "20.0",
+        "pass",
+        "latency",
+    ] {
+        assert!(view.contains(word), "{word} not in the view");
+    }
+    assert!(
+        !view.contains("] sent "),
+        "no progress lines under the view"
+    );
+    // The table and the answer, after the view, as a pipe would have them.
+    let rows: Vec<&str> = after
+        .lines()
+        .filter(|l| l.trim_end().ends_with("pass"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{after}");
+    assert!(after.contains("Highest rate meeting all thresholds: 20 req/s"));
+    let sweep = sweep.replace(" sweep ", " sweep --no-tui ");
+    let status = std::process::Command::new("script")
+        .args(["-qec", &sweep, typescript.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    assert!(!seen.contains(enter));
     for line in [
         "[step 10/s    1s/2s] sent 10 req/s",
         "[step 20/s    2s/2s] sent 20 req/s",
@@ -577,4 +619,29 @@ fn the_live_view_shows_on_a_terminal_and_not_in_a_pipe() {
     let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
     assert!(!seen.contains(enter));
     assert!(seen.contains("s/2s] sent 200 req/s"), "{seen}");
+    // Event streams: TTFT, ITL (as the last second's gaps) and tokens/s in the view. Each
+    // stream has 10 tokens 2 ms apart, so ITL p50 reads about 2 ms.
+    let llm = serve(|c| {
+        c.llm.ttft = (Duration::from_millis(5), Duration::from_millis(5));
+        c.llm.token_interval = (Duration::from_millis(2), Duration::from_millis(2));
+        c.llm.tokens = (10, 10);
+    });
+    let run = format!(
+        "stty cols 120 rows 30; {} -R20 -d2s -c4 -m POST --body \
+         '{{\"model\":\"m\",\"stream\":true,\"messages\":[]}}' \
+         http://{}/v1/chat/completions",
+        env!("CARGO_BIN_EXE_ratebench"),
+        llm.addr
+    );
+    let status = std::process::Command::new("script")
+        .args(["-qec", &run, typescript.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
+    let view = seen.split_once(leave).unwrap().0;
+    for word in ["streams", "TTFT", "ITL", "p50 2.", "tokens"] {
+        assert!(view.contains(word), "{word} not in the view");
+    }
 }

@@ -23,6 +23,8 @@ pub struct Interval {
     pub counts: Counts,
     /// Time to first token of streams whose first token came in this second, µs.
     pub ttft: Option<Hist>,
+    /// Gaps between content events of streams, recorded as they happened in this second, µs.
+    pub itl: Option<Hist>,
     /// Send lag of requests sent on a free connection in this second, µs (live metrics).
     pub send_lag: Hist,
     /// Completed responses per `--group-by-header` value in this second.
@@ -38,6 +40,7 @@ impl Interval {
             uncorrected: new_hist(),
             counts: Counts::default(),
             ttft: None,
+            itl: None,
             send_lag: new_hist(),
             groups: Vec::new(),
         }
@@ -65,6 +68,12 @@ impl Interval {
         }
         if let Some(t) = &other.ttft {
             self.ttft
+                .get_or_insert_with(new_hist)
+                .add(t)
+                .expect("same HDR settings");
+        }
+        if let Some(t) = &other.itl {
+            self.itl
                 .get_or_insert_with(new_hist)
                 .add(t)
                 .expect("same HDR settings");

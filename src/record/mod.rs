@@ -452,6 +452,7 @@ impl Recorder {
             .stream
             .get_or_insert_with(|| Box::new(StreamRecorder::timed(start)));
         record(&mut s.itl, gap);
+        record(self.interval.itl.get_or_insert_with(new_hist), gap);
         if let Some(start) = start {
             let at = start.elapsed().as_nanos() as u64;
             s.batches[1].record(at, histogram::micros(gap));
