@@ -645,3 +645,35 @@ fn the_live_view_shows_on_a_terminal_and_not_in_a_pipe() {
         assert!(view.contains(word), "{word} not in the view");
     }
 }
+
+#[test]
+fn an_unreachable_target_fails_after_one_connect_timeout() {
+    // A target whose TCP connect never completes. Every initial connection waits out
+    // --connect-timeout (in parallel), and that is the whole wait: the run does not then
+    // try a connection of its own and wait as long again. So it ends after one limit —
+    // at least 2 s, never the 4 s of two — and says what it waited for.
+    let hole = black_hole();
+    let url = format!("http://{}/", hole.addr);
+    for extra in [None, Some("--http2")] {
+        let mut args = vec!["-R10", "-d1s", "-c4", "-t2", "--connect-timeout", "2s"];
+        args.extend(extra);
+        args.push(&url);
+        let started = std::time::Instant::now();
+        let out = run_bin(&args, Duration::from_secs(30));
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "target not reachable: no connection to {} within --connect-timeout (2s), \
+                 waiting for the TCP connect and any TLS handshake",
+                hole.addr
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(3500),
+            "{args:?}: took {took:?}"
+        );
+    }
+}

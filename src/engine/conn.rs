@@ -54,8 +54,19 @@ pub enum ConnectError {
     },
     /// No connection within `--connect-timeout` (TCP and TLS together): is the target
     /// overloaded, or the address right?
-    #[error("no connection to {addr} within --connect-timeout ({limit:?})")]
+    #[error(
+        "no connection to {addr} within --connect-timeout ({limit:?}), waiting for the TCP \
+         connect and any TLS handshake"
+    )]
     Timeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The limit.
+        limit: std::time::Duration,
+    },
+    /// No connection within `--timeout` (when it is the shorter of the two limits).
+    #[error("no connection to {addr} within --timeout ({limit:?})")]
+    Slow {
         /// The address tried.
         addr: SocketAddr,
         /// The limit.
@@ -85,12 +96,46 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
+    /// The same failure, to report elsewhere (an OS error keeps its kind and its words).
+    pub fn again(&self) -> ConnectError {
+        let io = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        match self {
+            ConnectError::Tcp { addr, source } => ConnectError::Tcp {
+                addr: *addr,
+                source: io(source),
+            },
+            ConnectError::Tls { addr, source, hint } => ConnectError::Tls {
+                addr: *addr,
+                source: io(source),
+                hint,
+            },
+            ConnectError::Timeout { addr, limit } => ConnectError::Timeout {
+                addr: *addr,
+                limit: *limit,
+            },
+            ConnectError::Slow { addr, limit } => ConnectError::Slow {
+                addr: *addr,
+                limit: *limit,
+            },
+            ConnectError::NoH2 { addr, chose } => ConnectError::NoH2 {
+                addr: *addr,
+                chose: chose.clone(),
+            },
+            ConnectError::H2 { addr, source, hint } => ConnectError::H2 {
+                addr: *addr,
+                source: source.clone(),
+                hint,
+            },
+        }
+    }
+
     /// Why, for the report's error causes.
     pub fn cause(&self) -> Cause {
         match self {
             ConnectError::Tcp { source, .. } => Cause::Io(source.kind()),
             ConnectError::Tls { .. } => Cause::Reason("TLS handshake failed"),
             ConnectError::Timeout { .. } => Cause::Reason("no connection within --connect-timeout"),
+            ConnectError::Slow { .. } => Cause::Reason("no connection within --timeout"),
             ConnectError::NoH2 { .. } => Cause::Reason("the server did not pick h2 in ALPN"),
             ConnectError::H2 { source, .. } => source.cause(),
         }

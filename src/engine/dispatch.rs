@@ -171,6 +171,8 @@ pub(super) struct Shared {
     pub(super) open: Cell<usize>,
     /// Initial connections not yet open (or failed).
     pub(super) connecting: Cell<usize>,
+    /// The first connection that failed to open, and why.
+    pub(super) first_failure: RefCell<Option<super::conn::ConnectError>>,
     /// Connections being opened right now (TCP connect and TLS handshake), at any time.
     pub(super) opening: Cell<usize>,
     pub(super) connected: Notify,

@@ -288,9 +288,13 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
     drop(iv_tx);
     drop(ready_tx);
     let mut failure = None;
+    let (mut opened, mut refused) = (0, None);
     for _ in 0..threads {
         match ready_rx.recv() {
-            Ok(Ok(())) => {}
+            Ok(Ok(ready)) => {
+                opened += ready.opened;
+                refused = refused.or(ready.failure);
+            }
             Ok(Err(m)) => failure = failure.or(Some(m)),
             Err(_) => break, // a worker died; its join below reports it
         }
@@ -301,6 +305,15 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
             let _ = h.join();
         }
         return Err(RunError::Script(m));
+    }
+    // Not one initial connection opened: the target cannot be reached, and the first
+    // failure says why — at once, not after waiting out another connect of our own.
+    if let (0, Some(e)) = (opened, refused) {
+        drop(starts);
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(RunError::Unreachable(e));
     }
     // Scripts are ready (a failing init() stops the run before any connection of ours);
     // now one connection of our own says clearly whether the target can be reached at all.

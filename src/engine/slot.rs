@@ -227,7 +227,21 @@ async fn open_timed(
     let _opening = Opening(shared);
     // (Boxed: the connect is rare and its future large; inline, it would be part of —
     // and copied with — every request's future.)
-    tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await
+    let r = tokio::time::timeout(timeout, Box::pin(connector.connect_timed())).await;
+    // The first failure is kept: if no initial connection opens, it is why the run cannot
+    // start (said at once, without waiting out another connect).
+    if shared.first_failure.borrow().is_none() {
+        let failure = match &r {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e.again()),
+            Err(_) => Some(ConnectError::Slow {
+                addr: connector.addr(),
+                limit: timeout,
+            }),
+        };
+        *shared.first_failure.borrow_mut() = failure;
+    }
+    r
 }
 
 /// One of the thread's initial connections is open (or failed).

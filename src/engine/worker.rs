@@ -72,13 +72,21 @@ pub struct WorkerSpec {
     pub stop: watch::Receiver<Stop>,
     /// Where the per-second snapshots go.
     pub intervals: mpsc::UnboundedSender<Interval>,
-    /// Told once the initial connections are open (or failed), or why the thread cannot
-    /// start (its script's init() failed).
-    pub ready: std::sync::mpsc::Sender<Result<(), ScriptError>>,
+    /// Told once the initial connections are open (or failed): how many opened, and the
+    /// first failure; or why the thread cannot start (its script's init() failed).
+    pub ready: std::sync::mpsc::Sender<Result<Ready, ScriptError>>,
     /// The run's common start time, from the coordinator.
     pub start: oneshot::Receiver<Instant>,
     /// `--requests-log`: this thread's writer.
     pub log: Option<super::requests_log::ThreadLog>,
+}
+
+/// A thread's initial connections, once tried (before the start).
+pub struct Ready {
+    /// How many opened.
+    pub opened: usize,
+    /// The first that failed, and why.
+    pub failure: Option<super::conn::ConnectError>,
 }
 
 /// What a worker thread hands back at the end.
@@ -225,6 +233,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         drained: Notify::new(),
         open: Cell::new(0),
         connecting: Cell::new(connections),
+        first_failure: RefCell::new(None),
         opening: Cell::new(0),
         connected: Notify::new(),
         recorder: RefCell::new(Recorder {
@@ -254,7 +263,10 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     if connections > 0 {
         shared.connected.notified().await;
     }
-    let _ = ready.send(Ok(()));
+    let _ = ready.send(Ok(Ready {
+        opened: shared.open.get(),
+        failure: shared.first_failure.borrow().as_ref().map(|e| e.again()),
+    }));
     let Ok(start) = start.await else {
         // The coordinator gave up before the start (e.g. another thread failed).
         return Ok(WorkerResult::not_started(shared.recorder.take()));

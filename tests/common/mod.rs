@@ -469,6 +469,37 @@ pub fn counting_listener() -> RawServer {
     raw_server(Behaviour::Ok)
 }
 
+/// A loopback address where a TCP connect never completes: a listener that never accepts,
+/// its accept queue cut to one (`listen(fd, 0)`) and filled, so the kernel drops every
+/// further SYN — as a firewall that drops packets, or a host that is gone. Kept open while
+/// the returned value lives.
+pub struct BlackHole {
+    pub addr: std::net::SocketAddr,
+    _listener: TcpListener,
+    _filling: Vec<std::net::TcpStream>,
+}
+
+pub fn black_hole() -> BlackHole {
+    use std::os::fd::AsRawFd;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let addr = listener.local_addr().unwrap();
+    let mut filling = Vec::new();
+    loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(s) => filling.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break,
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+        assert!(filling.len() < 16, "the accept queue did not fill");
+    }
+    BlackHole {
+        addr,
+        _listener: listener,
+        _filling: filling,
+    }
+}
+
 /// Microseconds as HDR reports them, in milliseconds.
 pub fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
