@@ -40,31 +40,6 @@ fn runnable(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-/// `script` with every duration flag's value capped at `max` (None: as written).
-fn shortened(script: &str, max: Option<Duration>) -> String {
-    let Some(max) = max else {
-        return script.to_string();
-    };
-    let cap = |v: &str| match ratebench::units::parse_duration(v) {
-        Ok(d) if d > max => format!("{}s", max.as_secs_f64()),
-        _ => v.to_string(),
-    };
-    let mut out = String::new();
-    for line in script.lines() {
-        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
-        for i in 0..words.len() {
-            if let Some(v) = words[i].strip_prefix("-d").filter(|v| !v.is_empty()) {
-                words[i] = format!("-d{}", cap(v));
-            } else if words[i] == "--duration" && i + 1 < words.len() {
-                words[i + 1] = cap(&words[i + 1]);
-            }
-        }
-        out.push_str(&words.join(" "));
-        out.push('\n');
-    }
-    out
-}
-
 #[test]
 fn duration_caps_shorten_only_longer_runs() {
     let two = Some(Duration::from_secs(2));
@@ -104,11 +79,7 @@ fn free_port() -> u16 {
 #[test]
 fn every_runnable_example_in_the_guide_runs() {
     use std::os::unix::process::CommandExt;
-    let max = match std::env::var("RATEBENCH_EXAMPLES_MAX_SECONDS") {
-        Ok(v) if v.trim() == "0" => None,
-        Ok(v) => Some(Duration::from_secs_f64(v.trim().parse().expect("seconds"))),
-        Err(_) => Some(Duration::from_secs(1)),
-    };
+    let max = examples_max_duration();
     let server = serve(|c| {
         c.delay = Duration::from_millis(1);
         c.delay_max = Some(Duration::from_millis(3));

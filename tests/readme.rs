@@ -2,6 +2,9 @@
 //! `<!-- runnable -->` is run through `sh` (the `ratebench` of the line being this build, the
 //! address the `serve` the README starts first), in a scratch directory, and must exit 0 —
 //! so a renamed flag or a changed default cannot leave the first page a user reads wrong.
+//! Durations over `RATEBENCH_EXAMPLES_MAX_SECONDS` (default 1) are cut to it, as for the
+//! guide's examples (`tests/docs.rs`); `0` runs them as written, and then each must also
+//! finish in the 15 s the README promises.
 
 mod common;
 use common::*;
@@ -46,7 +49,10 @@ fn every_runnable_readme_example_runs() {
     assert!(commands.len() >= 12, "a dozen examples: {commands:?}");
     let dir = tmpdir("readme");
     let bin = env!("CARGO_BIN_EXE_ratebench");
+    let max = examples_max_duration();
     for c in &commands {
+        let c = shortened(c, max);
+        let c = c.trim_end();
         assert!(c.starts_with("ratebench "), "{c}");
         let line = format!("{bin}{}", &c["ratebench".len()..])
             .replace("127.0.0.1:8080", &server.addr.to_string());

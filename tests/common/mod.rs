@@ -512,3 +512,42 @@ pub fn tmpdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// How long a README or docs example may run in the tests: `RATEBENCH_EXAMPLES_MAX_SECONDS`
+/// (default 1; `0`: as written, None).
+pub fn examples_max_duration() -> Option<Duration> {
+    match std::env::var("RATEBENCH_EXAMPLES_MAX_SECONDS") {
+        Ok(v) if v.trim() == "0" => None,
+        Ok(v) => Some(Duration::from_secs_f64(
+            v.trim()
+                .parse()
+                .expect("RATEBENCH_EXAMPLES_MAX_SECONDS: seconds"),
+        )),
+        Err(_) => Some(Duration::from_secs(1)),
+    }
+}
+
+/// `script` with every duration flag's value capped at `max` (None: as written).
+pub fn shortened(script: &str, max: Option<Duration>) -> String {
+    let Some(max) = max else {
+        return script.to_string();
+    };
+    let cap = |v: &str| match ratebench::units::parse_duration(v) {
+        Ok(d) if d > max => format!("{}s", max.as_secs_f64()),
+        _ => v.to_string(),
+    };
+    let mut out = String::new();
+    for line in script.lines() {
+        let mut words: Vec<String> = line.split(' ').map(str::to_string).collect();
+        for i in 0..words.len() {
+            if let Some(v) = words[i].strip_prefix("-d").filter(|v| !v.is_empty()) {
+                words[i] = format!("-d{}", cap(v));
+            } else if words[i] == "--duration" && i + 1 < words.len() {
+                words[i + 1] = cap(&words[i + 1]);
+            }
+        }
+        out.push_str(&words.join(" "));
+        out.push('\n');
+    }
+    out
+}
