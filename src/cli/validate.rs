@@ -532,6 +532,155 @@ impl RunArgs {
     /// Checks every value and builds the plan and its outputs; the first bad value is the
     /// error.
     pub fn validate(&self) -> Result<RunCommand, ConfigError> {
+        let (mix, target) = self.mix_and_target()?;
+        self.check_llm_flags()?;
+        let Schedule {
+            stages,
+            given_rate,
+            rate,
+            duration,
+            min_duration,
+            until,
+            arrival,
+            seed,
+            shard,
+            shards,
+            start_at,
+            warmup,
+        } = self.schedule()?;
+        let (connections, threads) = self.connections_and_threads()?;
+        let timeout =
+            parse_duration(&self.timeout).map_err(|r| invalid("--timeout", &self.timeout, r))?;
+        if timeout.is_zero() {
+            return Err(invalid("--timeout", &self.timeout, "must be longer than 0"));
+        }
+        let grace = match &self.grace {
+            Some(g) => parse_duration(g).map_err(|r| invalid("--grace", g, r))?,
+            None => timeout,
+        };
+        let spin = parse_duration(&self.spin).map_err(|r| invalid("--spin", &self.spin, r))?;
+        if spin > Duration::from_millis(10) {
+            return Err(invalid("--spin", &self.spin, "at most 10ms, e.g. 50us"));
+        }
+        let mut headers = self
+            .headers
+            .iter()
+            .map(|h| parse_header(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.api_headers(&mut headers)?;
+        let method = Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| invalid("-m/--method", &self.method, "not an HTTP method, e.g. POST"))?;
+        let body = self.body()?;
+        let script = self.script_base(&target, &method, &headers, &body)?;
+        let mut plan = Plan {
+            target,
+            rate,
+            connections,
+            threads,
+            duration,
+            until,
+            min_duration,
+            timeout,
+            grace,
+            method,
+            headers,
+            body,
+            insecure: self.insecure,
+            tls: self.tls_settings()?,
+            resolve: self
+                .resolve
+                .iter()
+                .map(|r| parse_resolve(r))
+                .collect::<Result<_, _>>()?,
+            connect_timeout: self.connect_timeout(timeout)?,
+            http2: self.http2,
+            streams: self.streams()?,
+            spin,
+            kernel_stamps: !self.no_kernel_timestamps,
+            retry: !self.no_retry,
+            precision: self.precision()?,
+            arrival,
+            seed,
+            stages,
+            start_rate: given_rate,
+            warmup,
+            shard,
+            shards,
+            start_at,
+            script,
+            token_rule: self.token_rule()?,
+            tokenizer: None,
+            slos: self
+                .slos
+                .iter()
+                .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
+                .collect::<Result<_, _>>()?,
+            mix,
+            prompts: None,
+            requests_log: self.requests_log()?,
+            prices: self
+                .prices
+                .iter()
+                .map(|p| parse_price(p))
+                .collect::<Result<Vec<_>, _>>()?,
+            group_by: self.group_by()?,
+        };
+        let llm = self.prompts.is_some() || self.input_tokens.is_some();
+        plan.tokenizer = self.tokenizer(llm || sends_bodies(&plan))?;
+        if llm {
+            plan.prompts = Some(std::sync::Arc::new(self.prompts_of(&plan)?));
+        }
+        let tags = plan.tag_names();
+        self.check_tag_count(&tags)?;
+        // Shards must draw the same arrivals: without --seed, every shard derives the same
+        // seed from what they share (the plan, its shard count and its start).
+        if plan.shards > 1 && self.seed.is_none() {
+            plan.seed = 0;
+            plan.seed = u64::from_str_radix(&plan.identity(), 16).unwrap_or(0);
+        }
+        let metrics_addr = match &self.metrics_addr {
+            Some(a) => Some(a.parse().map_err(|_| {
+                invalid("--metrics-addr", a, "expected IP:PORT, e.g. 0.0.0.0:9464")
+            })?),
+            None => None,
+        };
+        let outputs = self.output.validate()?;
+        check_thresholds(&plan, &outputs.thresholds, &tags)?;
+        Ok(RunCommand {
+            no_tui: self.no_tui,
+            metrics_addr,
+            plan,
+            spectra: Spectra {
+                corrected: self.spectra.latency,
+                uncorrected: self.spectra.u_latency,
+            },
+            hdr_log: self.hdr_log()?,
+            outputs,
+        })
+    }
+}
+
+/// What `--stages`, `-R`, `-d`, `-n`, `--until`, `--arrival`, `--seed`, `--shard`,
+/// `--start-at` and `--warmup` make of the run's schedule.
+struct Schedule {
+    stages: Vec<crate::pacer::shape::Stage>,
+    given_rate: Option<Rate>,
+    rate: Rate,
+    duration: Duration,
+    min_duration: Option<Duration>,
+    until: Vec<(String, f64, f64)>,
+    arrival: Arrival,
+    seed: u64,
+    shard: u64,
+    shards: u64,
+    start_at: Option<std::time::SystemTime>,
+    warmup: Option<Duration>,
+}
+
+impl RunArgs {
+    /// The targets file's requests (or none), and the target: the file's first origin, else
+    /// the URL.
+    fn mix_and_target(&self) -> Result<(Vec<crate::mix::RequestSpec>, Target), ConfigError> {
         // A targets file names the URLs itself; its first target's origin is the target.
         let mix = match &self.targets {
             Some(path) => {
@@ -545,7 +694,7 @@ impl RunArgs {
                 if self.script.is_some() || self.prompts.is_some() {
                     return Err(ConfigError::Missing(
                         "--targets builds the requests: it does not combine with -s/--script or \
-                         --prompts"
+                     --prompts"
                             .into(),
                     ));
                 }
@@ -560,7 +709,7 @@ impl RunArgs {
             .ok_or_else(|| {
                 ConfigError::Missing(
                     "missing target URL, e.g. ratebench -R1000 -c100 -d30s http://127.0.0.1:8080/ \
-                 (or try `ratebench demo`, or --targets FILE)"
+             (or try `ratebench demo`, or --targets FILE)"
                         .into(),
                 )
             })?;
@@ -568,7 +717,11 @@ impl RunArgs {
             Some(t) => invalid("--targets", &t.origin, e.to_string()),
             None => e,
         })?;
-        self.check_llm_flags()?;
+        Ok((mix, target))
+    }
+
+    /// The schedule: rate or stages, duration, precision goals, arrivals, shard and start.
+    fn schedule(&self) -> Result<Schedule, ConfigError> {
         let stages = match &self.stages {
             Some(s) => parse_stages(s).map_err(|r| invalid("--stages", s, r))?,
             None => Vec::new(),
@@ -702,6 +855,24 @@ impl RunArgs {
                 "these stages schedule no request at all",
             ));
         }
+        Ok(Schedule {
+            stages,
+            given_rate,
+            rate,
+            duration,
+            min_duration,
+            until,
+            arrival,
+            seed,
+            shard,
+            shards,
+            start_at,
+            warmup,
+        })
+    }
+
+    /// `-c`, and `-t` (at most `-c`; by default the cores, at most `-c`).
+    fn connections_and_threads(&self) -> Result<(usize, usize), ConfigError> {
         let connections = parse_count("-c/--connections", &self.connections)?;
         let threads = match &self.threads {
             Some(t) => {
@@ -722,39 +893,18 @@ impl RunArgs {
                 .map_or(1, |n| n.get())
                 .min(connections),
         };
-        let timeout =
-            parse_duration(&self.timeout).map_err(|r| invalid("--timeout", &self.timeout, r))?;
-        if timeout.is_zero() {
-            return Err(invalid("--timeout", &self.timeout, "must be longer than 0"));
-        }
-        let grace = match &self.grace {
-            Some(g) => parse_duration(g).map_err(|r| invalid("--grace", g, r))?,
-            None => timeout,
-        };
-        let spin = parse_duration(&self.spin).map_err(|r| invalid("--spin", &self.spin, r))?;
-        if spin > Duration::from_millis(10) {
-            return Err(invalid("--spin", &self.spin, "at most 10ms, e.g. 50us"));
-        }
-        let mut headers = self
-            .headers
-            .iter()
-            .map(|h| parse_header(h))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.api_headers(&mut headers)?;
-        let method = Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| invalid("-m/--method", &self.method, "not an HTTP method, e.g. POST"))?;
-        let body = match (&self.body, &self.body_file) {
-            (Some(b), _) => Bytes::from(b.clone()),
-            (None, Some(path)) => std::fs::read(path).map(Bytes::from).map_err(|e| {
-                invalid(
-                    "--body-file",
-                    &path.display().to_string(),
-                    format!("cannot read: {e}"),
-                )
-            })?,
-            (None, None) => Bytes::new(),
-        };
-        let script = match &self.script {
+        Ok((connections, threads))
+    }
+
+    /// `-s`: the script, read, with the request it starts from.
+    fn script_base(
+        &self,
+        target: &Target,
+        method: &Method,
+        headers: &[(HeaderName, HeaderValue)],
+        body: &Bytes,
+    ) -> Result<Option<ScriptBase>, ConfigError> {
+        Ok(match &self.script {
             Some(path) => Some(ScriptBase {
                 path: path.clone(),
                 source: std::sync::Arc::new(std::fs::read(path).map_err(|e| {
@@ -791,122 +941,64 @@ impl RunArgs {
                 ))
             }
             None => None,
-        };
-        let mut plan = Plan {
-            target,
-            rate,
-            connections,
-            threads,
-            duration,
-            until,
-            min_duration,
-            timeout,
-            grace,
-            method,
-            headers,
-            body,
-            insecure: self.insecure,
-            tls: self.tls_settings()?,
-            resolve: self
-                .resolve
-                .iter()
-                .map(|r| parse_resolve(r))
-                .collect::<Result<_, _>>()?,
-            connect_timeout: match &self.connect_timeout {
-                Some(t) => {
-                    let d = parse_duration(t).map_err(|r| invalid("--connect-timeout", t, r))?;
-                    if d.is_zero() {
-                        return Err(invalid("--connect-timeout", t, "must be longer than 0"));
-                    }
-                    d
-                }
-                None => timeout,
-            },
-            http2: self.http2,
-            streams: match &self.streams {
-                Some(_) if !self.http2 => {
-                    return Err(ConfigError::Missing(
-                        "--streams is for HTTP/2 connections: add --http2 (an HTTP/1.1 \
-                         connection carries one request at a time; raise -c instead)"
-                            .into(),
-                    ))
-                }
-                Some(n) => parse_count("--streams", n)?,
-                None => 100,
-            },
-            spin,
-            kernel_stamps: !self.no_kernel_timestamps,
-            retry: !self.no_retry,
-            precision: match &self.precision {
-                Some(p) => {
-                    let d = parse_duration(p).map_err(|r| invalid("--precision", p, r))?;
-                    if d.is_zero() || d > Duration::from_secs(1) {
-                        return Err(invalid(
-                            "--precision",
-                            p,
-                            "from just above 0 to 1s, e.g. 1ms (leave it out for exact pacing)",
-                        ));
-                    }
-                    Some(d)
-                }
-                None => None,
-            },
-            arrival,
-            seed,
-            stages,
-            start_rate: given_rate,
-            warmup,
-            shard,
-            shards,
-            start_at,
-            script,
-            token_rule: self.token_rule()?,
-            tokenizer: None,
-            slos: self
-                .slos
-                .iter()
-                .map(|s| Slo::parse(s).map_err(|r| invalid("--slo", s, r)))
-                .collect::<Result<_, _>>()?,
-            mix,
-            prompts: None,
-            requests_log: match &self.requests_log {
-                Some(p) => {
-                    check_writable("--requests-log", p)?;
-                    Some(p.clone())
-                }
-                None => None,
-            },
-            prices: self
-                .prices
-                .iter()
-                .map(|p| parse_price(p))
-                .collect::<Result<Vec<_>, _>>()?,
-            group_by: match &self.group_by_header {
-                Some(h) => Some(
-                    HeaderName::from_bytes(h.trim().as_bytes())
-                        .map_err(|_| invalid("--group-by-header", h, "not a header name"))?,
-                ),
-                None => None,
-            },
-        };
-        let llm = self.prompts.is_some() || self.input_tokens.is_some();
-        plan.tokenizer = match self.tokenizer.as_deref().map(str::trim) {
+        })
+    }
+
+    /// `--body` or `--body-file` (empty without either).
+    fn body(&self) -> Result<Bytes, ConfigError> {
+        Ok(match (&self.body, &self.body_file) {
+            (Some(b), _) => Bytes::from(b.clone()),
+            (None, Some(path)) => std::fs::read(path).map(Bytes::from).map_err(|e| {
+                invalid(
+                    "--body-file",
+                    &path.display().to_string(),
+                    format!("cannot read: {e}"),
+                )
+            })?,
+            (None, None) => Bytes::new(),
+        })
+    }
+
+    /// `--requests-log`: a file that can be written.
+    fn requests_log(&self) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(match &self.requests_log {
+            Some(p) => {
+                check_writable("--requests-log", p)?;
+                Some(p.clone())
+            }
+            None => None,
+        })
+    }
+
+    /// `--group-by-header`: a header name.
+    fn group_by(&self) -> Result<Option<HeaderName>, ConfigError> {
+        Ok(match &self.group_by_header {
+            Some(h) => Some(
+                HeaderName::from_bytes(h.trim().as_bytes())
+                    .map_err(|_| invalid("--group-by-header", h, "not a header name"))?,
+            ),
+            None => None,
+        })
+    }
+
+    /// `--tokenizer` (`none`: none). Unnamed, the default for a run that can ask a model
+    /// anything (`may_ask`: a body, prompts, targets, a script); a run of bare GETs does not
+    /// load a vocabulary (~44 ms of CPU, which concurrent runs on one machine would feel)
+    /// and counts a stream without usage by its content events, as the report says.
+    fn tokenizer(&self, may_ask: bool) -> Result<Option<crate::tokens::Tokenizer>, ConfigError> {
+        Ok(match self.tokenizer.as_deref().map(str::trim) {
             Some("none") => None,
             Some(name) => Some(
                 crate::tokens::Tokenizer::named(name)
                     .map_err(|r| invalid("--tokenizer", name, r))?,
             ),
-            // Unnamed: the default, for a run that can ask a model anything (a body, prompts,
-            // targets, a script). A run of bare GETs does not load a vocabulary (~44 ms of
-            // CPU, which concurrent runs on one machine would feel) and counts a stream
-            // without usage by its content events, as the report says.
-            None if llm || sends_bodies(&plan) => Some(crate::tokens::Tokenizer::default()),
+            None if may_ask => Some(crate::tokens::Tokenizer::default()),
             None => None,
-        };
-        if llm {
-            plan.prompts = Some(std::sync::Arc::new(self.prompts_of(&plan)?));
-        }
-        let tags = plan.tag_names();
+        })
+    }
+
+    /// At most `MAX_TAGS` tags are kept apart.
+    fn check_tag_count(&self, tags: &[String]) -> Result<(), ConfigError> {
         if tags.len() > MAX_TAGS {
             return Err(invalid(
                 "--targets",
@@ -922,78 +1014,115 @@ impl RunArgs {
                 ),
             ));
         }
-        // Shards must draw the same arrivals: without --seed, every shard derives the same
-        // seed from what they share (the plan, its shard count and its start).
-        if plan.shards > 1 && self.seed.is_none() {
-            plan.seed = 0;
-            plan.seed = u64::from_str_radix(&plan.identity(), 16).unwrap_or(0);
-        }
-        let metrics_addr = match &self.metrics_addr {
-            Some(a) => Some(a.parse().map_err(|_| {
-                invalid("--metrics-addr", a, "expected IP:PORT, e.g. 0.0.0.0:9464")
-            })?),
-            None => None,
-        };
-        let outputs = self.output.validate()?;
-        // Goodput is the share that met every --slo: without one it would be 0 % (or, with
-        // goodput<…, pass) whatever the server did.
-        if plan.slos.is_empty() {
-            if let Some(t) = outputs
-                .thresholds
-                .iter()
-                .find(|t| t.metric == crate::report::threshold::Metric::Goodput)
-            {
-                return Err(invalid(
-                    "--threshold",
-                    &t.expr,
-                    "goodput is the share of requests that met every --slo: add one, e.g. \
-                     --slo ttft<500ms",
-                ));
+        Ok(())
+    }
+
+    /// `--connect-timeout` (default: `--timeout`).
+    fn connect_timeout(&self, timeout: Duration) -> Result<Duration, ConfigError> {
+        Ok(match &self.connect_timeout {
+            Some(t) => {
+                let d = parse_duration(t).map_err(|r| invalid("--connect-timeout", t, r))?;
+                if d.is_zero() {
+                    return Err(invalid("--connect-timeout", t, "must be longer than 0"));
+                }
+                d
             }
-        }
-        // A threshold on a tag the run does not have is a typo (a script's tags are only
-        // known as it runs).
-        if plan.script.is_none() {
-            for t in &outputs.thresholds {
-                if let Some(tag) = &t.tag {
-                    if !tags.contains(tag) {
-                        return Err(invalid(
-                            "--threshold",
-                            &t.expr,
-                            format!("no requests are tagged {tag:?}; the tags are {tags:?}"),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(RunCommand {
-            no_tui: self.no_tui,
-            metrics_addr,
-            plan,
-            spectra: Spectra {
-                corrected: self.spectra.latency,
-                uncorrected: self.spectra.u_latency,
-            },
-            hdr_log: match &self.hdr_log {
-                Some(p) if p.as_os_str() == "-" => {
-                    if self.output.json.as_deref() == Some(Path::new("-")) {
-                        return Err(ConfigError::Missing(
-                            "--hdr-log - and --json - would both write to stdout: send one of \
-                             them to a file"
-                                .into(),
-                        ));
-                    }
-                    Some(p.clone())
-                }
-                Some(p) => {
-                    check_writable("--hdr-log", p)?;
-                    Some(p.clone())
-                }
-                None => None,
-            },
-            outputs,
+            None => timeout,
         })
     }
+
+    /// `--streams` (HTTP/2 only; default 100).
+    fn streams(&self) -> Result<usize, ConfigError> {
+        Ok(match &self.streams {
+            Some(_) if !self.http2 => {
+                return Err(ConfigError::Missing(
+                    "--streams is for HTTP/2 connections: add --http2 (an HTTP/1.1 \
+                         connection carries one request at a time; raise -c instead)"
+                        .into(),
+                ))
+            }
+            Some(n) => parse_count("--streams", n)?,
+            None => 100,
+        })
+    }
+
+    /// `--precision` (None: exact pacing).
+    fn precision(&self) -> Result<Option<Duration>, ConfigError> {
+        Ok(match &self.precision {
+            Some(p) => {
+                let d = parse_duration(p).map_err(|r| invalid("--precision", p, r))?;
+                if d.is_zero() || d > Duration::from_secs(1) {
+                    return Err(invalid(
+                        "--precision",
+                        p,
+                        "from just above 0 to 1s, e.g. 1ms (leave it out for exact pacing)",
+                    ));
+                }
+                Some(d)
+            }
+            None => None,
+        })
+    }
+
+    /// `--hdr-log`: a writable file, or `-` when stdout is not taken by `--json -`.
+    fn hdr_log(&self) -> Result<Option<PathBuf>, ConfigError> {
+        Ok(match &self.hdr_log {
+            Some(p) if p.as_os_str() == "-" => {
+                if self.output.json.as_deref() == Some(Path::new("-")) {
+                    return Err(ConfigError::Missing(
+                        "--hdr-log - and --json - would both write to stdout: send one of \
+                             them to a file"
+                            .into(),
+                    ));
+                }
+                Some(p.clone())
+            }
+            Some(p) => {
+                check_writable("--hdr-log", p)?;
+                Some(p.clone())
+            }
+            None => None,
+        })
+    }
+}
+
+/// Thresholds the plan cannot judge are refused before traffic.
+fn check_thresholds(
+    plan: &Plan,
+    thresholds: &[Threshold],
+    tags: &[String],
+) -> Result<(), ConfigError> {
+    // Goodput is the share that met every --slo: without one it would be 0 % (or, with
+    // goodput<…, pass) whatever the server did.
+    if plan.slos.is_empty() {
+        if let Some(t) = thresholds
+            .iter()
+            .find(|t| t.metric == crate::report::threshold::Metric::Goodput)
+        {
+            return Err(invalid(
+                "--threshold",
+                &t.expr,
+                "goodput is the share of requests that met every --slo: add one, e.g. \
+                 --slo ttft<500ms",
+            ));
+        }
+    }
+    // A threshold on a tag the run does not have is a typo (a script's tags are only
+    // known as it runs).
+    if plan.script.is_none() {
+        for t in thresholds {
+            if let Some(tag) = &t.tag {
+                if !tags.contains(tag) {
+                    return Err(invalid(
+                        "--threshold",
+                        &t.expr,
+                        format!("no requests are tagged {tag:?}; the tags are {tags:?}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses `--price MODEL=IN/OUT` (USD per million input and output tokens).
