@@ -78,11 +78,27 @@ to_ms() { # wrk-style duration (123.00us, 1.23ms, 1.2s) -> ms
 }
 
 # The machine's own timer floor on the generator core (a C loop, no ratebench): send lag
-# and low-rate latencies cannot be better than this here.
-if gcc -O2 -o "$tmp/wake_floor" benches/wake_floor.c 2>/dev/null; then
+# and low-rate latencies cannot be better than this here. With liburing (Debian:
+# liburing-dev, installed when possible) also the send floor: 10k sends a second on one
+# connection to the same target, each one's lateness by its kernel TX stamp — a thread
+# sleeping to each due time (`lazy`), and io_uring linked timeouts with the thread asleep in
+# epoll_wait as a tokio worker is (plain, COOP_TASKRUN, DEFER_TASKRUN) or in io_uring_enter.
+[ -e /usr/include/liburing.h ] || apt-get install -y -qq liburing-dev >/dev/null 2>&1 || true
+if gcc -O2 -DURING -o "$tmp/wake_floor" benches/wake_floor.c -luring 2>/dev/null; then
+    URING_FLOOR=1
+elif gcc -O2 -o "$tmp/wake_floor" benches/wake_floor.c 2>/dev/null; then
+    URING_FLOOR=""
+fi
+if [ -x "$tmp/wake_floor" ]; then
     echo
     echo "timer floor (benches/wake_floor.c, generator core, ${DUR} s):"
     taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR"
+    echo "send floor (benches/wake_floor.c, one connection to the target, 10k/s, ${DUR} s):"
+    modes="lazy"
+    [ -n "$URING_FLOOR" ] && modes="$modes uring-epoll uring-epoll-coop uring-epoll-defer uring-enter uring-enter-defer"
+    for m in $modes; do
+        taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR" "$m" "$PORT" 10000
+    done
 fi
 
 row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %9s %9s\n" "$@"; }
