@@ -308,59 +308,8 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
         )
         .into());
     }
-    let metrics = match command.metrics_addr {
-        Some(addr) => {
-            let m = std::sync::Arc::new(std::sync::Mutex::new(crate::metrics::Metrics::new(
-                config.shard,
-                config.shards,
-                &config.identity(),
-                config.rate.as_f64() / config.shards as f64,
-            )));
-            crate::metrics::serve(addr, m.clone())?;
-            Some(m)
-        }
-        None => None,
-    };
-    // The warm-up: a run of its own before the measured one (its connections close with it),
-    // so nothing of it can reach a histogram, the accounting or a threshold of the window.
-    let warmup = match config.warmup_plan() {
-        Some(plan) => {
-            let w = engine::run(
-                &plan,
-                RunOptions {
-                    handle_sigint: true,
-                    thread_setups: script.as_ref().map(|s| s.thread_setups()),
-                    on_start: Some(Box::new(|| {
-                        progress_clear_line();
-                        let mut e = std::io::stderr();
-                        let _ = writeln!(
-                            e,
-                            "ratebench: warming up for {:?} at {} req/s (not measured)",
-                            plan.duration, plan.rate
-                        );
-                    })),
-                    ..RunOptions::default()
-                },
-            )
-            .map_err(|source| Error::Run {
-                url: config.target.url.clone(),
-                source,
-            })?;
-            if w.interrupted {
-                return Err(Error::Interrupted);
-            }
-            let t = &w.recorder.total;
-            Some(Warmup {
-                duration: w.load_duration,
-                rate: plan.rate.as_f64(),
-                scheduled: t.scheduled,
-                completed: t.completed,
-                errors: t.error_total(),
-                unfinished: w.unfinished,
-            })
-        }
-        None => None,
-    };
+    let metrics = metrics_server(command)?;
+    let warmup = warm_up(config, script.as_ref())?;
     let mut hlog = match &command.hdr_log {
         Some(p) => Some(
             HlogWriter::create(p, &config.meta()).map_err(|source| Error::HdrLog {
@@ -376,10 +325,7 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
     // The live view, on a terminal (both streams: the report goes to stdout after it), not
     // when stdout carries JSON or a log, and not with --no-tui. It takes the screen when the
     // run starts (after the header) and gives it back before the report.
-    let tui = !command.no_tui
-        && !to_stderr
-        && std::io::stdout().is_terminal()
-        && std::io::stderr().is_terminal();
+    let tui = live_view_wanted(command.no_tui, to_stderr);
     if tui {
         progress.tty = false;
     }
@@ -477,6 +423,73 @@ fn load_result(command: &RunCommand) -> Result<RunResult> {
     }
     finished?;
     Ok(result)
+}
+
+/// `--metrics-addr`: the Prometheus view, served by a thread of its own.
+fn metrics_server(
+    command: &RunCommand,
+) -> Result<Option<std::sync::Arc<std::sync::Mutex<crate::metrics::Metrics>>>> {
+    let Some(addr) = command.metrics_addr else {
+        return Ok(None);
+    };
+    let config = &command.plan;
+    let m = std::sync::Arc::new(std::sync::Mutex::new(crate::metrics::Metrics::new(
+        config.shard,
+        config.shards,
+        &config.identity(),
+        config.rate.as_f64() / config.shards as f64,
+    )));
+    crate::metrics::serve(addr, m.clone())?;
+    Ok(Some(m))
+}
+
+/// `--warmup`: a run of its own before the measured one (its connections close with it),
+/// so nothing of it can reach a histogram, the accounting or a threshold of the window.
+fn warm_up(config: &Plan, script: Option<&Script>) -> Result<Option<Warmup>> {
+    Ok(match config.warmup_plan() {
+        Some(plan) => {
+            let w = engine::run(
+                &plan,
+                RunOptions {
+                    handle_sigint: true,
+                    thread_setups: script.map(|s| s.thread_setups()),
+                    on_start: Some(Box::new(|| {
+                        progress_clear_line();
+                        let mut e = std::io::stderr();
+                        let _ = writeln!(
+                            e,
+                            "ratebench: warming up for {:?} at {} req/s (not measured)",
+                            plan.duration, plan.rate
+                        );
+                    })),
+                    ..RunOptions::default()
+                },
+            )
+            .map_err(|source| Error::Run {
+                url: config.target.url.clone(),
+                source,
+            })?;
+            if w.interrupted {
+                return Err(Error::Interrupted);
+            }
+            let t = &w.recorder.total;
+            Some(Warmup {
+                duration: w.load_duration,
+                rate: plan.rate.as_f64(),
+                scheduled: t.scheduled,
+                completed: t.completed,
+                errors: t.error_total(),
+                unfinished: w.unfinished,
+            })
+        }
+        None => None,
+    })
+}
+
+/// Whether to draw the live view: on a terminal (stdout and stderr both: the report goes
+/// to stdout after it), not when stdout carries JSON or a log, and not with --no-tui.
+fn live_view_wanted(no_tui: bool, to_stderr: bool) -> bool {
+    !no_tui && !to_stderr && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Prints the text report, writes the files, and turns write failures and failed

@@ -41,10 +41,7 @@ pub(super) fn sweep_cmd(command: &SweepCommand) -> Result<()> {
     // On a terminal, the live view of each step with the table growing below it; the sweep's
     // text prints when the view closes. Otherwise a progress line a second and the rows as
     // they come.
-    let tui = !base.no_tui
-        && !to_stderr
-        && std::io::stdout().is_terminal()
-        && std::io::stderr().is_terminal();
+    let tui = live_view_wanted(base.no_tui, to_stderr);
     let live: std::cell::RefCell<Option<crate::live::LiveView>> = std::cell::RefCell::new(None);
     if tui {
         *live.borrow_mut() = crate::live::LiveView::start(
