@@ -22,6 +22,10 @@
  *                         only when the thread enters the ring: io_uring_get_events on wake)
  *      uring-enter        the thread waits in io_uring_enter itself (no epoll), plain ring
  *      uring-enter-defer  the same with SINGLE_ISSUER | DEFER_TASKRUN
+ *      uring-loop         the ring as the whole event loop: sends as above, answers read by a
+ *                         RECV kept queued on the ring, the thread waiting in io_uring_enter
+ *                         and making no other system call but for the TX stamps
+ *      uring-loop-defer   the same with SINGLE_ISSUER | DEFER_TASKRUN
  *    The uring modes need liburing (Debian: liburing-dev) and -DURING.
  *
  * Built and run by benches/load.sh:
@@ -152,6 +156,9 @@ static int uring(int fd, long long t0, long long gap, const char *mode) {
     struct io_uring ring;
     struct io_uring_params p = {0};
     int defer = strstr(mode, "-defer") != NULL, use_epoll = strncmp(mode, "uring-epoll", 11) == 0;
+    int ring_reads = strncmp(mode, "uring-loop", 10) == 0;
+    static char rbuf[1 << 16];
+    int recv_queued = 0;
     if (defer) p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     if (strstr(mode, "-coop")) p.flags = IORING_SETUP_COOP_TASKRUN;
     int e = io_uring_queue_init_params(4096, &ring, &p);
@@ -187,6 +194,12 @@ static int uring(int fd, long long t0, long long gap, const char *mode) {
             s->user_data = 1;
             queued++;
         }
+        if (ring_reads && !recv_queued && io_uring_sq_space_left(&ring) >= 1) {
+            struct io_uring_sqe *s = io_uring_get_sqe(&ring);
+            io_uring_prep_recv(s, fd, rbuf, sizeof rbuf, 0);
+            s->user_data = 2;
+            recv_queued = 1;
+        }
         if (use_epoll) {
             io_uring_submit(&ring);
             struct epoll_event evs[4];
@@ -201,12 +214,13 @@ static int uring(int fd, long long t0, long long gap, const char *mode) {
         unsigned head, n = 0;
         io_uring_for_each_cqe(&ring, head, cqe) {
             if (cqe->user_data == 1) sends_done++;
+            if (cqe->user_data == 2) recv_queued = 0;
             if (cqe->res < 0 && cqe->res != -ETIME)
                 fprintf(stderr, "%s: completion %llu: %s\n", mode, cqe->user_data, strerror(-cqe->res));
             n++;
         }
         io_uring_cq_advance(&ring, n);
-        read_answers(fd);
+        if (!ring_reads) read_answers(fd);
         read_stamps(fd);
     }
     io_uring_queue_exit(&ring);
