@@ -54,27 +54,35 @@ fn document(r: &RunResult) -> Document {
     ratebench::report::json::document(r, &Summary::of(r), &[])
 }
 
-/// The share of runs whose 95 % interval for `key` (quantile `q`) holds the percentile of
-/// all the runs merged (150 s of requests: a long run's value, far more precise than any
-/// one run's).
-fn coverage(runs: &[RunResult], key: &str, q: f64) -> (f64, f64) {
+/// How the runs' 95 % intervals for `key` (quantile `q`) did against the percentile of all
+/// the runs merged (200 s of requests: a long run's value, far more precise than any one
+/// run's): the share that held it, that value, and the intervals' mean half-width over
+/// 1.96 × the spread (standard deviation) of the runs' own estimates — the half-width a
+/// 95 % interval would need if the runs' spread were all it had to cover (about 1 when
+/// right; 1.5 is as wide as a 99.7 % interval, |z| = 2.94: far too cautious).
+fn coverage(runs: &[RunResult], key: &str, q: f64) -> (f64, f64, f64) {
     let mut all: Hist = new_hist();
     for r in runs {
         all.add(&r.recorder.corrected).unwrap();
     }
     let truth = percentile(&all, q * 100.0) as f64 / 1000.0;
-    let held = runs
-        .iter()
-        .filter(|r| {
-            let d = document(r);
-            let [lo, hi] =
-                d.latency_ms.corrected.ci95.as_ref().unwrap()[key].unwrap_or_else(|| {
-                    panic!("{key}: no interval from {} values", d.accounting.completed)
-                });
-            lo <= truth && truth <= hi
-        })
-        .count();
-    (held as f64 / runs.len() as f64, truth)
+    let mut held = 0;
+    let (mut estimates, mut half_widths) = (Vec::new(), Vec::new());
+    for r in runs {
+        let d = document(r);
+        let [lo, hi] = d.latency_ms.corrected.ci95.as_ref().unwrap()[key]
+            .unwrap_or_else(|| panic!("{key}: no interval from {} values", d.accounting.completed));
+        if lo <= truth && truth <= hi {
+            held += 1;
+        }
+        estimates.push(percentile(&r.recorder.corrected, q * 100.0) as f64 / 1000.0);
+        half_widths.push((hi - lo) / 2.0);
+    }
+    let n = runs.len() as f64;
+    let mean = estimates.iter().sum::<f64>() / n;
+    let sd = (estimates.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let width = half_widths.iter().sum::<f64>() / n / (1.96 * sd);
+    (held as f64 / n, truth, width)
 }
 
 /// A service time uniformly random in `ms.0..ms.1`.
@@ -89,18 +97,32 @@ fn calibration(configure: impl FnOnce(&mut ratebench::serve::ServeConfig), what:
     let url = format!("http://{}/", server.addr);
     let rs = runs(&url, 200, 5);
     for (key, q) in [("p50", 0.5), ("p99", 0.99)] {
-        let (share, truth) = coverage(&rs, key, q);
+        let (share, truth, width) = coverage(&rs, key, q);
         eprintln!(
-            "{what}: {key} = {truth:.3} ms covered by {:.1} % of 200 intervals",
+            "{what}: {key} = {truth:.3} ms covered by {:.1} % of 200 intervals; mean half-width \
+             {width:.2} × 1.96 sd of the runs' estimates",
             share * 100.0
         );
-        // 95 % intervals: 88–99 % of 200 holds with probability > 99.9 % if they are right
-        // (and > 98 % if they cover 96 %: a harness of five generators on two cores has
-        // start-up transients that every run shares, which the batches see as dependence).
+        // Not too narrow: 95 % intervals hold in at least 88 % of 200 runs with probability
+        // > 99.9 % if they are right (and > 98 % if they cover 96 %: a harness of five
+        // generators on two cores has start-up transients that every run shares, which the
+        // batches see as dependence).
         assert!(
-            (0.88..=0.99).contains(&share),
+            share >= 0.88,
             "{what}: the 95 % intervals of {key} held the long-run {truth:.3} ms in {:.1} % of runs",
             share * 100.0
+        );
+        // Not too wide, judged by width rather than by a coverage near 100 % (a count of
+        // the few misses, too noisy to bound: 99.5 % came up in one CI run out of six with
+        // intervals 1.2 × wide, 95.5 % in the next with the same): no wider than a 99.7 %
+        // interval of the runs' own spread. Right intervals read 0.8–1.25 here — the
+        // quantile's distribution is skewed and bucketed, the intervals asymmetric, and the
+        // spread includes what the machine moves between runs — and the ratio, from 200
+        // runs, is known to about ±5 %.
+        assert!(
+            width <= 1.5,
+            "{what}: the 95 % intervals of {key} are {width:.2} × 1.96 sd of the runs' \
+             estimates wide: more cautious than a 99.7 % interval"
         );
     }
 }
