@@ -113,8 +113,8 @@ fn calibration(configure: impl FnOnce(&mut ratebench::serve::ServeConfig), what:
             share * 100.0
         );
         // Not too wide, judged by width rather than by a coverage near 100 % (a count of
-        // the few misses, too noisy to bound: 99.5 % came up in one CI run out of six with
-        // intervals 1.2 × wide, 95.5 % in the next with the same): no wider than a 99.7 %
+        // the few misses, too noisy to bound: 99.5 % came up in one CI run out of six, and
+        // 95.5 % in the next run, with intervals 1.23 × wide): no wider than a 99.7 %
         // interval of the runs' own spread. Right intervals read 0.8–1.25 here — the
         // quantile's distribution is skewed and bucketed, the intervals asymmetric, and the
         // spread includes what the machine moves between runs — and the ratio, from 200
