@@ -143,6 +143,29 @@ pub struct RunResult {
     pub precision: Option<Precision>,
     /// `--requests-log`: the first write that failed (the log is then incomplete).
     pub requests_log_error: Option<String>,
+    /// How requests were sent on time (None when rebuilt from logs that did not say).
+    pub pacing: Option<Pacing>,
+}
+
+/// How a run's requests were sent on time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pacing {
+    /// Which way: `io_uring linked timeouts`, `timer and spin`, `timer` (`--spin 0`) or
+    /// `precision grid` (`--precision`).
+    pub path: String,
+    /// Why the io_uring path did not run (None when it did).
+    pub io_uring_not_used: Option<String>,
+    /// The io_uring path: sends made through it, and how many of them the kernel stamped
+    /// (their send lag is the stamp less the due time; the others' is when the thread saw
+    /// the send complete).
+    pub sends: u64,
+    /// Of `sends`, stamped by the kernel.
+    pub stamped: u64,
+}
+
+impl Pacing {
+    /// The io_uring path's name, as reports and JSON say it.
+    pub const IO_URING: &'static str = "io_uring linked timeouts";
 }
 
 /// One shard of a merged run, as its own log told it.
@@ -209,6 +232,7 @@ impl RunResult {
             incomplete: None,
             requests_log_error: None,
             precision: None,
+            pacing: None,
         }
     }
 

@@ -12,6 +12,13 @@ static TIMING: Mutex<()> = Mutex::new(());
 #[test]
 fn rate_is_exact_and_evenly_spaced_across_threads() {
     let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    for path in send_paths() {
+        eprintln!("--io-uring {path}");
+        rate_is_exact_and_evenly_spaced(path);
+    }
+}
+
+fn rate_is_exact_and_evenly_spaced(path: &str) {
     let server = raw_server(Behaviour::Ok);
     let url = format!("http://{}/", server.addr);
     let r = load(&url)
@@ -19,6 +26,7 @@ fn rate_is_exact_and_evenly_spaced_across_threads() {
         .duration("3s")
         .connections(20)
         .threads(2)
+        .flag("--io-uring", path)
         .run();
     let t = &r.recorder.total;
     // 2000/s for 3 s: due at 0, 0.5 ms, …, 2999.5 ms — 6000 requests (±1 allowed).
@@ -83,7 +91,13 @@ fn stall_shows_in_corrected_latency_not_in_uncorrected() {
     let in_stall = 500.0;
     let expected_p99_ms = stall.as_millis() as f64 * (1.0 - (0.01 * total) / in_stall);
     assert_eq!(expected_p99_ms, 460.0);
+    for path in send_paths() {
+        eprintln!("--io-uring {path}");
+        stall_shows(path, stall, expected_p99_ms);
+    }
+}
 
+fn stall_shows(path: &str, stall: Duration, expected_p99_ms: f64) {
     let server = serve(|c| {
         c.stall = Some(ratebench::serve::Stall {
             length: stall,
@@ -93,7 +107,12 @@ fn stall_shows_in_corrected_latency_not_in_uncorrected() {
         })
     });
     let url = format!("http://{}/", server.addr);
-    let r = load(&url).rate("1000").duration("4s").connections(10).run();
+    let r = load(&url)
+        .rate("1000")
+        .duration("4s")
+        .connections(10)
+        .flag("--io-uring", path)
+        .run();
     assert_eq!(r.recorder.total.scheduled, 4000);
     assert_eq!(r.recorder.total.completed, 4000);
     let corrected_p99 = ms(r.recorder.corrected.value_at_quantile(0.99));

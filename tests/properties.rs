@@ -179,7 +179,10 @@ fn read_http1(bytes: &[u8], head_request: bool) -> Result<(), String> {
         .unwrap();
     let r = rt.block_on(async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut conn = H1Conn::new(Stream::Plain(StampedTcp::new(tcp, false).unwrap()), None);
+        let mut conn = H1Conn::new(
+            Stream::Plain(StampedTcp::new(tcp, false, false).unwrap()),
+            None,
+        );
         let work = async {
             let (_, framing) = conn
                 .read_head(head_request, |h| h.status)

@@ -477,6 +477,111 @@ fn the_default_mode_reports_the_servers_latency_in_every_configuration() {
     check_all(&cases());
 }
 
+/// The cases the io_uring path runs in (HTTP/1.1 in clear, exact pacing; `--spin` does not
+/// apply to it), each with `--io-uring on`.
+fn io_uring_cases() -> Vec<Case> {
+    cases()
+        .into_iter()
+        .filter(|c| {
+            !c.tls
+                && c.precision_ms == 0.0
+                && !c.name.contains("--http2")
+                && !c.name.contains("--spin")
+        })
+        .map(|c| {
+            let inner = c.load;
+            Case {
+                name: Box::leak(format!("{} --io-uring on", c.name).into_boxed_str()),
+                load: Box::new(move |u| inner(u).flag("--io-uring", "on")),
+                ..c
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_io_uring_path_reports_the_servers_latency_in_every_configuration_it_runs_in() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    if !send_paths().contains(&"on") {
+        return;
+    }
+    let cases = io_uring_cases();
+    assert_eq!(cases.len(), 8, "the HTTP/1.1 cases in clear");
+    check_all(&cases);
+}
+
+#[test]
+fn each_request_reaches_the_server_at_its_due_time_and_the_send_lag_says_how_late() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    // The server's kernel stamps each request as it reaches its socket (CLOCK_REALTIME);
+    // the k-th arrival belongs to the k-th due time, the run's wall-clock start plus k/R.
+    // Independent of anything the generator says, then: no request arrives before its due
+    // time (a send ahead of the schedule would shorten its measured latency), and the
+    // median arrival is within the 0.4 ms a wake-up may add. The generator's own send lag
+    // — on the io_uring path the kernel's transmit stamp less the due time — must be at
+    // most the arrival's lateness (a send precedes its arrival) and within 0.1 ms of it
+    // (loopback's transit).
+    for path in send_paths() {
+        let server = stamping_server();
+        let url = format!("http://{}/", server.addr);
+        let r = load(&url)
+            .rate("1000")
+            .duration("3s")
+            .connections(10)
+            .flag("--io-uring", path)
+            .run();
+        let t = &r.recorder.total;
+        assert_eq!(t.completed, 3000, "--io-uring {path}");
+        let pacing = r.pacing.clone().expect("a live run says how it paced");
+        if path == "on" {
+            assert_eq!(pacing.path, ratebench::run::Pacing::IO_URING);
+            assert_eq!(pacing.sends, 3000, "every request went through the ring");
+            // The first bytes of a connection may go before the kernel stamps its sends.
+            assert!(pacing.stamped + 10 >= 3000, "{} stamped", pacing.stamped);
+        } else {
+            assert_eq!(pacing.path, "timer and spin");
+            assert_eq!(pacing.sends, 0);
+        }
+        let start = r
+            .started_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        let mut arrivals = server.arrivals.lock().unwrap().clone();
+        arrivals.sort();
+        // Each connection's first request may have come unstamped: match from the end,
+        // where every request is stamped.
+        assert!(arrivals.len() + 10 >= 3000, "{} stamped", arrivals.len());
+        let skip = 3000 - arrivals.len();
+        let late: Vec<i128> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a - (start + (skip + i) as i128 * 1_000_000))
+            .collect();
+        let earliest = *late.iter().min().unwrap() as f64 / 1e6;
+        let mut sorted = late.clone();
+        sorted.sort();
+        let p50 = sorted[sorted.len() / 2] as f64 / 1e6;
+        let lag_p50 = ms(percentile(&r.recorder.send_lag, 50.0));
+        eprintln!(
+            "--io-uring {path}: arrival after its due time: earliest {earliest:.4} ms, p50 {p50:.4} ms; send lag p50 {lag_p50:.4} ms"
+        );
+        // (The two clocks are one, read a microsecond apart at the start.)
+        assert!(
+            earliest >= -0.005,
+            "--io-uring {path}: a request arrived {earliest} ms early"
+        );
+        assert!(
+            p50 <= P50_SLACK_MS,
+            "--io-uring {path}: arrivals p50 {p50} ms late"
+        );
+        assert!(
+            lag_p50 <= p50 + 0.005 && p50 - lag_p50 <= 0.1,
+            "--io-uring {path}: send lag p50 {lag_p50} ms against arrivals p50 {p50} ms late"
+        );
+    }
+}
+
 #[test]
 fn a_script_is_timed_as_truly_as_the_fixed_request() {
     let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
@@ -648,6 +753,13 @@ fn ks_exponential(gaps: &mut [f64], mean: f64) -> f64 {
 #[test]
 fn poisson_arrivals_reach_the_server_with_exponential_gaps() {
     let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    for path in send_paths() {
+        eprintln!("--io-uring {path}");
+        poisson_arrivals(path);
+    }
+}
+
+fn poisson_arrivals(path: &str) {
     // 300/s Poisson for 7.5 s: about 2,250 arrivals, stamped by the server's kernel as they
     // reach its sockets. Their gaps must be exponential with mean 1/300 s: the
     // Kolmogorov–Smirnov distance below 1.63/√n, the 1 % critical value. A generator that
@@ -684,6 +796,7 @@ fn poisson_arrivals_reach_the_server_with_exponential_gaps() {
         .connections(10)
         .flag("--arrival", "poisson")
         .flag("--seed", seed)
+        .flag("--io-uring", path)
         .run();
     assert_eq!(r.recorder.total.completed, due.len() as u64);
     let mut arrivals = server.arrivals.lock().unwrap().clone();

@@ -290,6 +290,14 @@ pub struct RunArgs {
     /// With --until: the longest the load may run [default: 10 × -d].
     #[arg(long = "max-duration", value_name = "T")]
     pub max_duration: Option<String>,
+    /// Send each request by the kernel's timer: an io_uring linked timeout queued ahead of
+    /// its due time, no spin, send lag from the kernel's transmit stamp — about two thirds
+    /// of the CPU per request, a send lag p50 of ~20 µs (docs/performance.md). auto: when
+    /// the run allows it (HTTP/1.1 over plain TCP, no Lua script, no --precision) and the
+    /// kernel lets this process use io_uring; on: always (a run that cannot is refused);
+    /// off: the timer and --spin.
+    #[arg(long = "io-uring", value_name = "WHEN", default_value = "off")]
+    pub io_uring: String,
     /// Coarser, cheaper pacing: wake at most once per T and send everything then due, so a
     /// request may go out up to T late (in its latency and send lag) [default: exact].
     #[arg(long = "precision", value_name = "T")]

@@ -188,6 +188,8 @@ pub struct Connector {
     http2: bool,
     /// Ask the kernel to stamp receives.
     kernel_stamps: bool,
+    /// Requests go out through a worker's io_uring: ask the kernel to stamp sends too.
+    stamp_sends: bool,
     /// Send refused (unprocessed) requests again (not `--no-retry`).
     retry: bool,
     /// `--targets` or `--prompts`: the kinds of request, chosen by sequence number.
@@ -308,6 +310,7 @@ impl Connector {
             negotiated: Arc::default(),
             http2: config.http2,
             kernel_stamps: config.kernel_stamps,
+            stamp_sends: false,
             retry: config.retry,
             server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
             server_streams_last: Arc::new(AtomicUsize::new(usize::MAX)),
@@ -397,6 +400,27 @@ impl Connector {
     }
 
     /// The same connector, connecting to another address (a script's `thread.addr`).
+    /// The largest request whose bytes are known before the run (templates built once),
+    /// and whether it speaks TLS.
+    pub fn largest_fixed_request(&self) -> usize {
+        let len = |t: &RequestTemplate| t.wire.as_ref().map_or(0, Bytes::len);
+        let mix = self.mix.iter().flat_map(|m| m.templates.iter()).map(len);
+        mix.fold(len(&self.template), usize::max)
+    }
+
+    /// Whether connections speak TLS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The same, its connections' sends stamped by the kernel (for the io_uring path).
+    pub fn with_stamped_sends(self) -> Connector {
+        Connector {
+            stamp_sends: true,
+            ..self
+        }
+    }
+
     pub fn with_addr(&self, addr: SocketAddr) -> Connector {
         Connector {
             addr,
@@ -430,7 +454,7 @@ impl Connector {
             tls: None,
         };
         let _ = tcp.set_nodelay(true);
-        let tcp = StampedTcp::new(tcp, self.kernel_stamps)
+        let tcp = StampedTcp::new(tcp, self.kernel_stamps, self.stamp_sends)
             .map_err(|source| ConnectError::Tcp { addr, source })?;
         let arrival = tcp.stamping().then(|| tcp.arrival());
         let stream = match &self.tls {

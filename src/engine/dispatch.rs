@@ -202,6 +202,11 @@ pub(super) struct Shared {
     /// When the first and the last request completed (throughput is counted over the time
     /// completions took).
     pub(super) completions: Cell<Option<(Instant, Instant)>>,
+    /// The io_uring path: the thread's ring (requests are handed out up to `uring::LEAD`
+    /// ahead of their due time and sent by the kernel's timer).
+    pub(super) ring: Option<std::rc::Rc<super::uring::Ring>>,
+    /// A slot went idle (the pacer, holding a request not yet due, may hand it out now).
+    pub(super) went_idle: Notify,
 }
 
 /// The most of a thread's time spent awake waiting for responses: the expected response
@@ -237,6 +242,11 @@ impl Shared {
             rec.queued += 1;
             self.queue.push(intended, after);
         }
+    }
+
+    /// Whether an HTTP/1.1 slot is idle (a request handed out now goes out without waiting).
+    pub(super) fn has_idle(&self) -> bool {
+        !self.idle.borrow().is_empty()
     }
 
     /// HTTP/2: an idle slot of the connection with the fewest requests in flight (ties go
@@ -330,6 +340,9 @@ impl Shared {
             conn.idle.borrow_mut().push(id);
         } else {
             self.idle.borrow_mut().push_back(id);
+            if self.ring.is_some() {
+                self.went_idle.notify_one();
+            }
         }
         loop {
             slot.wake.notified().await;

@@ -97,6 +97,17 @@ pub async fn exchange(
     on_gap: impl FnMut(Duration),
 ) -> Result<(), ExchangeError> {
     conn.send(&wire.bytes).await?;
+    answer(conn, wire, how, progress, on_gap).await
+}
+
+/// The response to `wire`, which was sent some other way (the io_uring path).
+pub async fn answer(
+    conn: &mut H1Conn,
+    wire: &Wire,
+    how: Reader<'_>,
+    progress: &mut Progress,
+    on_gap: impl FnMut(Duration),
+) -> Result<(), ExchangeError> {
     let (mut reading, framing) = conn
         .read_head(wire.head, |head| Reading::head(how, progress, on_gap, head))
         .await?;

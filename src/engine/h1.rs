@@ -150,6 +150,8 @@ pub struct H1Conn {
     idle_limit: Option<std::time::Duration>,
     /// When its last answer ended (kept only with an `idle_limit`).
     idle_since: Option<std::time::Instant>,
+    /// Bytes sent by the io_uring path (the kernel keys its transmit stamps by this).
+    ring_bytes: u32,
 }
 
 impl H1Conn {
@@ -166,7 +168,20 @@ impl H1Conn {
             answered: false,
             idle_limit: None,
             idle_since: None,
+            ring_bytes: 0,
         }
+    }
+
+    /// A request of `len` bytes is about to go out on this connection through the io_uring
+    /// path, not `send`: the socket to send it on, and the key the kernel's transmit stamp
+    /// of it will carry if it stamps this socket's sends (the offset of its last byte).
+    /// None over TLS.
+    pub fn send_elsewhere(&mut self, len: usize) -> Option<(std::os::fd::RawFd, Option<u32>)> {
+        let (fd, stamped) = self.io.send_fd()?;
+        self.sends += 1;
+        self.answered = false;
+        self.ring_bytes = self.ring_bytes.wrapping_add(len as u32);
+        Some((fd, stamped.then(|| self.ring_bytes.wrapping_sub(1))))
     }
 
     /// The last request went on a connection used before, and the server closed it

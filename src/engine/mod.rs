@@ -20,13 +20,14 @@ pub mod requests_log;
 pub mod slot;
 pub mod stamp;
 pub mod tls;
+pub mod uring;
 pub mod worker;
 
 use crate::error::{ConfigError, EXIT_RUNTIME, EXIT_USAGE};
 use crate::record::batches::{self, Batches};
 use crate::record::histogram::{self, new_hist, Hist};
 use crate::record::{Interval, IntervalStats, Recorder};
-use crate::run::RunResult;
+use crate::run::{Pacing, RunResult};
 use crate::script::ScriptError;
 use conn::{ConnectError, Connector};
 pub use plan::{Plan, Target};
@@ -215,10 +216,55 @@ impl Default for RunOptions<'_> {
     }
 }
 
+/// Which way the run's requests are sent on time: by io_uring linked timeouts (true) where
+/// `--io-uring` and the run allow it and the kernel lets this process, else by the timer.
+/// `--io-uring on` in a run that cannot is an error, before any traffic.
+fn pacing(config: &Plan, connector: &Connector) -> Result<(bool, Pacing), RunError> {
+    use plan::IoUringMode;
+    let why_not = if let Some(why) = config.io_uring_blocked() {
+        Some(why)
+    } else if connector.tls() {
+        Some("TLS (rustls encrypts in the process)".into())
+    } else if connector.largest_fixed_request() > uring::MAX_REQUEST {
+        Some(format!(
+            "a request over {} KiB (sent whole, an early answer could not stop it)",
+            uring::MAX_REQUEST / 1024
+        ))
+    } else {
+        uring::unusable()
+    };
+    if let (IoUringMode::On, Some(why)) = (config.io_uring, &why_not) {
+        return Err(RunError::Setup(format!(
+            "--io-uring on: this run cannot send by io_uring: {why}"
+        )));
+    }
+    let path = match (&why_not, config.precision) {
+        (None, _) => Pacing::IO_URING,
+        (_, Some(_)) => "precision grid",
+        _ if config.spin.is_zero() => "timer",
+        _ => "timer and spin",
+    };
+    Ok((
+        why_not.is_none(),
+        Pacing {
+            path: path.into(),
+            io_uring_not_used: why_not,
+            sends: 0,
+            stamped: 0,
+        },
+    ))
+}
+
 /// Runs the load test described by `config`.
 pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunError> {
     let addr = resolve(config)?;
-    let connector = Arc::new(Connector::new(config, addr)?);
+    let connector = Connector::new(config, addr)?;
+    let (ring, mut pacing) = pacing(config, &connector)?;
+    let connector = Arc::new(if ring {
+        connector.with_stamped_sends()
+    } else {
+        connector
+    });
 
     let threads = config.threads;
     if config.script.is_some() && options.thread_setups.is_none() {
@@ -265,6 +311,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
                 config.spin
             },
             precision: config.precision,
+            ring,
             connector: connector.clone(),
             rule: config.token_rule.clone(),
             slos: config.slos.clone(),
@@ -456,6 +503,8 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         }
         busy.push(r.busy);
         waits = (waits.0 + r.waits.0, waits.1 + r.waits.1);
+        pacing.sends += r.ring_sends.0;
+        pacing.stamped += r.ring_sends.1;
         thread_globals.push(r.globals);
     }
     // A script that tags every request leaves the plan's default tag empty: not a kind of
@@ -505,5 +554,6 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         shard_lines: Vec::new(),
         incomplete: None,
         requests_log_error: requests_log.and_then(|l| l.failure()),
+        pacing: Some(pacing),
     })
 }

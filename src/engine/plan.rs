@@ -200,6 +200,9 @@ pub struct Plan {
     /// GOAWAY above its last stream or REFUSED_STREAM; HTTP/1.1 a reused connection closed
     /// before any answer). `--no-retry` turns it off: each is then an error.
     pub retry: bool,
+    /// `--io-uring`: send by io_uring linked timeouts where the run allows it (`Auto`),
+    /// always (`On`: an error when it cannot), or never (`Off`).
+    pub io_uring: IoUringMode,
     /// `--precision T`: wake at most once per T, sending everything then due (None: exact
     /// pacing, a wake-up per due time).
     pub precision: Option<Duration>,
@@ -242,6 +245,17 @@ pub struct Plan {
     pub requests_log: Option<std::path::PathBuf>,
 }
 
+/// `--io-uring`: whether requests go out by the kernel's timer (`engine::uring`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoUringMode {
+    /// Where the run allows it and the kernel lets this process use io_uring.
+    Auto,
+    /// Always: a run that cannot is refused before any traffic.
+    On,
+    /// Never: the timer and spin.
+    Off,
+}
+
 impl Plan {
     /// A plan with wrk2's defaults (10 connections, 10 s, GET, 10 s timeout and grace) and
     /// one thread, for `rate` against `target`; callers change what they need.
@@ -269,6 +283,7 @@ impl Plan {
             kernel_stamps: true,
             retry: true,
             precision: None,
+            io_uring: IoUringMode::Off,
             arrival: Arrival::Constant,
             seed: 0,
             stages: Vec::new(),
@@ -344,6 +359,24 @@ impl Plan {
             start_at: None,
             ..self.clone()
         })
+    }
+
+    /// Why this plan's requests cannot go out by io_uring linked timeouts, as far as the
+    /// plan alone says (the engine also checks the requests' sizes and the kernel).
+    pub fn io_uring_blocked(&self) -> Option<String> {
+        if self.io_uring == IoUringMode::Off {
+            Some("--io-uring off".into())
+        } else if self.precision.is_some() {
+            Some("--precision sends in batches".into())
+        } else if self.http2 {
+            Some("HTTP/2 (its frames go out through one writer per connection)".into())
+        } else if self.target.tls {
+            Some("TLS (rustls encrypts in the process)".into())
+        } else if self.script.is_some() {
+            Some("a Lua script builds the requests".into())
+        } else {
+            None
+        }
     }
 
     /// The description of this plan that travels with its results.

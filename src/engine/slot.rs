@@ -16,9 +16,9 @@
 use super::conn::{ConnectError, ConnectTiming, Connector, Link};
 use super::dispatch::{Conn, Job, Shared};
 use super::exchange::{
-    arrived, cause, classify, exchange, read_h2, ExchangeError, Progress, Reader,
+    answer, arrived, cause, classify, exchange, read_h2, ExchangeError, Progress, Reader,
 };
-use super::h1::{H1Conn, Wire};
+use super::h1::{H1Conn, H1Error, Wire};
 use super::http2::{H2Conn, H2Error, H2Request, H2Stream, REFUSED_STREAM};
 use crate::clock;
 use crate::outcome::{Cause, ErrorClass, Outcome, ResponseMeta, Retry};
@@ -666,6 +666,8 @@ pub(super) async fn attempt(
         },
     };
     let forget = Forget(shared.script.as_ref(), std::cell::Cell::new(context));
+    // The fixed request (or the mix's kind), built once for every try.
+    let fixed = scripted.is_none().then(|| connector.request(job.seq).0);
     let mut free = job.free;
     // Sent (the first time), and whether the thread stays awake for the answer.
     let mut first: Option<(Instant, bool)> = None;
@@ -705,6 +707,31 @@ pub(super) async fn attempt(
         if let Some(a) = &arrival {
             a.set(None);
         }
+        // The io_uring path: the kernel's timer sends it at its due time (a retry at once),
+        // and its transmit stamp says when it left.
+        let mut by_ring = None;
+        if let (Some(ring), Some(wire)) = (&shared.ring, &fixed) {
+            if let Some((fd, key)) = s.send_elsewhere(wire.bytes.len()) {
+                let due = if first.is_some() {
+                    Instant::now()
+                } else {
+                    job.intended
+                };
+                let limit = due.max(Instant::now()) + deadline.timeout;
+                let send = ring.send_at(fd, wire.bytes.clone(), due, key);
+                by_ring = Some(match deadline.run(limit, send).await {
+                    Ok(Ok(t)) => {
+                        if first.is_none() {
+                            first = Some((t, mark_sent(shared, t)));
+                        }
+                        None
+                    }
+                    Ok(Err(e)) => Some(Ok(Err(ExchangeError::from(H1Error::Write(e))))),
+                    Err(t) => Some(Err(t)),
+                });
+            }
+        }
+        let (ring_sent, ring_failed) = (by_ring.is_some(), by_ring.flatten());
         let (sent, awaited) = *first.get_or_insert_with(|| {
             let sent = Instant::now();
             (sent, mark_sent(shared, sent))
@@ -714,7 +741,9 @@ pub(super) async fn attempt(
         let mut script_failed = None;
         let work = async {
             let Some(list) = &scripted else {
-                let (wire, _) = connector.request(job.seq);
+                let wire = fixed
+                    .as_ref()
+                    .expect("built for a request without a script");
                 let how = Reader {
                     arrival: arrival.as_deref(),
                     since: sent,
@@ -722,7 +751,10 @@ pub(super) async fn attempt(
                     collect: false,
                     inspect: &shared.inspect,
                 };
-                return exchange(s, &wire, how, &mut progress, gap).await;
+                if ring_sent {
+                    return answer(s, wire, how, &mut progress, gap).await;
+                }
+                return exchange(s, wire, how, &mut progress, gap).await;
             };
             let script = shared
                 .script
@@ -768,7 +800,13 @@ pub(super) async fn attempt(
             progress.first_byte = first_byte;
             Ok(())
         };
-        let result = deadline.run(sent + deadline.timeout, work).await;
+        let result = match ring_failed {
+            Some(failed) => {
+                drop(work);
+                failed
+            }
+            None => deadline.run(sent + deadline.timeout, work).await,
+        };
         // The keep-alive race: the server closed this reused connection as the request went
         // out, without a byte of an answer, so it never processed it. Sent again once, on a
         // new connection, when that is harmless (RFC 9110 §9.2.2).

@@ -41,11 +41,13 @@ pub struct StampedTcp {
     arrival: Arrival,
     /// Whether the kernel agreed to stamp (else plain reads).
     stamping: bool,
+    /// Whether the kernel stamps what is sent (`SO_TIMESTAMPING`, for the io_uring path).
+    sends_stamped: bool,
 }
 
 impl StampedTcp {
     /// Wraps `tcp`, asking the kernel for receive timestamps if `stamp`.
-    pub fn new(tcp: TcpStream, stamp: bool) -> io::Result<StampedTcp> {
+    pub fn new(tcp: TcpStream, stamp: bool, stamp_sends: bool) -> io::Result<StampedTcp> {
         let tcp = tcp.into_std()?;
         let on: libc::c_int = 1;
         // SAFETY: setsockopt reads an int we own, for the length we give.
@@ -59,13 +61,20 @@ impl StampedTcp {
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 )
             } == 0;
+        let sends_stamped = stamp_sends && super::uring::stamp_sends(tcp.as_raw_fd());
         // SAFETY: the AsyncFd owns the stream, and deregisters it before the stream closes.
         let fd = unsafe { AsyncFd::register(tcp) }.map_err(|e| e.into_parts().1)?;
         Ok(StampedTcp {
             fd,
             arrival: Rc::default(),
             stamping,
+            sends_stamped,
         })
+    }
+
+    /// The socket's descriptor and whether its sends are stamped (for the io_uring path).
+    pub fn send_fd(&self) -> (std::os::fd::RawFd, bool) {
+        (self.fd.as_raw_fd(), self.sends_stamped)
     }
 
     /// Where the arrival time of the last bytes read is kept.
@@ -86,7 +95,8 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<libc::time
         iov_len: buf.len(),
     };
     // Room for one timespec control message, aligned for cmsghdr.
-    let mut control = [0u64; 8];
+    // (Room for two: a socket whose sends are stamped may get SCM_TIMESTAMPING as well.)
+    let mut control = [0u64; 16];
     // SAFETY: an all-zero msghdr is a valid empty header; we fill in what we use.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -116,7 +126,7 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<libc::time
 }
 
 /// The `Instant` of a `CLOCK_REALTIME` stamp: now, less the stamp's age.
-fn to_instant(stamp: libc::timespec) -> Instant {
+pub(super) fn to_instant(stamp: libc::timespec) -> Instant {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -230,7 +240,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let client = TcpStream::connect(addr).await.unwrap();
             let (mut server, _) = listener.accept().await.unwrap();
-            let mut s = StampedTcp::new(client, true).unwrap();
+            let mut s = StampedTcp::new(client, true, false).unwrap();
             assert!(s.stamping(), "Linux stamps TCP receives");
             let mut buf = [0u8; 16];
             // The kernel turns stamping on in the background: the first bytes after the

@@ -248,6 +248,17 @@ pub enum Stream {
     Tls(Box<tokio_rustls::client::TlsStream<super::stamp::StampedTcp>>),
 }
 
+impl Stream {
+    /// A plain connection's socket and whether its sends are stamped (None over TLS,
+    /// whose bytes go through rustls).
+    pub fn send_fd(&self) -> Option<(std::os::fd::RawFd, bool)> {
+        match self {
+            Stream::Plain(tcp) => Some(tcp.send_fd()),
+            Stream::Tls(_) => None,
+        }
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

@@ -56,6 +56,9 @@ pub struct WorkerSpec {
     pub spin: Duration,
     /// `--precision`: wake at most once per this, on a grid from the start.
     pub precision: Option<Duration>,
+    /// Send through an io_uring by the kernel's timer (`engine::uring`), not the timer
+    /// and spin.
+    pub ring: bool,
     /// Opens connections and builds requests.
     pub connector: Arc<Connector>,
     /// Which event-stream events are tokens.
@@ -112,6 +115,8 @@ pub struct WorkerResult {
     pub busy: f64,
     /// The pacer's waits for due times, and how many stayed awake for a response.
     pub waits: (u64, u64),
+    /// The io_uring path: sends made through the ring, and how many the kernel stamped.
+    pub ring_sends: (u64, u64),
     /// The script's globals at the end (for `thread:get` in `done()`).
     pub globals: Vec<(String, Portable)>,
 }
@@ -130,6 +135,7 @@ impl WorkerResult {
             completions: None,
             busy: 0.0,
             waits: (0, 0),
+            ring_sends: (0, 0),
             globals: Vec::new(),
         }
     }
@@ -171,6 +177,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         grace,
         spin,
         precision,
+        ring,
         connector,
         rule,
         slos,
@@ -206,6 +213,11 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
     let http2 = connector.http2();
     let streams = if http2 { streams.max(1) } else { 1 };
     let slots = connections * streams;
+    let ring = if ring {
+        Some(Rc::new(super::uring::Ring::new(slots)?))
+    } else {
+        None
+    };
     let shared = Rc::new(Shared {
         queue: Backlog {
             schedule: schedule.clone(),
@@ -253,8 +265,14 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         sent_in_window: Cell::new(0),
         completed_in_window: Cell::new(0),
         completions: Cell::new(None),
+        ring: ring.clone(),
+        went_idle: Notify::new(),
     });
-    let timer = Timer::new(spin)?;
+    // The io_uring path never spins: the kernel's timer sends.
+    let timer = Timer::new(if ring.is_some() { Duration::ZERO } else { spin })?;
+    if let Some(r) = &ring {
+        tokio::task::spawn_local(r.clone().reaper());
+    }
 
     // Open every connection before the clock starts, as wrk does.
     for id in 0..slots {
@@ -299,15 +317,25 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         });
     }
 
-    // The pacer, as a task of its own on the thread (see `pace`).
-    let pacer = tokio::task::spawn_local(pace(
-        shared.clone(),
-        schedule.cursor(duration),
-        start,
-        precision,
-        timer,
-        stop,
-    ));
+    // The pacer, as a task of its own on the thread (see `pace`, `pace_ahead`).
+    let pacer = if ring.is_some() {
+        tokio::task::spawn_local(pace_ahead(
+            shared.clone(),
+            schedule.cursor(duration),
+            start,
+            timer,
+            stop,
+        ))
+    } else {
+        tokio::task::spawn_local(pace(
+            shared.clone(),
+            schedule.cursor(duration),
+            start,
+            precision,
+            timer,
+            stop,
+        ))
+    };
     let (mut stopped, mut stop) = match pacer.await {
         Ok(r) => r?,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -354,6 +382,10 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         }
     }
     let unfinished = dropped + shared.queue.len() + shared.outstanding.get();
+    // Sends still queued in the kernel end here, before the sockets they name close.
+    if let Some(r) = &ring {
+        r.cancel_all();
+    }
     finished.set(true);
     shared.rotate(start, Instant::now());
     let last = {
@@ -377,6 +409,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         completions: shared.completions.get(),
         busy,
         waits,
+        ring_sends: ring.as_ref().map_or((0, 0), |r| r.counts()),
         globals: shared
             .script
             .as_ref()
@@ -456,6 +489,61 @@ async fn pace(
         if shared.connector.http2() {
             clock::yield_local().await;
         }
+    }
+    Ok((stopped, stop))
+}
+
+/// The pacer of the io_uring path: hands each request to an idle connection up to
+/// `uring::LEAD` before it is due (its slot queues it on the ring, and the kernel's timer
+/// sends it), so the thread wakes about once per `LEAD` for the schedule rather than once
+/// per request, and never spins. A request that finds no connection idle waits — for one
+/// to go idle before its due time (then it is handed out ahead all the same) or for its due
+/// time, when it is released as on the timer path: to a connection, else to the backlog,
+/// its latency running from its due time either way.
+async fn pace_ahead(
+    shared: Rc<Shared>,
+    mut cursor: Cursor,
+    start: Instant,
+    mut timer: Timer,
+    mut stop: watch::Receiver<Stop>,
+) -> std::io::Result<(Stop, watch::Receiver<Stop>)> {
+    let lead = super::uring::LEAD;
+    let mut next = cursor.next_due();
+    let mut stopped = Stop::Run;
+    while let Some(offset) = next {
+        let due = start + offset;
+        let now = Instant::now();
+        let idle = shared.has_idle();
+        if due > now && (due > now + lead || !idle) {
+            // Until it may be handed out ahead (a connection is idle), else until it is
+            // due or a connection goes idle, whichever comes first.
+            let until = if idle { due - lead } else { due };
+            tokio::select! {
+                biased;
+                s = stop_requested(&mut stop, Stop::Soft) => { stopped = s; break; }
+                r = timer.wait_until(until) => r?,
+                () = shared.went_idle.notified(), if !idle => {}
+            }
+            continue;
+        }
+        // Everything due by now, and what is due within the lead while connections are
+        // idle.
+        let now = Instant::now();
+        while let Some(offset) = next {
+            let due = start + offset;
+            if due > now + lead || (due > now && !shared.has_idle()) {
+                break;
+            }
+            shared.rotate(start, due.min(now));
+            shared.dispatch(due, now, &cursor);
+            next = cursor.next_due();
+        }
+        if shared.script.as_ref().is_some_and(|s| s.stopped()) {
+            stopped = Stop::Soft;
+            break;
+        }
+        // Let the slots just given a request queue it before the pacer waits again.
+        clock::yield_local().await;
     }
     Ok((stopped, stop))
 }

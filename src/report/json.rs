@@ -78,6 +78,9 @@ pub struct Document {
     pub vllm: Option<VllmDoc>,
     /// Per worker thread, the share of the load window it was busy (0..1).
     pub threads_busy: Vec<f64>,
+    /// How requests were sent on time (absent when rebuilt from logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<PacingDoc>,
     /// The report's warnings.
     pub warnings: Vec<String>,
     /// How dependent consecutive latencies were (absent when too few were sampled).
@@ -473,6 +476,20 @@ pub struct ArrivalsDoc {
     /// batches, so the gaps are not judged (`as_asked` is true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batched_ms: Option<f64>,
+}
+
+/// How requests were sent on time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PacingDoc {
+    /// `io_uring linked timeouts`, `timer and spin`, `timer` or `precision grid`.
+    pub path: String,
+    /// Why the io_uring path did not run (null when it did).
+    pub io_uring_not_used: Option<String>,
+    /// The io_uring path: requests sent through it.
+    pub sends: u64,
+    /// Of those, how many the kernel stamped as they left (their send lag is the stamp
+    /// less the due time).
+    pub kernel_stamped: u64,
 }
 
 /// `--until`'s outcome.
@@ -1073,6 +1090,12 @@ pub fn document(r: &RunResult, s: &Summary, verdicts: &[Verdict]) -> Document {
             usage_mismatch: i.usage_mismatch,
         }),
         threads_busy: r.busy.clone(),
+        pacing: r.pacing.as_ref().map(|p| PacingDoc {
+            path: p.path.clone(),
+            io_uring_not_used: p.io_uring_not_used.clone(),
+            sends: p.sends,
+            kernel_stamped: p.stamped,
+        }),
         warnings: s.warnings.clone(),
         dependence: rec.dependence.measure().map(|m| DependenceDoc {
             lag1_rho: m.lag1,

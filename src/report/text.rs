@@ -682,6 +682,25 @@ fn generator(o: &mut String, r: &RunResult) {
             fmt_us(p.as_micros() as f64)
         );
     }
+    if let Some(p) = &r.pacing {
+        if p.path == crate::run::Pacing::IO_URING {
+            let _ = write!(
+                o,
+                "; pacing by {} ({} of {} sends stamped by the kernel as they left)",
+                p.path, p.stamped, p.sends
+            );
+        } else if p.path != "precision grid" {
+            let _ = write!(o, "; pacing by {}", p.path);
+            // (Said when the run asked for io_uring and did not get it.)
+            if let Some(why) = p
+                .io_uring_not_used
+                .as_ref()
+                .filter(|w| *w != "--io-uring off")
+            {
+                let _ = write!(o, " (io_uring not used: {why})");
+            }
+        }
+    }
     let (waits, awake) = r.waits;
     if awake > 0 {
         let _ = write!(

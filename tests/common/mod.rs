@@ -551,3 +551,16 @@ pub fn shortened(script: &str, max: Option<Duration>) -> String {
     }
     out
 }
+
+/// The ways of sending on time a test runs through: `--io-uring off` (the timer and
+/// spin, the default) and `--io-uring on` (the kernel's linked timeouts), the latter only
+/// where this machine lets a process use io_uring (its reason is printed where not).
+pub fn send_paths() -> Vec<&'static str> {
+    match ratebench::engine::uring::unusable() {
+        None => vec!["off", "on"],
+        Some(why) => {
+            eprintln!("io_uring cannot be used here ({why}): the timer path only");
+            vec!["off"]
+        }
+    }
+}

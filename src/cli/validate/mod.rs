@@ -19,6 +19,7 @@ pub use parse::{parse_header, parse_price};
 use parts::{check_thresholds, Schedule};
 
 use super::args::{OutputArgs, RunArgs, SweepArgs};
+use crate::engine::plan::IoUringMode;
 use crate::engine::tls::{read_certs, read_key, TlsSettings};
 use crate::engine::{Plan, Target};
 use crate::error::{invalid, BadValue, ConfigError};
@@ -364,6 +365,7 @@ impl RunArgs {
             kernel_stamps: !self.no_kernel_timestamps,
             retry: !self.no_retry,
             precision: self.precision()?,
+            io_uring: self.io_uring()?,
             arrival,
             seed,
             stages,
@@ -394,6 +396,13 @@ impl RunArgs {
         plan.tokenizer = self.tokenizer(llm || sends_bodies(&plan))?;
         if llm {
             plan.prompts = Some(std::sync::Arc::new(self.prompts_of(&plan)?));
+        }
+        if let (IoUringMode::On, Some(why)) = (plan.io_uring, plan.io_uring_blocked()) {
+            return Err(invalid(
+                "--io-uring",
+                "on",
+                format!("this run cannot send by io_uring: {why}"),
+            ));
         }
         let tags = plan.tag_names();
         self.check_tag_count(&tags)?;

@@ -397,6 +397,15 @@ impl RunArgs {
     }
 
     /// `--precision` (None: exact pacing).
+    pub(super) fn io_uring(&self) -> Result<IoUringMode, ConfigError> {
+        match self.io_uring.as_str() {
+            "auto" => Ok(IoUringMode::Auto),
+            "on" => Ok(IoUringMode::On),
+            "off" => Ok(IoUringMode::Off),
+            other => Err(invalid("--io-uring", other, "one of auto, on, off")),
+        }
+    }
+
     pub(super) fn precision(&self) -> Result<Option<Duration>, ConfigError> {
         Ok(match &self.precision {
             Some(p) => {

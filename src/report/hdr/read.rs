@@ -599,6 +599,7 @@ pub fn read(paths: &[PathBuf], allow_partial: bool) -> Result<RunResult, ReadErr
     }
 
     Ok(RunResult {
+        pacing: None,
         meta: meta_of(&config),
         addr: None,
         recorder,
