@@ -258,6 +258,8 @@ fn common_cases(dir: &Path) -> Vec<Case> {
 #[derive(Clone, Copy, PartialEq)]
 enum Proto {
     H1,
+    /// HTTP/1.1 in clear, sent by io_uring linked timeouts (`--io-uring auto`).
+    H1Uring,
     H1Tls,
     H2c,
     H2Tls,
@@ -267,6 +269,10 @@ impl Proto {
     fn url(self, port: u16, path: &str) -> (String, Vec<&'static str>) {
         match self {
             Proto::H1 => (format!("http://127.0.0.1:{port}{path}"), vec![]),
+            Proto::H1Uring => (
+                format!("http://127.0.0.1:{port}{path}"),
+                vec!["--io-uring", "auto"],
+            ),
             Proto::H1Tls => (format!("https://127.0.0.1:{port}{path}"), vec!["-k"]),
             Proto::H2c => (format!("http://127.0.0.1:{port}{path}"), vec!["--http2"]),
             Proto::H2Tls => (
@@ -278,6 +284,7 @@ impl Proto {
     fn name(self) -> &'static str {
         match self {
             Proto::H1 => "HTTP/1.1",
+            Proto::H1Uring => "HTTP/1.1 by io_uring",
             Proto::H1Tls => "HTTP/1.1 over TLS",
             Proto::H2c => "h2c",
             Proto::H2Tls => "h2 over TLS",
@@ -299,6 +306,9 @@ fn check(d: &Daemon, port: u16, proto: Proto, c: &Case) -> RunResult {
     for f in flags {
         l = l.switch(f);
     }
+    // (`--io-uring auto`: a request over 64 KiB keeps the timer path; every other one
+    // must go by the ring.)
+    let by_ring = proto == Proto::H1Uring && !c.what.contains("100 KB");
     let http2 = matches!(proto, Proto::H2c | Proto::H2Tls);
     for a in &c.args {
         let (k, v) = a.split_once('=').unwrap_or((a, ""));
@@ -312,6 +322,16 @@ fn check(d: &Daemon, port: u16, proto: Proto, c: &Case) -> RunResult {
         };
     }
     let r = l.run();
+    if by_ring {
+        let p = r.pacing.as_ref().expect("a live run says how it paced");
+        assert_eq!(
+            (p.path.as_str(), p.sends),
+            (ratebench::run::Pacing::IO_URING, r.recorder.total.scheduled),
+            "{} {}: {p:?}",
+            d.name,
+            c.what
+        );
+    }
     // The server logs an answer once it is sent: give it a moment.
     let mut served = d.served(port) - before;
     let t0 = Instant::now();
@@ -472,6 +492,13 @@ fn nginx_cases(proto: Proto, i: usize) {
 #[test]
 fn nginx_http1() {
     nginx_cases(Proto::H1, 0);
+}
+
+#[test]
+fn nginx_http1_by_io_uring() {
+    if send_paths().contains(&"on") {
+        nginx_cases(Proto::H1Uring, 0);
+    }
 }
 
 #[test]
