@@ -100,11 +100,20 @@ if [ -x "$tmp/wake_floor" ]; then
         taskset -c "$GEN_CORE" "$tmp/wake_floor" "$DUR" "$m" "$PORT" 10000
     done
 fi
+# The issue's yardstick: ../shared/tools/pace_floor.c (lazy, and io_uring linked timeouts
+# with DEFER_TASKRUN), when it is there and builds.
+PACE_FLOOR=../shared/tools/pace_floor.c
+if [ -f "$PACE_FLOOR" ] && gcc -O2 -o "$tmp/pace_floor" "$PACE_FLOOR" -luring 2>/dev/null; then
+    echo "pace floor (../shared/tools/pace_floor.c MODE 10000 ${DUR} PORT, generator core):"
+    for m in lazy uring-defer; do
+        echo "  $m: $(taskset -c "$GEN_CORE" "$tmp/pace_floor" "$m" 10000 "$DUR" "$PORT" 2>&1 | tr '\n' ' ')"
+    done
+fi
 
-row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %9s %9s\n" "$@"; }
+row() { printf "%-44s %10s %11s %9s %9s %7s %8s %8s %5s %17s %9s\n" "$@"; }
 echo
-row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB" "sys/req" "wake/req" "busy" "lag p99" "read p99"
-row "---" "----------" "----------" "------" "------" "-------" "-------" "--------" "----" "-------" "--------"
+row "run" "cpu us/req" "achieved/s" "p50 ms" "p99 ms" "peak MB" "sys/req" "wake/req" "busy" "lag p50/99" "read p99"
+row "---" "----------" "----------" "------" "------" "-------" "-------" "--------" "----" "----------" "--------"
 
 ratebench_run() { # label rate conns extra-args...
     local label=$1 rate=$2 conns=$3; shift 3
@@ -115,7 +124,7 @@ ratebench_run() { # label rate conns extra-args...
     p50=$(to_ms "$(awk '/ 50.000%/ { print $2 }' "$tmp/out")")
     p99=$(to_ms "$(awk '/ 99.000%/ { print $2 }' "$tmp/out")")
     busy=$(grep -oE 'threads busy [0-9]+%' "$tmp/out" | awk '{ print $3 }')
-    lag=$(awk '/^Send lag:/ { gsub(",", "", $6); print $6 }' "$tmp/out")
+    lag=$(awk '/^Send lag:/ { gsub(",", "", $4); gsub(",", "", $6); print $4 "/" $6 }' "$tmp/out")
     read=$(awk '/^Read lag: p50/ { gsub(",", "", $6); print $6 }' "$tmp/out")
     # shellcheck disable=SC2046
     row "$label" "$(cpu_us_per_req "$done")" "$ach" "$p50" "$p99" "$(rss_mb)" $(per_req "$done") "$busy" "$lag" "${read:--}"
@@ -173,12 +182,14 @@ wrk2_run() { # label rate conns
 
 if [ -z "${ONLY:-}" ]; then
 ratebench_run "ratebench -R10k -c100" 10000 100
+ratebench_run "ratebench -R10k -c100 --io-uring on" 10000 100 --io-uring on
 ratebench_run "ratebench -R10k -c100 --spin 0" 10000 100 --spin 0
 ratebench_run "ratebench -R10k -c100 --precision 1ms" 10000 100 --precision 1ms
 ratebench_run "ratebench -R10k -c100 --no-kernel-timestamps" 10000 100 --no-kernel-timestamps
 oha_run "oha -q 10000 -c 100 --latency-correction" 10000 100
 wrk2_run "wrk2 -R10000 -c100" 10000 100
 ratebench_run "ratebench -R1000 -c10" 1000 10
+ratebench_run "ratebench -R1000 -c10 --io-uring on" 1000 10 --io-uring on
 ratebench_run "ratebench -R1000 -c10 --spin 0" 1000 10 --spin 0
 ratebench_run "ratebench -R1000 -c10 --spin 1ms" 1000 10 --spin 1ms
 oha_run "oha -q 1000 -c 10 --latency-correction" 1000 10
@@ -268,6 +279,7 @@ if [ "${SWEEP:-0}" = 1 ]; then
     echo "highest rate held within 1 % (ratebench, one generator core):"
     for r in ${SWEEP_RATES:-40000 50000 60000 70000 90000 120000}; do
         ratebench_run "ratebench -R$r -c100" "$r" 100
+        ratebench_run "ratebench -R$r -c100 --io-uring on" "$r" 100 --io-uring on
     done
 fi
 if [ "${MEMORY:-0}" = 1 ]; then

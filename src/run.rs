@@ -155,11 +155,11 @@ pub struct Pacing {
     pub path: String,
     /// Why the io_uring path did not run (None when it did).
     pub io_uring_not_used: Option<String>,
-    /// The io_uring path: sends made through it, and how many of them the kernel stamped
-    /// (their send lag is the stamp less the due time; the others' is when the thread saw
-    /// the send complete).
+    /// The io_uring path: sends made through it.
     pub sends: u64,
-    /// Of `sends`, stamped by the kernel.
+    /// Requests (on either path) whose send time is the kernel's transmit stamp: their
+    /// send lag is the stamp less the due time. The others' is the ring's completion as
+    /// the thread saw it, or the clock read just before the write.
     pub stamped: u64,
 }
 

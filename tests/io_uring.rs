@@ -36,11 +36,21 @@ fn the_report_and_the_json_say_which_way_requests_were_sent() {
     let url = format!("http://{}/", server.addr);
     let base = load(&url).rate("500").duration("1s").connections(5);
 
-    // The default: the timer and spin.
+    // The default: the timer and spin, each send timed by the kernel's transmit stamp.
     let (r, doc) = base.clone().run_json();
     assert_eq!(doc["pacing"]["path"], "timer and spin");
     assert_eq!(doc["pacing"]["io_uring_not_used"], "--io-uring off");
     assert_eq!(doc["pacing"]["sends"], 0);
+    let stamped = doc["pacing"]["kernel_stamped"].as_u64().unwrap();
+    assert!(stamped + 5 >= 500, "{stamped} of 500 stamped");
+    assert!(
+        report_text(&r).contains(&format!("; {stamped} of 500 sends stamped by the kernel")),
+        "{}",
+        report_text(&r)
+    );
+    // The simpler path: no kernel stamps at all.
+    let (_, doc) = base.clone().switch("--no-kernel-timestamps").run_json();
+    assert_eq!(doc["pacing"]["kernel_stamped"], 0);
     let text = report_text(&r);
     assert!(
         text.contains("pacing by timer and spin\n") || text.contains("pacing by timer and spin;"),
@@ -169,6 +179,22 @@ fn on_is_refused_before_any_traffic_where_it_cannot_run() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("TLS"));
+    let big = "x".repeat(70_000);
+    let out = run_bin(
+        &[
+            "-R100",
+            "-d1s",
+            "--io-uring",
+            "on",
+            "--body",
+            &big,
+            "--no-tui",
+            &url,
+        ],
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("over 64 KiB"));
     let out = run_bin(
         &["-R100", "-d1s", "--io-uring", "sometimes", &url],
         Duration::from_secs(20),

@@ -310,7 +310,9 @@ impl Connector {
             negotiated: Arc::default(),
             http2: config.http2,
             kernel_stamps: config.kernel_stamps,
-            stamp_sends: false,
+            // HTTP/1.1 in clear: a request is the bytes written, so the kernel's stamp of
+            // them is when it left (TLS records and HTTP/2 frames are not one request each).
+            stamp_sends: config.kernel_stamps && !config.http2 && !config.target.tls,
             retry: config.retry,
             server_streams: Arc::new(AtomicUsize::new(usize::MAX)),
             server_streams_last: Arc::new(AtomicUsize::new(usize::MAX)),

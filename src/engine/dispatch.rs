@@ -207,6 +207,8 @@ pub(super) struct Shared {
     pub(super) ring: Option<std::rc::Rc<super::uring::Ring>>,
     /// A slot went idle (the pacer, holding a request not yet due, may hand it out now).
     pub(super) went_idle: Notify,
+    /// The timer path: requests whose send time is the kernel's transmit stamp.
+    pub(super) kernel_stamped: Cell<u64>,
 }
 
 /// The most of a thread's time spent awake waiting for responses: the expected response

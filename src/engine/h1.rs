@@ -152,6 +152,8 @@ pub struct H1Conn {
     idle_since: Option<std::time::Instant>,
     /// Bytes sent by the io_uring path (the kernel keys its transmit stamps by this).
     ring_bytes: u32,
+    /// When the last request `send` wrote began to leave, by the kernel's stamp.
+    kernel_sent: Option<std::time::Instant>,
 }
 
 impl H1Conn {
@@ -169,7 +171,14 @@ impl H1Conn {
             idle_limit: None,
             idle_since: None,
             ring_bytes: 0,
+            kernel_sent: None,
         }
+    }
+
+    /// When the last request written by `send` began to leave, by the kernel's transmit
+    /// stamp (None when it does not stamp this connection's sends).
+    pub fn kernel_sent(&self) -> Option<std::time::Instant> {
+        self.kernel_sent
     }
 
     /// A request of `len` bytes is about to go out on this connection through the io_uring
@@ -244,6 +253,8 @@ impl H1Conn {
     pub async fn send(&mut self, wire: &[u8]) -> Result<(), H1Error> {
         self.sends += 1;
         self.answered = false;
+        self.io.take_sent();
+        self.kernel_sent = None;
         let mut written = 0;
         // Written as the socket takes it; while it takes no more (a large body the server
         // is not reading), what the server sent is read: an answer before the whole body
@@ -274,6 +285,7 @@ impl H1Conn {
         })
         .await
         .map_err(H1Error::Write)?;
+        self.kernel_sent = self.io.take_sent();
         if early {
             self.reusable = false;
             return Ok(());

@@ -234,9 +234,13 @@ fn pacing(config: &Plan, connector: &Connector) -> Result<(bool, Pacing), RunErr
         uring::unusable()
     };
     if let (IoUringMode::On, Some(why)) = (config.io_uring, &why_not) {
-        return Err(RunError::Setup(format!(
-            "--io-uring on: this run cannot send by io_uring: {why}"
-        )));
+        let why = format!("this run cannot send by io_uring: {why}");
+        // A request too large is the plan's doing (2); a kernel that refuses, the machine's.
+        return Err(if connector.largest_fixed_request() > uring::MAX_REQUEST {
+            RunError::Config(crate::error::invalid("--io-uring", "on", why))
+        } else {
+            RunError::Setup(format!("--io-uring on: {why}"))
+        });
     }
     let path = match (&why_not, config.precision) {
         (None, _) => Pacing::IO_URING,
@@ -504,7 +508,7 @@ pub fn run(config: &Plan, mut options: RunOptions<'_>) -> Result<RunResult, RunE
         busy.push(r.busy);
         waits = (waits.0 + r.waits.0, waits.1 + r.waits.1);
         pacing.sends += r.ring_sends.0;
-        pacing.stamped += r.ring_sends.1;
+        pacing.stamped += r.ring_sends.1 + r.kernel_stamped;
         thread_globals.push(r.globals);
     }
     // A script that tags every request leaves the plan's default tag empty: not a kind of

@@ -824,6 +824,17 @@ pub(super) async fn attempt(
             }
         }
         let done = ended(shared, &result, arrival.as_deref(), sent, awaited);
+        // The timer path: when the request began to leave, by the kernel's transmit stamp
+        // (the io_uring path's `sent` is its stamp already; a request sent again keeps its
+        // first time; a script's string of requests, its first).
+        let kernel_sent = sender.as_ref().and_then(H1Conn::kernel_sent);
+        let sent = match kernel_sent {
+            Some(k) if !ring_sent && !retried && scripted.is_none() => {
+                shared.kernel_stamped.set(shared.kernel_stamped.get() + 1);
+                k.max(sent)
+            }
+            _ => sent,
+        };
         let result = match result {
             Ok(Ok(())) => {
                 // The server said it closes the connection after this answer.

@@ -19,7 +19,7 @@
 use std::cell::Cell;
 use std::io;
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
@@ -41,8 +41,13 @@ pub struct StampedTcp {
     arrival: Arrival,
     /// Whether the kernel agreed to stamp (else plain reads).
     stamping: bool,
-    /// Whether the kernel stamps what is sent (`SO_TIMESTAMPING`, for the io_uring path).
+    /// Whether the kernel stamps what is sent (`SO_TIMESTAMPING`).
     sends_stamped: bool,
+    /// Bytes written through `poll_write` (the kernel keys each transmit stamp by the
+    /// offset of the write's last byte).
+    written: u32,
+    /// The first transmit stamp since `take_sent`: when the current request began to leave.
+    first_sent: Option<Instant>,
 }
 
 impl StampedTcp {
@@ -61,7 +66,7 @@ impl StampedTcp {
                     std::mem::size_of::<libc::c_int>() as libc::socklen_t,
                 )
             } == 0;
-        let sends_stamped = stamp_sends && super::uring::stamp_sends(tcp.as_raw_fd());
+        let sends_stamped = stamp_sends && self::stamp_sends(tcp.as_raw_fd());
         // SAFETY: the AsyncFd owns the stream, and deregisters it before the stream closes.
         let fd = unsafe { AsyncFd::register(tcp) }.map_err(|e| e.into_parts().1)?;
         Ok(StampedTcp {
@@ -69,7 +74,29 @@ impl StampedTcp {
             arrival: Rc::default(),
             stamping,
             sends_stamped,
+            written: 0,
+            first_sent: None,
         })
+    }
+
+    /// When the bytes written since the last call began to leave, by the kernel's transmit
+    /// stamp (None when it does not stamp this socket's sends, or no write was stamped).
+    pub fn take_sent(&mut self) -> Option<Instant> {
+        self.first_sent.take()
+    }
+
+    /// `n` bytes were just written: their transmit stamp is read from the error queue at
+    /// once, before the thread next waits in epoll (where a stamp left queued would be
+    /// reported as `EPOLLERR`, which tokio keeps as a final "write closed").
+    fn wrote(&mut self, n: usize) {
+        if !self.sends_stamped || n == 0 {
+            return;
+        }
+        self.written = self.written.wrapping_add(n as u32);
+        let key = self.written.wrapping_sub(1);
+        if let Some(ts) = sent_stamp(self.fd.as_raw_fd(), key) {
+            self.first_sent.get_or_insert(to_instant(ts));
+        }
     }
 
     /// The socket's descriptor and whether its sends are stamped (for the io_uring path).
@@ -123,6 +150,91 @@ fn recv_stamped(fd: i32, buf: &mut [u8]) -> io::Result<(usize, Option<libc::time
         }
     }
     Ok((n as usize, stamp))
+}
+
+/// The transmit stamp asked of a socket whose sends are timed by the kernel: software stamps when the
+/// packet leaves (`TX_SOFTWARE`, reported by `SOFTWARE`), keyed by byte offset (`OPT_ID`),
+/// without the packet (`OPT_TSONLY`).
+const TX_FLAGS: libc::c_uint = libc::SOF_TIMESTAMPING_TX_SOFTWARE
+    | libc::SOF_TIMESTAMPING_SOFTWARE
+    | libc::SOF_TIMESTAMPING_OPT_ID
+    | libc::SOF_TIMESTAMPING_OPT_TSONLY;
+
+/// Asks the kernel to stamp what `fd` sends; true when it agreed. `SOFTWARE` would also add
+/// a second receive stamp to every read: `OPT_RX_FILTER` (Linux 6.12) keeps reads as they
+/// were; older kernels get the second one too, which the reads' control buffer has room for.
+pub fn stamp_sends(fd: RawFd) -> bool {
+    let set = |flags: libc::c_uint| {
+        // SAFETY: setsockopt reads an int we own, for the length we give.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPING,
+                (&flags as *const libc::c_uint).cast(),
+                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+            ) == 0
+        }
+    };
+    set(TX_FLAGS | libc::SOF_TIMESTAMPING_OPT_RX_FILTER) || set(TX_FLAGS)
+}
+
+/// `ee_info` of a stamp taken when the packet left (`linux/net_tstamp.h`).
+const SCM_TSTAMP_SND: u32 = 0;
+
+/// The transmit stamp in a message read from the error queue, with its key.
+///
+/// # Safety
+/// `msg` must be a header the kernel filled in, its control buffer alive.
+pub(super) unsafe fn tx_stamp(msg: &libc::msghdr) -> Option<(libc::timespec, u32)> {
+    let (mut ts, mut key) = (None, None);
+    let mut c = libc::CMSG_FIRSTHDR(msg);
+    while !c.is_null() {
+        let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
+        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
+            // struct scm_timestamping: ts[0] is the software stamp.
+            ts = Some(std::ptr::read_unaligned(
+                libc::CMSG_DATA(c) as *const libc::timespec
+            ));
+        } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+        {
+            let e: libc::sock_extended_err =
+                std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::sock_extended_err);
+            if e.ee_errno == libc::ENOMSG as u32
+                && e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING
+                && e.ee_info == SCM_TSTAMP_SND
+            {
+                key = Some(e.ee_data);
+            }
+        }
+        c = libc::CMSG_NXTHDR(msg, c);
+    }
+    Some((ts?, key?))
+}
+
+/// Reads the error queue of `fd` until the transmit stamp keyed `key` comes (stamps of
+/// earlier writes may be ahead of it), without waiting.
+pub(super) fn sent_stamp(fd: RawFd, key: u32) -> Option<libc::timespec> {
+    for _ in 0..8 {
+        let mut control = [0u64; 16];
+        // SAFETY: an all-zero msghdr is valid; we point it at our control buffer.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points at our control buffer, alive for the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just filled msg and control.
+        if let Some((ts, k)) = unsafe { tx_stamp(&msg) } {
+            if k == key {
+                return Some(ts);
+            }
+        }
+    }
+    None
 }
 
 /// The `Instant` of a `CLOCK_REALTIME` stamp: now, less the stamp's age.
@@ -192,10 +304,24 @@ impl AsyncWrite for StampedTcp {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
         loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
+            let closed = guard.ready().is_write_closed();
             match guard.try_io(|inner| inner.get_ref().write(buf)) {
-                Ok(r) => return Poll::Ready(r),
+                Ok(r) => {
+                    if let Ok(n) = r {
+                        this.wrote(n);
+                    }
+                    return Poll::Ready(r);
+                }
+                // A transmit stamp that came after its write was reported as EPOLLERR, and
+                // tokio now says "writable" for good: waiting for room cannot be left to it.
+                // Yield instead of spinning here (deadlines and other tasks still run).
+                Err(_would_block) if closed && this.sends_stamped => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Err(_would_block) => continue,
             }
         }
@@ -211,10 +337,21 @@ impl AsyncWrite for StampedTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
         loop {
-            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
+            let closed = guard.ready().is_write_closed();
             match guard.try_io(|inner| inner.get_ref().write_vectored(bufs)) {
-                Ok(r) => return Poll::Ready(r),
+                Ok(r) => {
+                    if let Ok(n) = r {
+                        this.wrote(n);
+                    }
+                    return Poll::Ready(r);
+                }
+                Err(_would_block) if closed && this.sends_stamped => {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
                 Err(_would_block) => continue,
             }
         }

@@ -249,6 +249,15 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// When the bytes written since the last call began to leave, by the kernel's transmit
+    /// stamp (plain connections whose sends are stamped).
+    pub fn take_sent(&mut self) -> Option<std::time::Instant> {
+        match self {
+            Stream::Plain(tcp) => tcp.take_sent(),
+            Stream::Tls(_) => None,
+        }
+    }
+
     /// A plain connection's socket and whether its sends are stamped (None over TLS,
     /// whose bytes go through rustls).
     pub fn send_fd(&self) -> Option<(std::os::fd::RawFd, bool)> {

@@ -43,39 +43,10 @@ pub(super) const LEAD: Duration = Duration::from_millis(1);
 /// the timer path does; runs with larger requests keep the timer path.
 pub const MAX_REQUEST: usize = 64 * 1024;
 
-/// The transmit stamp asked of each socket the ring sends on: software stamps when the
-/// packet leaves (`TX_SOFTWARE`, reported by `SOFTWARE`), keyed by byte offset (`OPT_ID`),
-/// without the packet (`OPT_TSONLY`).
-const TX_FLAGS: libc::c_uint = libc::SOF_TIMESTAMPING_TX_SOFTWARE
-    | libc::SOF_TIMESTAMPING_SOFTWARE
-    | libc::SOF_TIMESTAMPING_OPT_ID
-    | libc::SOF_TIMESTAMPING_OPT_TSONLY;
-
-/// Asks the kernel to stamp what `fd` sends; true when it agreed. `SOFTWARE` would also add
-/// a second receive stamp to every read: `OPT_RX_FILTER` (Linux 6.12) keeps reads as they
-/// were; older kernels get the second one too, which the reads' control buffer has room for.
-pub fn stamp_sends(fd: RawFd) -> bool {
-    let set = |flags: libc::c_uint| {
-        // SAFETY: setsockopt reads an int we own, for the length we give.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPING,
-                (&flags as *const libc::c_uint).cast(),
-                std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
-            ) == 0
-        }
-    };
-    set(TX_FLAGS | libc::SOF_TIMESTAMPING_OPT_RX_FILTER) || set(TX_FLAGS)
-}
-
 /// What is marked on a completion: the operation's index and which of its parts.
 const PART_TIMEOUT: u64 = 0;
 const PART_SEND: u64 = 1;
 const PART_STAMP: u64 = 2;
-/// `ee_info` of a stamp taken when the packet left (`linux/net_tstamp.h`).
-const SCM_TSTAMP_SND: u32 = 0;
 /// Completions of cancellations (nothing waits for them).
 const CANCEL: u64 = u64::MAX;
 
@@ -356,7 +327,8 @@ impl Ring {
                     PART_STAMP if cqe.result() >= 0 => {
                         // SAFETY: the kernel filled the message header and control buffer,
                         // and its completion is here: nothing else writes them now.
-                        op.stamp.set(unsafe { tx_stamp(&*op.msg.get()) });
+                        op.stamp
+                            .set(unsafe { super::stamp::tx_stamp(&*op.msg.get()) });
                     }
                     _ => {}
                 }
@@ -420,61 +392,6 @@ impl Ring {
     }
 }
 
-/// The transmit stamp in a message read from the error queue, with its key.
-///
-/// # Safety
-/// `msg` must be a header the kernel filled in, its control buffer alive.
-unsafe fn tx_stamp(msg: &libc::msghdr) -> Option<(libc::timespec, u32)> {
-    let (mut ts, mut key) = (None, None);
-    let mut c = libc::CMSG_FIRSTHDR(msg);
-    while !c.is_null() {
-        let (level, kind) = ((*c).cmsg_level, (*c).cmsg_type);
-        if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
-            // struct scm_timestamping: ts[0] is the software stamp.
-            ts = Some(std::ptr::read_unaligned(
-                libc::CMSG_DATA(c) as *const libc::timespec
-            ));
-        } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
-            || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
-        {
-            let e: libc::sock_extended_err =
-                std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::sock_extended_err);
-            if e.ee_errno == libc::ENOMSG as u32
-                && e.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING
-                && e.ee_info == SCM_TSTAMP_SND
-            {
-                key = Some(e.ee_data);
-            }
-        }
-        c = libc::CMSG_NXTHDR(msg, c);
-    }
-    Some((ts?, key?))
-}
-
-/// Reads the error queue of `fd` directly until the stamp keyed `key` comes (a stamp left
-/// by an earlier send that went out in pieces may be ahead of it).
-fn drain_for(fd: RawFd, key: u32) -> Option<libc::timespec> {
-    for _ in 0..8 {
-        let mut control = [0u64; 16];
-        // SAFETY: an all-zero msghdr is valid; we point it at our control buffer.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: msg points at our control buffer, alive for the call.
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return None;
-        }
-        // SAFETY: the kernel just filled msg and control.
-        if let Some((ts, k)) = unsafe { tx_stamp(&msg) } {
-            if k == key {
-                return Some(ts);
-            }
-        }
-    }
-    None
-}
-
 /// A send through the ring, until its last completion.
 pub(super) struct SendFuture {
     ring: Rc<Ring>,
@@ -515,7 +432,7 @@ impl Future for SendFuture {
         let stamp = match (self.key, self.op.stamp.get()) {
             (None, _) => None,
             (Some(key), Some((ts, k))) if k == key => Some(ts),
-            (Some(key), _) => drain_for(self.fd, key),
+            (Some(key), _) => super::stamp::sent_stamp(self.fd, key),
         };
         self.ring
             .counts

@@ -117,6 +117,8 @@ pub struct WorkerResult {
     pub waits: (u64, u64),
     /// The io_uring path: sends made through the ring, and how many the kernel stamped.
     pub ring_sends: (u64, u64),
+    /// The timer path: requests whose send time is the kernel's transmit stamp.
+    pub kernel_stamped: u64,
     /// The script's globals at the end (for `thread:get` in `done()`).
     pub globals: Vec<(String, Portable)>,
 }
@@ -136,6 +138,7 @@ impl WorkerResult {
             busy: 0.0,
             waits: (0, 0),
             ring_sends: (0, 0),
+            kernel_stamped: 0,
             globals: Vec::new(),
         }
     }
@@ -267,6 +270,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         completions: Cell::new(None),
         ring: ring.clone(),
         went_idle: Notify::new(),
+        kernel_stamped: Cell::new(0),
     });
     // The io_uring path never spins: the kernel's timer sends.
     let timer = Timer::new(if ring.is_some() { Duration::ZERO } else { spin })?;
@@ -410,6 +414,7 @@ async fn run_local(spec: WorkerSpec) -> std::io::Result<WorkerResult> {
         busy,
         waits,
         ring_sends: ring.as_ref().map_or((0, 0), |r| r.counts()),
+        kernel_stamped: shared.kernel_stamped.get(),
         globals: shared
             .script
             .as_ref()

@@ -487,8 +487,8 @@ pub struct PacingDoc {
     pub io_uring_not_used: Option<String>,
     /// The io_uring path: requests sent through it.
     pub sends: u64,
-    /// Of those, how many the kernel stamped as they left (their send lag is the stamp
-    /// less the due time).
+    /// Requests (either path) whose send time is the kernel's stamp as they left: their
+    /// send lag is the stamp less the due time.
     pub kernel_stamped: u64,
 }
 

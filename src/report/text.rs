@@ -699,6 +699,13 @@ fn generator(o: &mut String, r: &RunResult) {
             {
                 let _ = write!(o, " (io_uring not used: {why})");
             }
+            if p.stamped > 0 {
+                let _ = write!(
+                    o,
+                    "; {} of {} sends stamped by the kernel as they left",
+                    p.stamped, r.recorder.total.sent
+                );
+            }
         }
     }
     let (waits, awake) = r.waits;
