@@ -95,7 +95,18 @@ fn calibration(configure: impl FnOnce(&mut ratebench::serve::ServeConfig), what:
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let server = serve(configure);
     let url = format!("http://{}/", server.addr);
-    let rs = runs(&url, 200, 5);
+    const RUNS: usize = 200;
+    const AT_ONCE: usize = 5;
+    let rs = runs(&url, RUNS, AT_ONCE);
+    // The runs are not 200 independent trials: the five that run at once share the server
+    // (its slow spells hit all five together) and the machine, so their misses come
+    // together. A right 95 % interval then holds in a share whose spread is that of 40
+    // independent groups, not of 200 runs: sd = √(0.95 × 0.05 / 40) = 3.4 points. The floor
+    // below is 3.09 sd under 95 % — what right intervals stay above with probability 99.9 %
+    // (84.3 %). (Counting the 200 as independent put it at 88 %, which right intervals miss
+    // about one run in fifty: 87.5 % came up for the bursts' p50 in one CI run.)
+    let groups = (RUNS / AT_ONCE) as f64;
+    let floor = 0.95 - 3.09 * (0.95 * 0.05 / groups).sqrt();
     for (key, q) in [("p50", 0.5), ("p99", 0.99)] {
         let (share, truth, width) = coverage(&rs, key, q);
         eprintln!(
@@ -103,14 +114,13 @@ fn calibration(configure: impl FnOnce(&mut ratebench::serve::ServeConfig), what:
              {width:.2} × 1.96 sd of the runs' estimates",
             share * 100.0
         );
-        // Not too narrow: 95 % intervals hold in at least 88 % of 200 runs with probability
-        // > 99.9 % if they are right (and > 98 % if they cover 96 %: a harness of five
-        // generators on two cores has start-up transients that every run shares, which the
-        // batches see as dependence).
+        // Not too narrow: at least `floor` (above).
         assert!(
-            share >= 0.88,
-            "{what}: the 95 % intervals of {key} held the long-run {truth:.3} ms in {:.1} % of runs",
-            share * 100.0
+            share >= floor,
+            "{what}: the 95 % intervals of {key} held the long-run {truth:.3} ms in {:.1} % of \
+             runs (floor {:.1} %)",
+            share * 100.0,
+            floor * 100.0
         );
         // Not grossly too wide, judged by width rather than by a coverage near 100 % (a
         // count of the few misses, too noisy to bound: 99.5 % came up in one CI run out of
