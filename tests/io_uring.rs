@@ -266,3 +266,104 @@ fn faults_are_counted_on_the_io_uring_path_as_on_the_timer_path() {
         assert_eq!(ring, timer, "{name}: (errors by class, completed, retried)");
     }
 }
+
+/// Runs the binary with `args` under a seccomp filter that refuses `io_uring_setup` with
+/// EPERM, as a container's default profile does (Docker's).
+#[cfg(target_arch = "x86_64")]
+fn run_without_io_uring(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    // Classic BPF over struct seccomp_data: arch at offset 4, nr at offset 0.
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    const NR_IO_URING_SETUP: u32 = 425;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let filter = Box::leak(Box::new([
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+        op(RET_K, 0, 0, RET_ALLOW),
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 1, NR_IO_URING_SETUP),
+        op(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32),
+        op(RET_K, 0, 0, RET_ALLOW),
+    ]));
+    let prog = Box::leak(Box::new(libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    }));
+    // (As an address: a raw pointer is not Send, which pre_exec's closure must be.)
+    let prog = prog as *const libc::sock_fprog as usize;
+    let mut cmd = bin();
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: between fork and exec the child only makes two prctl calls on memory leaked
+    // above (alive for the process's life); both are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    2, // SECCOMP_MODE_FILTER
+                    prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    wait_limited(cmd.spawn().expect("binary starts"), Duration::from_secs(30))
+}
+
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn a_process_refused_io_uring_falls_back_and_says_why() {
+    let _t = TIMING.lock().unwrap_or_else(|e| e.into_inner());
+    let server = serve(|_| {});
+    let url = format!("http://{}/", server.addr);
+    let dir = tmpdir("io_uring_seccomp");
+    let json = dir.join("out.json");
+    let out = run_without_io_uring(&[
+        "-R500",
+        "-d1s",
+        "-c5",
+        "--io-uring",
+        "auto",
+        "--no-tui",
+        "--json",
+        json.to_str().unwrap(),
+        &url,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let why = doc["pacing"]["io_uring_not_used"]
+        .as_str()
+        .unwrap_or_default();
+    assert_eq!(doc["pacing"]["path"], "timer and spin", "{}", doc["pacing"]);
+    assert!(why.contains("refused to this process"), "{why}");
+    assert!(
+        text.contains(&format!("(io_uring not used: {why})")),
+        "{text}"
+    );
+    assert_eq!(doc["accounting"]["completed"], 500);
+    // Asked for outright, the run is refused before any traffic: the machine's doing (1).
+    let out = run_without_io_uring(&["-R500", "-d1s", "--io-uring", "on", "--no-tui", &url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("--io-uring on") && err.contains("refused"),
+        "{err}"
+    );
+}
