@@ -711,25 +711,22 @@ pub(super) async fn attempt(
         // and its transmit stamp says when it left.
         let mut by_ring = None;
         if let (Some(ring), Some(wire)) = (&shared.ring, &fixed) {
-            if let Some((fd, key)) = s.send_elsewhere(wire.bytes.len()) {
-                let due = if first.is_some() {
-                    Instant::now()
-                } else {
-                    job.intended
-                };
-                let limit = due.max(Instant::now()) + deadline.timeout;
-                let send = ring.send_at(fd, wire.bytes.clone(), due, key);
-                by_ring = Some(match deadline.run(limit, send).await {
-                    Ok(Ok(t)) => {
+            let due = if first.is_some() {
+                Instant::now()
+            } else {
+                job.intended
+            };
+            by_ring = send_by_ring(ring, s, wire, due, deadline)
+                .await
+                .map(|r| match r {
+                    Ok(t) => {
                         if first.is_none() {
                             first = Some((t, mark_sent(shared, t)));
                         }
                         None
                     }
-                    Ok(Err(e)) => Some(Ok(Err(ExchangeError::from(H1Error::Write(e))))),
-                    Err(t) => Some(Err(t)),
+                    Err(ended) => Some(ended),
                 });
-            }
         }
         let (ring_sent, ring_failed) = (by_ring.is_some(), by_ring.flatten());
         let (sent, awaited) = *first.get_or_insert_with(|| {
@@ -856,6 +853,30 @@ pub(super) async fn attempt(
         let meta = meta_of(shared, &mut progress, tag, connector.input_tokens(job.seq));
         return outcome(&job, sent, free, done, result, progress, meta);
     }
+}
+
+/// How an HTTP/1.1 exchange ended: the response read (or what failed), or its deadline.
+type Exchanged = Result<Result<(), ExchangeError>, TimedOut>;
+
+/// The io_uring path: queues `wire` on the thread's ring to leave at `due` (at once if that
+/// has passed) and waits until it left — when, by the kernel's transmit stamp — or until the
+/// send failed or outlived `--timeout` (what the exchange then ended in). None where the
+/// connection cannot (TLS: never on this path).
+async fn send_by_ring(
+    ring: &Rc<super::uring::Ring>,
+    conn: &mut H1Conn,
+    wire: &Wire,
+    due: Instant,
+    deadline: &mut Deadline,
+) -> Option<Result<Instant, Exchanged>> {
+    let (fd, key) = conn.send_elsewhere(wire.bytes.len())?;
+    let limit = due.max(Instant::now()) + deadline.timeout;
+    let send = ring.send_at(fd, wire.bytes.clone(), due, key);
+    Some(match deadline.run(limit, send).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Ok(Err(ExchangeError::from(H1Error::Write(e))))),
+        Err(t) => Err(Err(t)),
+    })
 }
 
 /// Whether request `job` may be sent twice: the fixed request or a script's single one
