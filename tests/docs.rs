@@ -68,14 +68,6 @@ fn other_ports(script: &str) -> Vec<String> {
     ports
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn every_runnable_example_in_the_guide_runs() {
     use std::os::unix::process::CommandExt;

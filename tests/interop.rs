@@ -15,7 +15,6 @@ mod common;
 use common::*;
 use ratebench::outcome::{ErrorClass, Retry};
 use ratebench::run::RunResult;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -73,16 +72,6 @@ impl Daemon {
         }
         out
     }
-}
-
-/// A free loopback port (bound and let go of: another process could take it meanwhile,
-/// which the server's start would then report).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The path of a server binary, or a failure saying how to get it.

@@ -564,3 +564,23 @@ pub fn send_paths() -> Vec<&'static str> {
         }
     }
 }
+
+/// A free loopback port (bound and let go of: another process could take it meanwhile,
+/// which the server's start would then report), never one this process handed out before —
+/// the kernel may give a port just let go of to the next bind, and one server's config
+/// with the same port twice does not start (nginx: "a duplicate listen").
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
