@@ -192,7 +192,8 @@ async fn spin_once() {
 /// `Instant::now()` and the `CLOCK_MONOTONIC` nanoseconds of the same moment: the
 /// instant read between two clock reads, of the closest of a few tries (a thread preempted
 /// between two reads would otherwise put every timer deadline early by the preemption).
-fn instant_and_ns() -> (Instant, u128) {
+/// Used here (`Timer`) and by `engine::uring` (its timeouts' absolute times).
+pub fn instant_and_ns() -> (Instant, u128) {
     let mut best: Option<(u128, Instant, u128)> = None;
     for _ in 0..4 {
         let before = monotonic_ns();

@@ -223,6 +223,22 @@ fn outcome(behaviour: Behaviour, path: &str, rate: &str, extra: &[&str]) -> (Vec
     }
     let r = l.run();
     let t = &r.recorder.total;
+    // The path asked for is the one that sent: with `on`, every request that went out
+    // (retries too) went through the ring.
+    let sends = r
+        .pacing
+        .as_ref()
+        .expect("a live run says how it paced")
+        .sends;
+    if path == "on" {
+        assert!(
+            t.sent > 0 && sends >= t.sent,
+            "{sends} ring sends of {} sent",
+            t.sent
+        );
+    } else {
+        assert_eq!(sends, 0);
+    }
     let classes = ErrorClass::ALL
         .iter()
         .map(|c| t.errors[c.index()])

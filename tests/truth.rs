@@ -518,10 +518,9 @@ fn each_request_reaches_the_server_at_its_due_time_and_the_send_lag_says_how_lat
     // Independent of anything the generator says, then: no request arrives before its due
     // time (a send ahead of the schedule would shorten its measured latency), and the
     // median arrival is within the 0.4 ms a wake-up may add. The generator's own send lag
-    // must be at
-    // most the arrival's lateness (a send precedes its arrival) and within 0.1 ms of it
-    // (loopback's transit). On both paths the send lag is the kernel's transmit stamp less
-    // the due time.
+    // — on both paths the kernel's transmit stamp less the due time — must be at most the
+    // arrival's lateness (a send precedes its arrival) and within 0.1 ms of it (loopback's
+    // transit).
     for path in send_paths() {
         let server = stamping_server();
         let url = format!("http://{}/", server.addr);

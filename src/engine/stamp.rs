@@ -298,33 +298,43 @@ impl AsyncRead for StampedTcp {
     }
 }
 
-impl AsyncWrite for StampedTcp {
-    fn poll_write(
-        self: Pin<&mut Self>,
+impl StampedTcp {
+    /// Writes with `write` once the socket takes bytes, reading the write's transmit stamp.
+    fn poll_write_with(
+        &mut self,
         cx: &mut Context<'_>,
-        buf: &[u8],
+        mut write: impl FnMut(&std::net::TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
         loop {
-            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
             let closed = guard.ready().is_write_closed();
-            match guard.try_io(|inner| inner.get_ref().write(buf)) {
+            match guard.try_io(|inner| write(inner.get_ref())) {
                 Ok(r) => {
                     if let Ok(n) = r {
-                        this.wrote(n);
+                        self.wrote(n);
                     }
                     return Poll::Ready(r);
                 }
                 // A transmit stamp that came after its write was reported as EPOLLERR, and
                 // tokio now says "writable" for good: waiting for room cannot be left to it.
                 // Yield instead of spinning here (deadlines and other tasks still run).
-                Err(_would_block) if closed && this.sends_stamped => {
+                Err(_would_block) if closed && self.sends_stamped => {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Err(_would_block) => continue,
             }
         }
+    }
+}
+
+impl AsyncWrite for StampedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_write_with(cx, |mut tcp| tcp.write(buf))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -337,24 +347,8 @@ impl AsyncWrite for StampedTcp {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        loop {
-            let mut guard = ready!(this.fd.poll_write_ready(cx))?;
-            let closed = guard.ready().is_write_closed();
-            match guard.try_io(|inner| inner.get_ref().write_vectored(bufs)) {
-                Ok(r) => {
-                    if let Ok(n) = r {
-                        this.wrote(n);
-                    }
-                    return Poll::Ready(r);
-                }
-                Err(_would_block) if closed && this.sends_stamped => {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                Err(_would_block) => continue,
-            }
-        }
+        self.get_mut()
+            .poll_write_with(cx, |mut tcp| tcp.write_vectored(bufs))
     }
     fn is_write_vectored(&self) -> bool {
         true

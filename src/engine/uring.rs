@@ -89,16 +89,6 @@ impl AsRawFd for RingFd {
     }
 }
 
-fn monotonic_ns() -> u128 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
-}
-
 /// Whether this process may use io_uring linked timeouts: None if so, else why not (a
 /// kernel without io_uring or without `ETIME_SUCCESS`, `kernel.io_uring_disabled`, a
 /// seccomp profile that refuses `io_uring_setup` — Docker's default does).
@@ -182,7 +172,7 @@ impl Ring {
             ring: RefCell::new(ring),
             ops: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
-            base: (Instant::now(), monotonic_ns()),
+            base: crate::clock::instant_and_ns(),
             counts: Cell::new((0, 0)),
         })
     }
@@ -307,42 +297,38 @@ impl Ring {
         }
     }
 
-    /// Takes every completion there is and wakes the sends they finish.
+    /// Takes every completion there is and wakes the sends they finish. (Waking only
+    /// schedules a task: nothing re-enters the ring from here.)
     pub(super) fn reap(&self) {
-        let mut finished = Vec::new();
-        {
-            let mut ring = self.ring.borrow_mut();
-            let ops = self.ops.borrow();
-            for cqe in ring.completion() {
-                let ud = cqe.user_data();
-                if ud == CANCEL {
-                    continue;
-                }
-                let index = (ud >> 2) as usize;
-                let Some(op) = ops.get(index).and_then(Option::as_ref) else {
-                    continue;
-                };
-                match ud & 3 {
-                    PART_SEND => op.sent.set(Some(cqe.result())),
-                    PART_STAMP if cqe.result() >= 0 => {
-                        // SAFETY: the kernel filled the message header and control buffer,
-                        // and its completion is here: nothing else writes them now.
-                        op.stamp
-                            .set(unsafe { super::stamp::tx_stamp(&*op.msg.get()) });
-                    }
-                    _ => {}
-                }
-                op.pending.set(op.pending.get() - 1);
-                if op.pending.get() == 0 {
-                    finished.push(index);
-                }
+        let mut ring = self.ring.borrow_mut();
+        let mut ops = self.ops.borrow_mut();
+        for cqe in ring.completion() {
+            let ud = cqe.user_data();
+            if ud == CANCEL {
+                continue;
             }
-        }
-        for index in finished {
-            let op = self.ops.borrow_mut()[index].take();
-            self.free.borrow_mut().push(index);
-            if let Some(w) = op.and_then(|op| op.waker.take()) {
-                w.wake();
+            let index = (ud >> 2) as usize;
+            let Some(op) = ops.get(index).and_then(Option::as_ref) else {
+                continue;
+            };
+            match ud & 3 {
+                PART_SEND => op.sent.set(Some(cqe.result())),
+                PART_STAMP if cqe.result() >= 0 => {
+                    // SAFETY: the kernel filled the message header and control buffer, and
+                    // its completion is here: nothing else writes them now.
+                    op.stamp
+                        .set(unsafe { super::stamp::tx_stamp(&*op.msg.get()) });
+                }
+                _ => {}
+            }
+            op.pending.set(op.pending.get() - 1);
+            if op.pending.get() == 0 {
+                let waker = op.waker.take();
+                ops[index] = None;
+                self.free.borrow_mut().push(index);
+                if let Some(w) = waker {
+                    w.wake();
+                }
             }
         }
     }
