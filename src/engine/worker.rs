@@ -543,10 +543,7 @@ async fn pace_ahead(
             shared.dispatch(due, now, &cursor);
             next = cursor.next_due();
         }
-        if shared.script.as_ref().is_some_and(|s| s.stopped()) {
-            stopped = Stop::Soft;
-            break;
-        }
+        // (No script runs on this path: `Plan::io_uring_blocked`, so no wrk.thread:stop().)
         // Let the slots just given a request queue it before the pacer waits again.
         clock::yield_local().await;
     }
